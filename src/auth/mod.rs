@@ -1,0 +1,148 @@
+//! Authentication and authorisation of everyone who enters.
+//!
+//! Guarantees, fail-closed: a request without a valid, unrevoked token (or a console's
+//! explicit yes) is unauthorised; a valid one is checked against its role and container
+//! patterns before any exec exists; auditors never enter; Entry never enters its own
+//! container. Tokens are compared only through their argon2id hashes.
+
+mod policy;
+mod token;
+mod webhook;
+
+pub use policy::{PatternError, Patterns, Role};
+pub use token::Token;
+pub use webhook::{Webhook, WebhookDenial};
+
+use crate::runtime::ContainerInfo;
+use crate::store::{NewToken, Store, StoreError};
+
+/// Who is asking, once authenticated.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user: String,
+    pub role: Role,
+    /// The store token's id; `None` for a console-vouched user.
+    pub token_id: Option<String>,
+    patterns: Access,
+}
+
+#[derive(Debug, Clone)]
+enum Access {
+    Patterns(Patterns),
+    /// The console allowed exactly the address it was asked about.
+    ConsoleVouched,
+}
+
+/// Why a request was not let in. The `Display` text goes to the client, so it never
+/// says more than the client may know.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("unauthorised: no access token")]
+    MissingToken,
+    #[error("unauthorised: invalid or revoked token")]
+    InvalidToken,
+    #[error("unauthorised: {0}")]
+    Console(#[from] WebhookDenial),
+    #[error("forbidden: role {0} may not enter containers")]
+    RoleMayNotEnter(&'static str),
+    #[error("forbidden: {user} may not enter {container}")]
+    NotAllowed { user: String, container: String },
+    #[error("forbidden: Entry does not enter its own container")]
+    OwnContainer,
+    #[error("authorisation unavailable: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// Checks tokens against the store, then, for tokens the store does not know, the console.
+#[derive(Clone)]
+pub struct Authenticator {
+    store: Store,
+    webhook: Option<Webhook>,
+}
+
+impl Authenticator {
+    pub fn new(store: Store, webhook: Option<Webhook>) -> Self {
+        Self { store, webhook }
+    }
+
+    /// Authenticates a presented token for a request to enter `address`.
+    pub async fn authenticate(&self, presented: Option<&str>, address: &str) -> Result<Principal, AuthError> {
+        let presented = presented.map(str::trim).filter(|t| !t.is_empty()).ok_or(AuthError::MissingToken)?;
+        if let Some(token) = Token::parse(presented) {
+            if let Some(row) = self.store.token(token.id()).await? {
+                let hash = row.secret_hash.clone();
+                let matches = tokio::task::spawn_blocking(move || token.verify(&hash)).await.unwrap_or(false);
+                if !matches || row.revoked_at.is_some() {
+                    return Err(AuthError::InvalidToken);
+                }
+                let role = Role::parse(&row.role).ok_or(AuthError::InvalidToken)?;
+                if let Err(error) = self.store.touch_token(&row.id).await {
+                    tracing::warn!(token.id = %row.id, %error, "could not record token use");
+                }
+                return Ok(Principal {
+                    user: row.user,
+                    role,
+                    token_id: Some(row.id),
+                    patterns: Access::Patterns(Patterns::lenient(&row.allow)),
+                });
+            }
+        }
+        let Some(webhook) = &self.webhook else { return Err(AuthError::InvalidToken) };
+        let user = webhook.ask(presented, address).await?;
+        Ok(Principal { user, role: Role::Developer, token_id: None, patterns: Access::ConsoleVouched })
+    }
+
+    /// Creates a token and returns it (the only time its secret exists outside the client).
+    pub async fn create_token(
+        &self,
+        user: &str,
+        role: Role,
+        allow: &[String],
+        created_by: Option<&str>,
+    ) -> Result<Token, CreateTokenError> {
+        Patterns::new(allow)?;
+        if user.trim().is_empty() || user.chars().any(char::is_control) {
+            return Err(CreateTokenError::BadUser);
+        }
+        let token = Token::generate();
+        let secret_hash = token.hash().map_err(|e| CreateTokenError::Hash(e.to_string()))?;
+        let new = NewToken { id: token.id(), user, role: role.as_str(), allow, secret_hash: &secret_hash, created_by };
+        self.store.insert_token(new).await?;
+        Ok(token)
+    }
+}
+
+/// Why a token could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateTokenError {
+    #[error(transparent)]
+    Pattern(#[from] PatternError),
+    #[error("user name must be non-empty printable text")]
+    BadUser,
+    #[error("hashing the token failed: {0}")]
+    Hash(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Principal {
+    /// Whether this principal may enter `container`. `own_id` is the container Entry runs in.
+    pub fn may_enter(&self, container: &ContainerInfo, own_id: Option<&str>) -> Result<(), AuthError> {
+        if own_id.is_some_and(|own| !own.is_empty() && container.id.starts_with(own)) {
+            return Err(AuthError::OwnContainer);
+        }
+        match self.role {
+            Role::Auditor => return Err(AuthError::RoleMayNotEnter("auditor")),
+            Role::Developer | Role::Admin => {}
+        }
+        let allowed = match &self.patterns {
+            Access::Patterns(patterns) => patterns.allows(container),
+            Access::ConsoleVouched => true,
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(AuthError::NotAllowed { user: self.user.clone(), container: container.name.clone() })
+        }
+    }
+}

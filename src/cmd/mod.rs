@@ -1,0 +1,74 @@
+//! The subcommands of `entry`, one module each with a `run()`.
+
+mod enter;
+mod migrate;
+mod serve;
+mod tokens;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+
+/// Entry: enter Docker containers through an audited gateway.
+#[derive(Debug, Parser)]
+#[command(name = "entry", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve(serve::Args),
+    /// Open a shell (or run a command) in a container through a gateway.
+    Enter(enter::Args),
+    /// Create, list and revoke access tokens (works while the gateway runs).
+    Tokens(tokens::Args),
+    /// Apply the store's migrations.
+    Migrate(ConfigArgs),
+}
+
+/// Flags every command that reads the configuration shares.
+#[derive(Debug, Clone, clap::Args, Serialize)]
+pub struct ConfigArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "ENTRY_CONFIG", global = true)]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+    /// Data directory (embedded store and local files).
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_dir: Option<PathBuf>,
+}
+
+impl ConfigArgs {
+    fn load(&self, flags: impl Serialize) -> Result<crate::config::Config, crate::config::ConfigError> {
+        #[derive(Serialize)]
+        struct Merged<'a, F: Serialize> {
+            #[serde(flatten)]
+            common: &'a ConfigArgs,
+            #[serde(flatten)]
+            flags: F,
+        }
+        crate::config::Config::load(self.config.as_deref(), Merged { common: self, flags })
+    }
+}
+
+/// Runs the parsed command line; returns the process exit code.
+pub async fn run(cli: Cli) -> u8 {
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Enter(args) => return enter::run(args).await,
+        Command::Tokens(args) => tokens::run(args).await,
+        Command::Migrate(args) => migrate::run(args).await,
+    };
+    match result {
+        Ok(()) => 0,
+        Err(error) => {
+            eprintln!("entry: {error:#}");
+            1
+        }
+    }
+}

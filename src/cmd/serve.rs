@@ -1,0 +1,94 @@
+//! `entry serve`: runs the gateway until SIGTERM or SIGINT.
+//!
+//! On the first start with an empty store it creates an admin token and prints it once on
+//! stdout, so a new user needs no second step.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use super::ConfigArgs;
+use crate::auth::{Authenticator, Role, Webhook};
+use crate::config::Config;
+use crate::gateway::Gateway;
+use crate::runtime::DockerRuntime;
+use crate::store::Store;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Address to listen on (default 127.0.0.1:8080).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Log JSON lines instead of text.
+    #[arg(long, env = "ENTRY_LOG_JSON")]
+    log_json: bool,
+}
+
+#[derive(Serialize)]
+struct Flags {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    listen: Option<SocketAddr>,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    crate::telemetry::init(args.log_json);
+    let config = Arc::new(args.config.load(Flags { listen: args.listen })?);
+    tracing::info!(?config, "starting");
+    let store = Store::open(&config.store_url()).await.context("opening the store")?;
+    let auth = Authenticator::new(store.clone(), webhook(&config)?);
+    first_admin_token(&store, &auth).await?;
+    let runtime = DockerRuntime::connect(config.docker.host.as_deref(), config.docker.request_timeout.as_secs())
+        .await
+        .context("configuring the Docker client")?;
+    let gateway = Arc::new(Gateway::new(Arc::clone(&config), Arc::new(runtime), auth));
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    tracing::info!(listen = %listener.local_addr()?, "gateway ready");
+
+    let stop = gateway.shutdown_token();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        stop.cancel();
+    });
+    gateway.serve(listener).await?;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn webhook(config: &Config) -> anyhow::Result<Option<Webhook>> {
+    config.auth.webhook.as_ref().map(Webhook::new).transpose().context("configuring the console webhook")
+}
+
+async fn first_admin_token(store: &Store, auth: &Authenticator) -> anyhow::Result<()> {
+    if store.token_count().await? > 0 {
+        return Ok(());
+    }
+    let token = auth.create_token("admin", Role::Admin, &["*".to_owned()], Some("first start")).await?;
+    tracing::info!(token.id = token.id(), "created the first admin token; it is printed once on stdout");
+    println!("Entry created the first admin token. It is shown only this once:");
+    println!("{}", token.reveal());
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            tracing::warn!("cannot listen for signals; stop with Ctrl-C");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! `entry tokens create|list|revoke`: manages access tokens directly in the configured store,
+//! so it works with or without a running gateway.
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+
+use super::ConfigArgs;
+use crate::auth::{Authenticator, Role};
+use crate::store::Store;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    config: ConfigArgs,
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Action {
+    /// Create a token; the token is printed once, on the last line of stdout.
+    Create {
+        /// Whose token it is.
+        #[arg(long)]
+        user: String,
+        #[arg(long, value_enum, default_value = "developer")]
+        role: Role,
+        /// Container pattern it may enter (name or Compose address glob); repeatable.
+        /// Admins default to `*`.
+        #[arg(long = "allow")]
+        allow: Vec<String>,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token by id.
+    Revoke { id: String },
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let config = args.config.load(())?;
+    let store = Store::open(&config.store_url()).await.context("opening the store")?;
+    let result = act(&store, args.action).await;
+    store.close().await;
+    result
+}
+
+async fn act(store: &Store, action: Action) -> anyhow::Result<()> {
+    match action {
+        Action::Create { user, role, mut allow } => {
+            if allow.is_empty() {
+                match role {
+                    Role::Admin => allow.push("*".into()),
+                    Role::Developer => bail!("a developer token needs at least one --allow pattern"),
+                    Role::Auditor => {}
+                }
+            }
+            let auth = Authenticator::new(store.clone(), None);
+            let token = auth.create_token(&user, role, &allow, Some("cli")).await?;
+            println!("id: {}", token.id());
+            println!("user: {user}");
+            println!("role: {}", role.as_str());
+            println!("allow: {}", allow.join(" "));
+            println!("{}", token.reveal());
+        }
+        Action::List => {
+            println!("{:<14} {:<16} {:<10} {:<22} {:<8} ALLOW", "ID", "USER", "ROLE", "CREATED", "STATE");
+            for token in store.tokens().await? {
+                let state = if token.revoked_at.is_some() { "revoked" } else { "active" };
+                println!(
+                    "{:<14} {:<16} {:<10} {:<22} {:<8} {}",
+                    token.id,
+                    token.user,
+                    token.role,
+                    format_time(token.created_at),
+                    state,
+                    token.allow.join(" ")
+                );
+            }
+        }
+        Action::Revoke { id } => {
+            if !store.revoke_token(&id).await? {
+                bail!("no active token with id {id}");
+            }
+            println!("revoked {id}");
+        }
+    }
+    Ok(())
+}
+
+fn format_time(millis: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(millis)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string())
+        .unwrap_or_else(|| millis.to_string())
+}

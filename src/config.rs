@@ -1,0 +1,285 @@
+//! The one typed configuration tree of the gateway and the admin commands.
+//!
+//! Layers, later ones winning: built-in defaults, a TOML file (`--config`), `ENTRY_*`
+//! environment variables (`ENTRY_LISTEN`, `ENTRY_DATA_DIR`, nested keys with `__`, e.g.
+//! `ENTRY_GATEWAY__PING_INTERVAL=5s`), then command-line flags. Defaults work on a fresh
+//! machine: local Docker socket, data in `./entry-data`, listening on 127.0.0.1:8080.
+//! Secrets (the store URL may hold a password) are redacted from `Debug`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("invalid configuration: {0}")]
+    Invalid(#[from] Box<figment::Error>),
+}
+
+/// The whole configuration.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the gateway listens on.
+    pub listen: SocketAddr,
+    /// Directory for the embedded store and local data.
+    pub data_dir: PathBuf,
+    /// This gateway's name in session rows; defaults to the host name.
+    pub node_id: Option<String>,
+    pub gateway: GatewayConfig,
+    pub docker: DockerConfig,
+    pub store: StoreConfig,
+    pub auth: AuthConfig,
+    pub shell: ShellConfig,
+}
+
+/// The WebSocket side.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// How often a PING message (and a WebSocket ping) is sent.
+    #[serde(with = "humantime_serde")]
+    pub ping_interval: Duration,
+    /// A client silent for this long (no message, no pong) is treated as gone.
+    #[serde(with = "humantime_serde")]
+    pub client_timeout: Duration,
+    /// Largest WebSocket message accepted from a client.
+    pub max_message_bytes: usize,
+    /// Id of the container Entry itself runs in, if not detected; Entry never enters it.
+    pub self_container_id: Option<String>,
+}
+
+/// How to reach the Docker Engine.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DockerConfig {
+    /// `unix:///path` or `tcp://host:port`; unset means `DOCKER_HOST` or the local socket.
+    pub host: Option<String>,
+    /// Timeout of one Engine API request (not of a session).
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+}
+
+/// Where session metadata and tokens live.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://…` or `postgres://…`; unset means `<data_dir>/entry.db`.
+    pub url: Option<String>,
+}
+
+/// Who may enter.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// A console asked whether a token unknown to the store may enter a container.
+    pub webhook: Option<WebhookConfig>,
+}
+
+/// LAIN-style console authorisation.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub url: String,
+    #[serde(with = "humantime_serde", default = "default_webhook_timeout")]
+    pub timeout: Duration,
+}
+
+/// What runs in the container.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShellConfig {
+    /// Command when the client names none.
+    pub command: Vec<String>,
+    /// Tried when the image lacks `command`'s program.
+    pub fallback: Vec<String>,
+    /// `TERM` when the client sends no `term-type`.
+    pub term: String,
+}
+
+fn default_webhook_timeout() -> Duration {
+    Duration::from_secs(3)
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("entry-data"),
+            node_id: None,
+            gateway: GatewayConfig::default(),
+            docker: DockerConfig::default(),
+            store: StoreConfig::default(),
+            auth: AuthConfig::default(),
+            shell: ShellConfig::default(),
+        }
+    }
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            ping_interval: Duration::from_secs(10),
+            client_timeout: Duration::from_secs(30),
+            max_message_bytes: 1 << 20,
+            self_container_id: None,
+        }
+    }
+}
+
+impl Default for DockerConfig {
+    fn default() -> Self {
+        Self { host: None, request_timeout: Duration::from_secs(30) }
+    }
+}
+
+impl Default for ShellConfig {
+    fn default() -> Self {
+        Self { command: vec!["bash".into()], fallback: vec!["sh".into()], term: "xterm-256color".into() }
+    }
+}
+
+/// Top-level keys read from `ENTRY_*`; other `ENTRY_*` variables (the client's
+/// `ENTRY_SERVER`, `ENTRY_TOKEN`, the `ENTRY_SESSION` marker) are not configuration.
+const ENV_KEYS: &[&str] = &["listen", "data_dir", "node_id", "gateway", "docker", "store", "auth", "shell"];
+
+impl Config {
+    /// Loads defaults, then `file`, then the environment, then `overrides` (flags, as a
+    /// serializable partial tree whose `None` fields are skipped).
+    pub fn load(file: Option<&Path>, overrides: impl Serialize) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::MissingFile(path.to_owned()));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        let env = Env::prefixed("ENTRY_")
+            .filter(|key| {
+                let top = key.as_str().split("__").next().unwrap_or_default();
+                ENV_KEYS.iter().any(|known| top.eq_ignore_ascii_case(known))
+            })
+            .split("__");
+        figment
+            .merge(env)
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .map_err(|e| ConfigError::Invalid(Box::new(e)))
+    }
+
+    /// The store URL, defaulting to a SQLite file in the data directory.
+    pub fn store_url(&self) -> String {
+        match &self.store.url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("entry.db").display()),
+        }
+    }
+
+    /// This node's id: configured, else the host name, else "entry".
+    pub fn node_id(&self) -> String {
+        self.node_id
+            .clone()
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_owned()))
+            .filter(|id| !id.is_empty())
+            .unwrap_or_else(|| "entry".into())
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("node_id", &self.node_id)
+            .field("gateway", &self.gateway)
+            .field("docker", &self.docker)
+            .field("store", &self.store)
+            .field("auth", &self.auth)
+            .field("shell", &self.shell)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = self.url.as_deref().map(redact_url);
+        f.debug_struct("StoreConfig").field("url", &url).finish()
+    }
+}
+
+/// Replaces the password of a URL with `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let Some((userinfo, host)) = rest.split_once('@') else { return url.to_owned() };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error.
+mod tests {
+    use super::*;
+
+    #[derive(Serialize, Default)]
+    struct NoFlags {}
+
+    #[test]
+    fn defaults_work_without_a_file() {
+        figment::Jail::expect_with(|_| {
+            let config = Config::load(None, NoFlags {}).unwrap();
+            assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+            assert!(config.store_url().starts_with("sqlite://entry-data/entry.db"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn file_then_env_then_flags() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "entry.toml",
+                "listen = \"127.0.0.1:1\"\ndata_dir = \"/file\"\n[gateway]\nping_interval = \"3s\"\n",
+            )?;
+            jail.set_env("ENTRY_LISTEN", "127.0.0.1:2");
+            jail.set_env("ENTRY_GATEWAY__CLIENT_TIMEOUT", "7s");
+            jail.set_env("ENTRY_TOKEN", "not-config");
+            jail.set_env("ENTRY_SESSION", "also-not-config");
+            #[derive(Serialize)]
+            struct Flags {
+                data_dir: &'static str,
+            }
+            let config = Config::load(Some(Path::new("entry.toml")), Flags { data_dir: "/flag" }).unwrap();
+            assert_eq!(config.listen.to_string(), "127.0.0.1:2");
+            assert_eq!(config.data_dir, PathBuf::from("/flag"));
+            assert_eq!(config.gateway.ping_interval, Duration::from_secs(3));
+            assert_eq!(config.gateway.client_timeout, Duration::from_secs(7));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn typos_and_missing_files_are_errors() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("bad.toml", "[gateway]\nping_intervall = \"3s\"\n")?;
+            assert!(matches!(Config::load(Some(Path::new("bad.toml")), NoFlags {}), Err(ConfigError::Invalid(_))));
+            assert!(matches!(Config::load(Some(Path::new("nope.toml")), NoFlags {}), Err(ConfigError::MissingFile(_))));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact_url("postgres://u:secret@db/entry"), "postgres://u:***@db/entry");
+        let store = StoreConfig { url: Some("postgres://u:secret@db/entry".into()) };
+        assert!(!format!("{store:?}").contains("secret"));
+    }
+}

@@ -1,0 +1,130 @@
+//! Admission of one `/enter` request: authenticate, resolve the container, authorise, then
+//! create and start the exec (falling back from `bash` to `sh` when the image has no bash).
+//!
+//! Guarantees: no exec is created before the principal is authorised for the resolved
+//! container; every refusal carries a [`CloseReason`] and a line the client may read.
+
+use std::time::Duration;
+
+use crate::auth::{AuthError, Principal};
+use crate::protocol::CloseReason;
+use crate::runtime::{ContainerInfo, ExecIo, ExecSpec, RuntimeError};
+
+use super::request::EnterRequest;
+use super::{Gateway, SESSION_MARKER};
+
+/// A session that may start: its exec is running and attached.
+pub struct Admitted {
+    pub principal: Principal,
+    pub container: ContainerInfo,
+    pub exec_id: String,
+    pub command: Vec<String>,
+    pub io: ExecIo,
+}
+
+/// Why a session was refused; sent as the CLOSE message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub reason: CloseReason,
+    pub line: String,
+}
+
+impl Refusal {
+    pub fn new(reason: CloseReason, line: impl Into<String>) -> Self {
+        Self { reason, line: line.into() }
+    }
+}
+
+impl From<AuthError> for Refusal {
+    fn from(error: AuthError) -> Self {
+        let reason = match &error {
+            AuthError::MissingToken | AuthError::InvalidToken | AuthError::Console(_) => CloseReason::Unauthorised,
+            AuthError::RoleMayNotEnter(_) | AuthError::NotAllowed { .. } | AuthError::OwnContainer => {
+                CloseReason::Forbidden
+            }
+            AuthError::Store(_) => CloseReason::Internal,
+        };
+        Self::new(reason, error.to_string())
+    }
+}
+
+impl From<RuntimeError> for Refusal {
+    fn from(error: RuntimeError) -> Self {
+        let reason = match &error {
+            RuntimeError::ContainerNotFound(_) => CloseReason::ContainerNotFound,
+            RuntimeError::ContainerNotRunning(_) => CloseReason::ContainerNotRunning,
+            RuntimeError::Unavailable(_) => CloseReason::RuntimeUnavailable,
+            RuntimeError::ExecNotFound(_) | RuntimeError::Api(_) => CloseReason::Internal,
+        };
+        Self::new(reason, error.to_string())
+    }
+}
+
+/// How long to wait for a started exec's process to appear before assuming it runs.
+const START_PROBE: Duration = Duration::from_secs(2);
+
+impl Gateway {
+    /// Admits a request or says why not.
+    pub(super) async fn admit(&self, request: &EnterRequest, session_id: &str) -> Result<Admitted, Refusal> {
+        let address = request.address.to_string();
+        let principal = self.auth.authenticate(request.token.as_deref(), &address).await?;
+        let container = self.runtime.resolve(&request.address).await?;
+        principal.may_enter(&container, self.own_container.as_deref())?;
+        if !container.running {
+            return Err(RuntimeError::ContainerNotRunning(container.name.clone()).into());
+        }
+        let term = request.term.clone().unwrap_or_else(|| self.config.shell.term.clone());
+        let mut env = vec![format!("TERM={term}"), format!("{SESSION_MARKER}={session_id}")];
+        env.extend(request.env.iter().cloned());
+        let base = ExecSpec {
+            cmd: Vec::new(),
+            env,
+            user: request.user.clone(),
+            workdir: request.workdir.clone(),
+            tty: request.tty,
+        };
+        // A command the client named runs as named: if it is missing, the client sees Docker's
+        // message and exit code 126/127, as with `docker exec`. The default shell falls back.
+        let candidates = match &request.command {
+            Some(command) => vec![command.clone()],
+            None => vec![self.config.shell.command.clone(), self.config.shell.fallback.clone()],
+        };
+        let probe = request.command.is_none();
+        for command in candidates.into_iter().filter(|c| !c.is_empty()) {
+            let spec = ExecSpec { cmd: command.clone(), ..base.clone() };
+            let exec_id = self.runtime.create_exec(&container.id, &spec).await?;
+            let io = self.runtime.start_exec(&exec_id, spec.tty).await?;
+            if probe && !self.started(&exec_id).await {
+                tracing::info!(exec.id = %exec_id, command = ?command, "shell not in image, trying the next");
+                continue;
+            }
+            return Ok(Admitted { principal, container, exec_id, command, io });
+        }
+        let tried = [&self.config.shell.command, &self.config.shell.fallback]
+            .iter()
+            .map(|c| c.join(" "))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Err(Refusal::new(CloseReason::NoShell, format!("no shell in the image of {}: tried {tried}", container.name)))
+    }
+
+    /// Whether a just-started exec's process came up (false only when it never started).
+    async fn started(&self, exec_id: &str) -> bool {
+        let deadline = tokio::time::Instant::now() + START_PROBE;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            match self.runtime.inspect_exec(exec_id).await {
+                Ok(status) if status.never_started() => return false,
+                Ok(status) if status.pid != 0 || !status.running && status.exit_code.is_some() => return true,
+                Ok(_) => {}
+                // Let the relay find out what is wrong.
+                Err(_) => return true,
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return true;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! The session loop: relays the exec's output to the client and the client's input to the
+//! exec, keeps the client alive with PINGs, and ends with exactly one CLOSE.
+//!
+//! Guarantees: output and input flow independently (a shell that does not read its stdin
+//! never stops its output); every output message ends on a UTF-8 character boundary; a
+//! client silent for `client_timeout` is treated as gone; a malformed client message ends the
+//! session with CLOSE `bad_request`; shutdown ends it with CLOSE `shutdown`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket};
+use bytes::Bytes;
+use futures::stream::{SplitSink, SplitStream};
+use futures::{SinkExt, StreamExt};
+use prost::Message as _;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::protocol::{CloseReason, RequestMessage, RequestType, ResponseMessage, Utf8Carry, WindowSize, encode};
+use crate::runtime::{ContainerRuntime, InputSink, Output, OutputStream};
+
+use super::Gateway;
+
+/// How a session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ending {
+    pub reason: CloseReason,
+    pub line: String,
+    pub exit_code: Option<i32>,
+}
+
+impl Ending {
+    fn new(reason: CloseReason, line: impl Into<String>) -> Self {
+        Self { reason, line: line.into(), exit_code: None }
+    }
+
+    fn exited(code: i32) -> Self {
+        let line = if code == 0 {
+            ">>> You quit the container safely.".to_owned()
+        } else {
+            format!(">>> The shell exited with code {code}.")
+        };
+        Self { reason: CloseReason::Exited, line, exit_code: Some(code) }
+    }
+
+    /// The CLOSE message for this ending.
+    pub fn message(&self) -> ResponseMessage {
+        ResponseMessage::close(self.reason, self.line.clone(), self.exit_code)
+    }
+}
+
+/// What the input side tells the output side.
+enum InputEvent {
+    ClientGone(String),
+    BadMessage(String),
+}
+
+/// Milliseconds since the session started at which the client was last heard.
+struct LastSeen {
+    start: Instant,
+    millis: AtomicU64,
+}
+
+impl LastSeen {
+    fn touch(&self) {
+        self.millis.store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn silent_for(&self) -> Duration {
+        let seen = Duration::from_millis(self.millis.load(Ordering::Relaxed));
+        self.start.elapsed().saturating_sub(seen)
+    }
+}
+
+type Sink = SplitSink<WebSocket, Message>;
+
+impl Gateway {
+    /// Runs the relay until the session ends; the CLOSE is sent by the caller.
+    pub(super) async fn relay(
+        &self,
+        sink: &mut Sink,
+        stream: SplitStream<WebSocket>,
+        mut output: OutputStream,
+        input: InputSink,
+        exec_id: &str,
+    ) -> Ending {
+        let last_seen = Arc::new(LastSeen { start: Instant::now(), millis: AtomicU64::new(0) });
+        let (events_tx, mut events) = mpsc::channel(2);
+        let stop_input = self.shutdown.child_token();
+        let pump = InputPump {
+            runtime: Arc::clone(&self.runtime),
+            exec_id: exec_id.to_owned(),
+            events: events_tx,
+            last_seen: Arc::clone(&last_seen),
+            cancel: stop_input.clone(),
+        };
+        let input_task = self.tracker.spawn(pump.run(stream, input));
+
+        let timeout = self.config.gateway.client_timeout;
+        let mut ping = tokio::time::interval_at(
+            Instant::now() + self.config.gateway.ping_interval,
+            self.config.gateway.ping_interval,
+        );
+        let mut carries = [Utf8Carry::new(), Utf8Carry::new()];
+        let ending = loop {
+            tokio::select! {
+                biased;
+                _ = self.shutdown.cancelled() => break Ending::new(CloseReason::Shutdown, "gateway shutting down"),
+                event = events.recv() => match event {
+                    Some(InputEvent::BadMessage(why)) => break Ending::new(CloseReason::BadRequest, why),
+                    Some(InputEvent::ClientGone(why)) => break Ending::new(CloseReason::ClientGone, why),
+                    None => break Ending::new(CloseReason::ClientGone, "client input ended"),
+                },
+                item = output.next() => match item {
+                    Some(Ok(chunk)) => {
+                        let (index, data) = match chunk {
+                            Output::Stdout(data) => (0, data),
+                            Output::Stderr(data) => (1, data),
+                        };
+                        let data = carries[index].push(data);
+                        if !data.is_empty() && !send(sink, &output_message(index, data), timeout).await {
+                            break Ending::new(CloseReason::ClientGone, "client stopped reading");
+                        }
+                    }
+                    Some(Err(error)) => break Ending::new(CloseReason::RuntimeUnavailable, format!("lost the exec stream: {error}")),
+                    None => {
+                        let mut delivered = true;
+                        for (index, carry) in carries.iter_mut().enumerate() {
+                            let rest = carry.finish();
+                            if !rest.is_empty() {
+                                delivered &= send(sink, &output_message(index, rest), timeout).await;
+                            }
+                        }
+                        if !delivered {
+                            break Ending::new(CloseReason::ClientGone, "client stopped reading");
+                        }
+                        break self.exit_status(exec_id).await;
+                    }
+                },
+                _ = ping.tick() => {
+                    if last_seen.silent_for() > timeout {
+                        break Ending::new(CloseReason::ClientGone, format!("client silent for {}s", timeout.as_secs()));
+                    }
+                    let pinged = send(sink, &ResponseMessage::ping(), timeout).await
+                        && tokio::time::timeout(timeout, sink.send(Message::Ping(Bytes::from_static(b"entry")))).await.is_ok_and(|r| r.is_ok());
+                    if !pinged {
+                        break Ending::new(CloseReason::ClientGone, "client stopped reading");
+                    }
+                }
+            }
+        };
+        stop_input.cancel();
+        if let Err(error) = input_task.await {
+            tracing::warn!(%error, "input task failed");
+        }
+        ending
+    }
+
+    /// The exit code of an exec whose output ended.
+    async fn exit_status(&self, exec_id: &str) -> Ending {
+        // The stream can end a moment before the daemon records the exit.
+        for attempt in 0..40 {
+            match self.runtime.inspect_exec(exec_id).await {
+                Ok(status) if !status.running => {
+                    let code = status.exit_code.and_then(|c| i32::try_from(c).ok()).unwrap_or(-1);
+                    return Ending::exited(code);
+                }
+                Ok(_) => tokio::time::sleep(Duration::from_millis(5 * (attempt + 1).min(10))).await,
+                Err(error) => {
+                    return Ending::new(CloseReason::RuntimeUnavailable, format!("cannot read the exit code: {error}"));
+                }
+            }
+        }
+        Ending::new(CloseReason::Internal, "the exec's output ended but it still runs")
+    }
+}
+
+fn output_message(index: usize, data: Bytes) -> ResponseMessage {
+    if index == 0 { ResponseMessage::stdout(data) } else { ResponseMessage::stderr(data) }
+}
+
+/// Sends one protocol message; false when the client is gone or too slow.
+pub(super) async fn send(sink: &mut Sink, message: &ResponseMessage, timeout: Duration) -> bool {
+    let frame = Message::Binary(encode(message));
+    matches!(tokio::time::timeout(timeout, sink.send(frame)).await, Ok(Ok(())))
+}
+
+/// Reads the client's messages and applies them to the exec.
+struct InputPump {
+    runtime: Arc<dyn ContainerRuntime>,
+    exec_id: String,
+    events: mpsc::Sender<InputEvent>,
+    last_seen: Arc<LastSeen>,
+    cancel: CancellationToken,
+}
+
+impl InputPump {
+    async fn run(self, mut stream: SplitStream<WebSocket>, mut stdin: InputSink) {
+        let mut stdin_open = true;
+        loop {
+            let next = tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                next = stream.next() => next,
+            };
+            self.last_seen.touch();
+            let bytes = match next {
+                Some(Ok(Message::Binary(bytes))) => bytes,
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(Message::Text(_))) => {
+                    return self
+                        .tell(InputEvent::BadMessage("expected binary protobuf messages, got text".into()))
+                        .await;
+                }
+                Some(Ok(Message::Close(_))) | None => {
+                    return self.tell(InputEvent::ClientGone("client closed the connection".into())).await;
+                }
+                Some(Err(error)) => {
+                    return self.tell(InputEvent::ClientGone(format!("connection error: {error}"))).await;
+                }
+            };
+            let message = match RequestMessage::decode(bytes) {
+                Ok(message) => message,
+                Err(error) => return self.tell(InputEvent::BadMessage(format!("malformed message: {error}"))).await,
+            };
+            match message.kind() {
+                Some(RequestType::Plain) if stdin_open && !message.content.is_empty() => {
+                    let written = tokio::select! {
+                        _ = self.cancel.cancelled() => return,
+                        written = stdin.write_all(&message.content) => written,
+                    };
+                    if let Err(error) = written {
+                        // The shell is exiting; its output stream's end will say so.
+                        tracing::debug!(%error, "stdin closed by the exec");
+                        stdin_open = false;
+                    }
+                }
+                Some(RequestType::Plain) => {}
+                Some(RequestType::Winch) => match WindowSize::parse(&message.content) {
+                    Ok(size) => self.resize(size).await,
+                    Err(crate::protocol::WinchError::OutOfRange(cols, rows)) => {
+                        tracing::debug!(cols, rows, "ignoring an impossible window size");
+                    }
+                    Err(error) => return self.tell(InputEvent::BadMessage(format!("bad WINCH: {error}"))).await,
+                },
+                Some(RequestType::StdinEof) => {
+                    if stdin_open {
+                        stdin_open = false;
+                        if let Err(error) = stdin.shutdown().await {
+                            tracing::debug!(%error, "closing stdin failed");
+                        }
+                    }
+                }
+                // A newer client's message type: skip it, as protobuf skips unknown fields.
+                None => tracing::debug!(msg_type = message.msg_type, "ignoring an unknown message type"),
+            }
+        }
+    }
+
+    /// Resizes the TTY, retrying briefly while the process is still starting.
+    async fn resize(&self, size: WindowSize) {
+        for attempt in 0..20u64 {
+            match self.runtime.resize_exec(&self.exec_id, size).await {
+                Ok(()) => return,
+                Err(error) if attempt == 19 => tracing::debug!(%error, "resize failed"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(10 * (attempt + 1))).await,
+            }
+        }
+    }
+
+    async fn tell(&self, event: InputEvent) {
+        // The receiver is gone only when the session already ended.
+        let _ = self.events.send(event).await;
+    }
+}

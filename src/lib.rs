@@ -1,0 +1,15 @@
+//! Entry: a session-recording audit bastion for containers.
+//!
+//! `entry enter shop.web.1` opens a shell in a running Docker container through the Entry
+//! gateway, which authenticates the user, runs `docker exec` with a TTY and relays the
+//! terminal over a WebSocket in LAIN Entry's protobuf protocol.
+
+pub mod auth;
+pub mod client;
+pub mod cmd;
+pub mod config;
+pub mod gateway;
+pub mod protocol;
+pub mod runtime;
+pub mod store;
+pub mod telemetry;

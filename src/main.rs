@@ -1,0 +1,20 @@
+//! The `entry` binary: parses the command line and runs one subcommand.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = entry::cmd::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("entry: cannot start the async runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    let code = runtime.block_on(entry::cmd::run(cli));
+    // Do not wait for a blocking stdin read the terminal client may leave behind.
+    runtime.shutdown_background();
+    ExitCode::from(code)
+}

@@ -1,0 +1,109 @@
+//! The container runtime Entry execs into: the trait the gateway uses, its types and errors.
+//! Docker (through bollard) is the implementation; the trait keeps the session loop free of
+//! Engine API details.
+
+mod address;
+mod docker;
+mod self_id;
+
+pub use address::{AddressError, ComposeAddress, ContainerAddress};
+pub use docker::DockerRuntime;
+pub use self_id::own_container_id;
+
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::Stream;
+use tokio::io::AsyncWrite;
+
+use crate::protocol::WindowSize;
+
+/// A container the gateway resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerInfo {
+    pub id: String,
+    /// Name without Docker's leading `/`.
+    pub name: String,
+    pub image: String,
+    pub running: bool,
+    /// Set when the container carries Compose labels.
+    pub compose: Option<ComposeAddress>,
+}
+
+/// What to run in the container.
+#[derive(Debug, Clone, Default)]
+pub struct ExecSpec {
+    pub cmd: Vec<String>,
+    /// `KEY=VALUE` pairs.
+    pub env: Vec<String>,
+    pub user: Option<String>,
+    pub workdir: Option<String>,
+    pub tty: bool,
+}
+
+/// One read from the exec's output. With a TTY everything is `Stdout`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    Stdout(Bytes),
+    Stderr(Bytes),
+}
+
+/// Output stream of a started exec.
+pub type OutputStream = Pin<Box<dyn Stream<Item = Result<Output, RuntimeError>> + Send>>;
+/// Stdin of a started exec; shutting it down closes the process's stdin.
+pub type InputSink = Pin<Box<dyn AsyncWrite + Send>>;
+
+/// The attached streams of a started exec.
+pub struct ExecIo {
+    pub output: OutputStream,
+    pub input: InputSink,
+}
+
+/// What an exec inspect says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExecStatus {
+    pub running: bool,
+    pub exit_code: Option<i64>,
+    /// Host PID; 0 until the process started (and forever if it never did).
+    pub pid: i64,
+}
+
+impl ExecStatus {
+    /// The process could not be started at all (e.g. its program is not in the image).
+    pub fn never_started(&self) -> bool {
+        !self.running && self.pid == 0 && matches!(self.exit_code, Some(126 | 127))
+    }
+}
+
+/// Why a runtime call failed; callers decide the CLOSE reason from the kind.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("container {0} not found")]
+    ContainerNotFound(String),
+    #[error("container {0} is not running")]
+    ContainerNotRunning(String),
+    #[error("exec {0} not found")]
+    ExecNotFound(String),
+    #[error("container runtime unreachable: {0}")]
+    Unavailable(String),
+    #[error("container runtime refused: {0}")]
+    Api(String),
+}
+
+/// The operations the gateway needs from a container runtime.
+#[async_trait]
+pub trait ContainerRuntime: Send + Sync {
+    /// Finds the container an address names.
+    async fn resolve(&self, address: &ContainerAddress) -> Result<ContainerInfo, RuntimeError>;
+    /// Creates an exec; returns its id.
+    async fn create_exec(&self, container_id: &str, spec: &ExecSpec) -> Result<String, RuntimeError>;
+    /// Starts an exec attached.
+    async fn start_exec(&self, exec_id: &str, tty: bool) -> Result<ExecIo, RuntimeError>;
+    /// Resizes an exec's TTY.
+    async fn resize_exec(&self, exec_id: &str, size: WindowSize) -> Result<(), RuntimeError>;
+    /// Inspects an exec.
+    async fn inspect_exec(&self, exec_id: &str) -> Result<ExecStatus, RuntimeError>;
+    /// Checks the runtime answers.
+    async fn ping(&self) -> Result<(), RuntimeError>;
+}

@@ -1,0 +1,119 @@
+//! Entry's metadata store through sqlx: SQLite (the embedded default) or PostgreSQL, one
+//! portable schema in `migrations/`, applied on every start and by `entry migrate`.
+//!
+//! Guarantees: queries use only types both backends share (TEXT, BIGINT milliseconds, JSON
+//! as TEXT) and `$N` placeholders, so one code path serves both; SQLite runs in WAL mode with
+//! a busy timeout, so `entry tokens` works while the gateway runs.
+
+mod tokens;
+
+pub use tokens::{NewToken, TokenRow};
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Executor};
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store unreachable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("store query failed: {0}")]
+    Query(#[from] sqlx::Error),
+    #[error("migrating the store failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot create the data directory {0}: {1}")]
+    DataDir(String, #[source] std::io::Error),
+    #[error("stored value is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// The migrations, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// A pool on one store.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://path?mode=rwc` or `postgres://…`). For SQLite, creates the
+    /// parent directory first.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        install_default_drivers();
+        let sqlite = url.starts_with("sqlite:");
+        if sqlite {
+            if let Some(parent) = sqlite_path(url).and_then(|p| Path::new(p).parent().map(Path::to_owned)) {
+                if !parent.as_os_str().is_empty() {
+                    std::fs::create_dir_all(&parent)
+                        .map_err(|e| StoreError::DataDir(parent.display().to_string(), e))?;
+                }
+            }
+        }
+        let pool = AnyPoolOptions::new()
+            .max_connections(if sqlite { 4 } else { 16 })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await
+            .map_err(StoreError::Unavailable)?;
+        Ok(Self { pool })
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Connects and migrates.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let store = Self::connect(url).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Checks the store answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.pool.execute("SELECT 1").await.map(|_| ()).map_err(StoreError::Unavailable)
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next()?;
+    (!path.is_empty() && path != ":memory:").then_some(path)
+}
+
+/// Milliseconds since the unix epoch, the time format of every stored row.
+pub fn now_millis() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_paths() {
+        assert_eq!(sqlite_path("sqlite://entry-data/entry.db?mode=rwc"), Some("entry-data/entry.db"));
+        assert_eq!(sqlite_path("sqlite:///abs/e.db"), Some("/abs/e.db"));
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+    }
+}

@@ -1,0 +1,139 @@
+//! The `tokens` table: create, look up, list and revoke access tokens.
+//!
+//! Guarantees: only the hash of a token's secret is ever stored; a revoked token stays in the
+//! table (for the audit trail) with its revocation time.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Store, StoreError, now_millis};
+
+/// A token as stored (without its secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    pub id: String,
+    pub user: String,
+    pub role: String,
+    pub allow: Vec<String>,
+    pub secret_hash: String,
+    pub created_at: i64,
+    pub created_by: Option<String>,
+    pub revoked_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+}
+
+/// What `insert_token` needs.
+#[derive(Debug, Clone)]
+pub struct NewToken<'a> {
+    pub id: &'a str,
+    pub user: &'a str,
+    pub role: &'a str,
+    pub allow: &'a [String],
+    pub secret_hash: &'a str,
+    pub created_by: Option<&'a str>,
+}
+
+const COLUMNS: &str = "id, user_name, role, allow, secret_hash, created_at, created_by, revoked_at, last_used_at";
+
+impl Store {
+    /// Stores a new token.
+    pub async fn insert_token(&self, token: NewToken<'_>) -> Result<(), StoreError> {
+        let allow = serde_json::to_string(token.allow).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO tokens (id, user_name, role, allow, secret_hash, created_at, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(token.id)
+        .bind(token.user)
+        .bind(token.role)
+        .bind(allow)
+        .bind(token.secret_hash)
+        .bind(now_millis())
+        .bind(token.created_by)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// One token by id, revoked or not.
+    pub async fn token(&self, id: &str) -> Result<Option<TokenRow>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM tokens WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| token_from_row(&r)).transpose()
+    }
+
+    /// Every token, newest first.
+    pub async fn tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
+        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM tokens ORDER BY created_at DESC, id"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    /// How many tokens exist, revoked ones included.
+    pub async fn token_count(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM tokens").fetch_one(&self.pool).await?;
+        Ok(row.try_get::<i64, _>("n")?)
+    }
+
+    /// Revokes a token; returns false when no unrevoked token has that id.
+    pub async fn revoke_token(&self, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now_millis())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Notes that a token was just used.
+    pub async fn touch_token(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE tokens SET last_used_at = $1 WHERE id = $2")
+            .bind(now_millis())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+fn token_from_row(row: &AnyRow) -> Result<TokenRow, StoreError> {
+    let allow: String = row.try_get("allow")?;
+    Ok(TokenRow {
+        id: row.try_get("id")?,
+        user: row.try_get("user_name")?,
+        role: row.try_get("role")?,
+        allow: serde_json::from_str(&allow).map_err(|e| StoreError::Corrupt(format!("tokens.allow: {e}")))?,
+        secret_hash: row.try_get("secret_hash")?,
+        created_at: row.try_get("created_at")?,
+        created_by: row.try_get("created_by")?,
+        revoked_at: row.try_get("revoked_at")?,
+        last_used_at: row.try_get("last_used_at")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn create_list_revoke_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let store = Store::open(&url).await.unwrap();
+        assert_eq!(store.token_count().await.unwrap(), 0);
+        let allow = vec!["shop.*".to_owned()];
+        let new =
+            NewToken { id: "tk1", user: "alice", role: "developer", allow: &allow, secret_hash: "h", created_by: None };
+        store.insert_token(new).await.unwrap();
+        let row = store.token("tk1").await.unwrap().unwrap();
+        assert_eq!((row.user.as_str(), row.allow.clone(), row.revoked_at), ("alice", allow, None));
+        assert!(store.revoke_token("tk1").await.unwrap());
+        assert!(!store.revoke_token("tk1").await.unwrap());
+        assert!(store.token("tk1").await.unwrap().unwrap().revoked_at.is_some());
+        assert_eq!(store.tokens().await.unwrap().len(), 1);
+        assert!(store.token("nope").await.unwrap().is_none());
+    }
+}
