@@ -13,7 +13,7 @@ use super::ConfigArgs;
 use crate::auth::{Authenticator, Role, Webhook};
 use crate::config::Config;
 use crate::gateway::Gateway;
-use crate::runtime::DockerRuntime;
+use crate::runtime::{ContainerRuntime, DockerRuntime};
 use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
@@ -41,9 +41,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let store = Store::open(&config.store_url()).await.context("opening the store")?;
     let auth = Authenticator::new(store.clone(), webhook(&config)?);
     first_admin_token(&store, &auth).await?;
-    let runtime = DockerRuntime::connect(config.docker.host.as_deref(), config.docker.request_timeout.as_secs())
-        .await
-        .context("configuring the Docker client")?;
+    let runtime = DockerRuntime::new(config.docker.host.as_deref(), config.docker.request_timeout.as_secs());
+    if let Err(error) = runtime.ping().await {
+        tracing::warn!(%error, "Docker is not reachable yet; sessions will be refused until it is");
+    }
     let gateway = Arc::new(Gateway::new(Arc::clone(&config), Arc::new(runtime), auth));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

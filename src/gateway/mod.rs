@@ -22,6 +22,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
+use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -100,16 +101,11 @@ impl Gateway {
         let span = tracing::info_span!("session", session.id = %session_id, peer = %peer, node = %self.node_id);
         async move {
             let (mut sink, stream) = socket.split();
-            let ending = match request {
-                Err(error) => Ending::from(Refusal::new(CloseReason::BadRequest, format!("bad request: {error}"))),
-                Ok(_) if self.shutdown.is_cancelled() => {
-                    Ending::from(Refusal::new(CloseReason::Shutdown, "gateway shutting down"))
-                }
+            let refusal = match request {
+                Err(error) => Refusal::new(CloseReason::BadRequest, format!("bad request: {error}")),
+                Ok(_) if self.shutdown.is_cancelled() => Refusal::new(CloseReason::Shutdown, "gateway shutting down"),
                 Ok(request) => match self.admit(&request, &session_id).await {
-                    Err(refusal) => {
-                        tracing::info!(container = %request.address, reason = refusal.reason.code(), "refused: {}", refusal.line);
-                        Ending::from(refusal)
-                    }
+                    Err(refusal) => refusal,
                     Ok(admitted) => {
                         tracing::info!(
                             user = %admitted.principal.user,
@@ -121,12 +117,16 @@ impl Gateway {
                             "session started"
                         );
                         let io = admitted.io;
-                        self.relay(&mut sink, stream, io.output, io.input, &admitted.exec_id).await
+                        let (ending, stream) =
+                            self.relay(&mut sink, stream, io.output, io.input, &admitted.exec_id).await;
+                        tracing::info!(reason = ending.reason.code(), exit_code = ?ending.exit_code, "session ended: {}", ending.line);
+                        close(&mut sink, stream, &ending.message()).await;
+                        return;
                     }
                 },
             };
-            tracing::info!(reason = ending.reason.code(), exit_code = ?ending.exit_code, "session ended: {}", ending.line);
-            close(&mut sink, &ending.message()).await;
+            tracing::info!(reason = refusal.reason.code(), "refused: {}", refusal.line);
+            close(&mut sink, Some(stream), &Ending::from(refusal).message()).await;
         }
         .instrument(span)
         .await
@@ -139,10 +139,28 @@ impl From<Refusal> for Ending {
     }
 }
 
-/// Sends the CLOSE message and a WebSocket close frame.
-async fn close(sink: &mut futures::stream::SplitSink<WebSocket, Message>, message: &ResponseMessage) {
-    if relay::send(sink, message, CLOSE_TIMEOUT).await {
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(None))).await;
+/// Sends the CLOSE message and a WebSocket close frame, then waits (briefly) for the
+/// client's close frame, so the TCP connection is not reset under data it has yet to read.
+async fn close(
+    sink: &mut SplitSink<WebSocket, Message>,
+    stream: Option<SplitStream<WebSocket>>,
+    message: &ResponseMessage,
+) {
+    if !relay::send(sink, message, CLOSE_TIMEOUT).await {
+        return;
+    }
+    if !matches!(tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(None))).await, Ok(Ok(()))) {
+        return;
+    }
+    if let Some(mut stream) = stream {
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+            while let Some(Ok(frame)) = stream.next().await {
+                if matches!(frame, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
     }
 }
 

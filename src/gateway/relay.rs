@@ -79,7 +79,9 @@ impl LastSeen {
 type Sink = SplitSink<WebSocket, Message>;
 
 impl Gateway {
-    /// Runs the relay until the session ends; the CLOSE is sent by the caller.
+    /// Runs the relay until the session ends; the CLOSE is sent by the caller. Returns the
+    /// client's stream too while it is still open, so the caller can finish the closing
+    /// handshake.
     pub(super) async fn relay(
         &self,
         sink: &mut Sink,
@@ -87,7 +89,7 @@ impl Gateway {
         mut output: OutputStream,
         input: InputSink,
         exec_id: &str,
-    ) -> Ending {
+    ) -> (Ending, Option<SplitStream<WebSocket>>) {
         let last_seen = Arc::new(LastSeen { start: Instant::now(), millis: AtomicU64::new(0) });
         let (events_tx, mut events) = mpsc::channel(2);
         let stop_input = self.shutdown.child_token();
@@ -154,10 +156,11 @@ impl Gateway {
             }
         };
         stop_input.cancel();
-        if let Err(error) = input_task.await {
+        let stream = input_task.await.unwrap_or_else(|error| {
             tracing::warn!(%error, "input task failed");
-        }
-        ending
+            None
+        });
+        (ending, stream)
     }
 
     /// The exit code of an exec whose output ended.
@@ -199,11 +202,12 @@ struct InputPump {
 }
 
 impl InputPump {
-    async fn run(self, mut stream: SplitStream<WebSocket>, mut stdin: InputSink) {
+    /// Returns the stream when stopped while the client is still connected.
+    async fn run(self, mut stream: SplitStream<WebSocket>, mut stdin: InputSink) -> Option<SplitStream<WebSocket>> {
         let mut stdin_open = true;
         loop {
             let next = tokio::select! {
-                _ = self.cancel.cancelled() => return,
+                _ = self.cancel.cancelled() => return Some(stream),
                 next = stream.next() => next,
             };
             self.last_seen.touch();
@@ -211,25 +215,29 @@ impl InputPump {
                 Some(Ok(Message::Binary(bytes))) => bytes,
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                 Some(Ok(Message::Text(_))) => {
-                    return self
-                        .tell(InputEvent::BadMessage("expected binary protobuf messages, got text".into()))
-                        .await;
+                    self.tell(InputEvent::BadMessage("expected binary protobuf messages, got text".into())).await;
+                    return Some(stream);
                 }
                 Some(Ok(Message::Close(_))) | None => {
-                    return self.tell(InputEvent::ClientGone("client closed the connection".into())).await;
+                    self.tell(InputEvent::ClientGone("client closed the connection".into())).await;
+                    return None;
                 }
                 Some(Err(error)) => {
-                    return self.tell(InputEvent::ClientGone(format!("connection error: {error}"))).await;
+                    self.tell(InputEvent::ClientGone(format!("connection error: {error}"))).await;
+                    return None;
                 }
             };
             let message = match RequestMessage::decode(bytes) {
                 Ok(message) => message,
-                Err(error) => return self.tell(InputEvent::BadMessage(format!("malformed message: {error}"))).await,
+                Err(error) => {
+                    self.tell(InputEvent::BadMessage(format!("malformed message: {error}"))).await;
+                    return Some(stream);
+                }
             };
             match message.kind() {
                 Some(RequestType::Plain) if stdin_open && !message.content.is_empty() => {
                     let written = tokio::select! {
-                        _ = self.cancel.cancelled() => return,
+                        _ = self.cancel.cancelled() => return Some(stream),
                         written = stdin.write_all(&message.content) => written,
                     };
                     if let Err(error) = written {
@@ -244,7 +252,10 @@ impl InputPump {
                     Err(crate::protocol::WinchError::OutOfRange(cols, rows)) => {
                         tracing::debug!(cols, rows, "ignoring an impossible window size");
                     }
-                    Err(error) => return self.tell(InputEvent::BadMessage(format!("bad WINCH: {error}"))).await,
+                    Err(error) => {
+                        self.tell(InputEvent::BadMessage(format!("bad WINCH: {error}"))).await;
+                        return Some(stream);
+                    }
                 },
                 Some(RequestType::StdinEof) => {
                     if stdin_open {

@@ -23,41 +23,54 @@ const LABEL_PROJECT: &str = "com.docker.compose.project";
 const LABEL_SERVICE: &str = "com.docker.compose.service";
 const LABEL_NUMBER: &str = "com.docker.compose.container-number";
 
-/// A connection to one Docker Engine.
-#[derive(Clone)]
+/// A connection to one Docker Engine, made on first use (and retried until it succeeds), so
+/// the gateway starts even while dockerd is not up yet.
 pub struct DockerRuntime {
-    docker: Docker,
+    host: String,
+    timeout_secs: u64,
+    docker: tokio::sync::OnceCell<Docker>,
 }
 
 impl DockerRuntime {
-    /// Connects to `host` (`unix://…`, `tcp://…`, `http://…`) or, when `None`, to
-    /// `DOCKER_HOST` or the local socket, and negotiates the API version. A daemon that does
-    /// not answer yet gets the oldest version Entry supports (1.41); sessions then report
-    /// `runtime_unavailable` until it does.
-    pub async fn connect(host: Option<&str>, timeout_secs: u64) -> Result<Self, RuntimeError> {
+    /// A runtime for `host` (`unix://…`, `tcp://…`, `http://…`) or, when `None`, for
+    /// `DOCKER_HOST` or the local socket. Nothing is contacted yet.
+    pub fn new(host: Option<&str>, timeout_secs: u64) -> Self {
         let host = host
             .map(str::to_owned)
             .or_else(|| std::env::var("DOCKER_HOST").ok())
             .unwrap_or_else(|| "unix:///var/run/docker.sock".to_owned());
-        let docker = client(&host, timeout_secs, bollard::API_DEFAULT_VERSION)?;
-        match docker.negotiate_version().await {
-            Ok(docker) => Ok(Self { docker }),
-            Err(error) => {
-                tracing::warn!(%error, "Docker did not answer the version check; assuming Engine API 1.41");
-                let oldest = bollard::ClientVersion { major_version: 1, minor_version: 41 };
-                Ok(Self { docker: client(&host, timeout_secs, &oldest)? })
-            }
-        }
+        Self { host, timeout_secs, docker: tokio::sync::OnceCell::new() }
     }
 
-    /// The underlying client, for callers (tests, tools) that need more of the Engine API.
-    pub fn client(&self) -> &Docker {
-        &self.docker
+    /// A runtime that has already reached its daemon.
+    pub async fn connect(host: Option<&str>, timeout_secs: u64) -> Result<Self, RuntimeError> {
+        let runtime = Self::new(host, timeout_secs);
+        runtime.client().await?;
+        Ok(runtime)
+    }
+
+    /// The client, connecting and negotiating the API version on first use. A daemon that
+    /// does not answer the version check gets the oldest version Entry supports (1.41).
+    async fn client(&self) -> Result<&Docker, RuntimeError> {
+        self.docker
+            .get_or_try_init(|| async {
+                let docker = client(&self.host, self.timeout_secs, bollard::API_DEFAULT_VERSION)?;
+                match docker.negotiate_version().await {
+                    Ok(docker) => Ok(docker),
+                    Err(error) => {
+                        tracing::warn!(%error, "Docker did not answer the version check; assuming Engine API 1.41");
+                        let oldest = bollard::ClientVersion { major_version: 1, minor_version: 41 };
+                        client(&self.host, self.timeout_secs, &oldest)
+                    }
+                }
+            })
+            .await
     }
 
     async fn inspect(&self, name: &str) -> Result<ContainerInfo, RuntimeError> {
         let response = self
-            .docker
+            .client()
+            .await?
             .inspect_container(name, None::<InspectContainerOptions>)
             .await
             .map_err(|e| container_error(e, name))?;
@@ -81,7 +94,7 @@ impl DockerRuntime {
             ],
         )]);
         let options = ListContainersOptions { all: true, filters: Some(filters), ..Default::default() };
-        let found = self.docker.list_containers(Some(options)).await.map_err(api_error)?;
+        let found = self.client().await?.list_containers(Some(options)).await.map_err(api_error)?;
         Ok(found.into_iter().find_map(|c| c.id))
     }
 }
@@ -111,14 +124,18 @@ impl ContainerRuntime for DockerRuntime {
             working_dir: spec.workdir.clone(),
             ..Default::default()
         };
-        let created =
-            self.docker.create_exec(container_id, options).await.map_err(|e| container_error(e, container_id))?;
+        let created = self
+            .client()
+            .await?
+            .create_exec(container_id, options)
+            .await
+            .map_err(|e| container_error(e, container_id))?;
         Ok(created.id)
     }
 
     async fn start_exec(&self, exec_id: &str, tty: bool) -> Result<ExecIo, RuntimeError> {
         let options = StartExecOptions { detach: false, tty, output_capacity: Some(64 * 1024) };
-        match self.docker.start_exec(exec_id, Some(options)).await.map_err(|e| exec_error(e, exec_id))? {
+        match self.client().await?.start_exec(exec_id, Some(options)).await.map_err(|e| exec_error(e, exec_id))? {
             StartExecResults::Attached { output, input } => {
                 let output = output.map(|item| match item {
                     Ok(LogOutput::StdErr { message }) => Ok(Output::Stderr(message)),
@@ -135,11 +152,11 @@ impl ContainerRuntime for DockerRuntime {
 
     async fn resize_exec(&self, exec_id: &str, size: WindowSize) -> Result<(), RuntimeError> {
         let options = ResizeExecOptions { h: i32::from(size.rows), w: i32::from(size.cols) };
-        self.docker.resize_exec(exec_id, options).await.map_err(|e| exec_error(e, exec_id))
+        self.client().await?.resize_exec(exec_id, options).await.map_err(|e| exec_error(e, exec_id))
     }
 
     async fn inspect_exec(&self, exec_id: &str) -> Result<ExecStatus, RuntimeError> {
-        let response = self.docker.inspect_exec(exec_id).await.map_err(|e| exec_error(e, exec_id))?;
+        let response = self.client().await?.inspect_exec(exec_id).await.map_err(|e| exec_error(e, exec_id))?;
         Ok(ExecStatus {
             running: response.running.unwrap_or(false),
             exit_code: response.exit_code,
@@ -148,7 +165,7 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn ping(&self) -> Result<(), RuntimeError> {
-        self.docker.ping().await.map(|_| ()).map_err(unavailable)
+        self.client().await?.ping().await.map(|_| ()).map_err(unavailable)
     }
 }
 

@@ -1,0 +1,317 @@
+//! Test harness: a real gateway in-process on a fresh SQLite store per test ([`TestApp`]),
+//! real containers on the local dockerd ([`TestContainer`]), and a WebSocket client that
+//! speaks the wire protocol ([`Session`]).
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use entry::auth::{Authenticator, Role, Webhook};
+use entry::config::Config;
+use entry::gateway::Gateway;
+use entry::protocol::{CloseReason, RequestMessage, ResponseMessage, ResponseType, WindowSize, encode};
+use entry::runtime::DockerRuntime;
+use entry::store::Store;
+use futures::{SinkExt, StreamExt};
+use prost::Message as _;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_util::sync::CancellationToken;
+
+pub const BASH_IMAGE: &str = "entry-test-bash";
+pub const SH_IMAGE: &str = "entry-test-sh";
+
+/// Builds the test images once per test binary if they are missing.
+fn ensure_images() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let present = |image: &str| {
+            Command::new("docker").args(["image", "inspect", image]).output().is_ok_and(|o| o.status.success())
+        };
+        if !present(BASH_IMAGE) || !present(SH_IMAGE) {
+            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/images/build.sh");
+            let status = Command::new("bash").arg(script).status().expect("run tests/images/build.sh");
+            assert!(status.success(), "building the test images failed");
+        }
+    });
+}
+
+/// A unique name for this test run.
+pub fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}{}x{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A running container, removed when dropped.
+pub struct TestContainer {
+    pub name: String,
+    pub id: String,
+    pub project: String,
+}
+
+impl TestContainer {
+    /// Starts a container of `image` that is also the Compose container `<project>.web.1`.
+    pub fn start(image: &str) -> Self {
+        ensure_images();
+        let name = unique("entrytest-");
+        let project = unique("proj");
+        let output = Command::new("docker")
+            .args(["run", "-d", "--name", &name])
+            .args(["--label", &format!("com.docker.compose.project={project}")])
+            .args(["--label", "com.docker.compose.service=web"])
+            .args(["--label", "com.docker.compose.container-number=1"])
+            .arg(image)
+            .output()
+            .expect("docker run");
+        assert!(output.status.success(), "docker run: {}", String::from_utf8_lossy(&output.stderr));
+        let id = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        Self { name, id, project }
+    }
+
+    /// The Compose address of this container.
+    pub fn compose(&self) -> String {
+        format!("{}.web.1", self.project)
+    }
+
+    pub fn stop(&self) {
+        let status = Command::new("docker").args(["stop", "-t", "0", &self.name]).output().expect("docker stop");
+        assert!(status.status.success());
+    }
+
+    /// The ids of the execs currently known in this container (Docker forgets exited ones).
+    pub fn exec_ids(&self) -> Vec<String> {
+        let output = Command::new("docker")
+            .args(["inspect", "--format", "{{json .ExecIDs}}", &self.name])
+            .output()
+            .expect("docker inspect");
+        serde_json::from_slice::<Option<Vec<String>>>(&output.stdout).ok().flatten().unwrap_or_default()
+    }
+
+    /// The commands of every exec ever created in this container, from dockerd's event log.
+    pub fn exec_creates(&self) -> Vec<String> {
+        let output = Command::new("docker")
+            .args(["events", "--since", "0", "--until", &until_now()])
+            .args(["--filter", &format!("container={}", self.id)])
+            .args(["--filter", "event=exec_create", "--format", "{{.Action}}"])
+            .output()
+            .expect("docker events");
+        assert!(output.status.success(), "docker events: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).lines().map(|line| line.trim().to_owned()).collect()
+    }
+}
+
+impl Drop for TestContainer {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rm", "-f", &self.name]).output();
+    }
+}
+
+/// A gateway on 127.0.0.1 with a fresh store; stopped when dropped.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub store: Store,
+    pub auth: Authenticator,
+    pub config: Arc<Config>,
+    shutdown: CancellationToken,
+    server: Option<tokio::task::JoinHandle<()>>,
+    _data: tempfile::TempDir,
+}
+
+/// Builds a [`TestApp`]; `configure` edits the default configuration first.
+pub struct TestAppBuilder {
+    config: Config,
+}
+
+impl TestApp {
+    pub fn builder() -> TestAppBuilder {
+        let config = Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            node_id: Some("test-node".into()),
+            ..Config::default()
+        };
+        TestAppBuilder { config }
+    }
+
+    pub async fn start() -> Self {
+        Self::builder().start().await
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Creates a token and returns it.
+    pub async fn token(&self, user: &str, role: Role, allow: &[&str]) -> String {
+        let allow: Vec<String> = allow.iter().map(|s| s.to_string()).collect();
+        self.auth.create_token(user, role, &allow, Some("test")).await.expect("create token").reveal()
+    }
+
+    /// Opens `/enter` with the given headers.
+    pub async fn connect(&self, headers: &[(&'static str, &str)]) -> Session {
+        Session::connect(&format!("ws://{}/enter", self.addr), headers).await
+    }
+
+    /// Stops the gateway the way SIGTERM does and waits for it.
+    pub async fn shutdown(&mut self) {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            server.await.expect("gateway task");
+        }
+    }
+}
+
+impl TestAppBuilder {
+    pub fn configure(mut self, edit: impl FnOnce(&mut Config)) -> Self {
+        edit(&mut self.config);
+        self
+    }
+
+    pub async fn start(mut self) -> TestApp {
+        ensure_images();
+        let filter = tracing_subscriber::EnvFilter::try_from_env("ENTRY_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+        let data = tempfile::tempdir().expect("tempdir");
+        self.config.data_dir = data.path().to_owned();
+        let config = Arc::new(self.config);
+        let store = Store::open(&config.store_url()).await.expect("store");
+        let webhook = config.auth.webhook.as_ref().map(|w| Webhook::new(w).expect("webhook"));
+        let auth = Authenticator::new(store.clone(), webhook);
+        let runtime = DockerRuntime::new(config.docker.host.as_deref(), 30);
+        let gateway = Arc::new(Gateway::new(Arc::clone(&config), Arc::new(runtime), auth.clone()));
+        let listener = tokio::net::TcpListener::bind(config.listen).await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let shutdown = gateway.shutdown_token();
+        let server = tokio::spawn(async move { gateway.serve(listener).await.expect("serve") });
+        TestApp { addr, store, auth, config, shutdown, server: Some(server), _data: data }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// A client session speaking the wire protocol.
+pub struct Session {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// Everything a session received up to its CLOSE.
+#[derive(Debug)]
+pub struct Transcript {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// Every STDOUT/STDERR message's content, in order.
+    pub messages: Vec<Bytes>,
+    pub pings: usize,
+    pub close: Option<ResponseMessage>,
+}
+
+impl Transcript {
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    pub fn reason(&self) -> CloseReason {
+        self.close.as_ref().map(|c| c.reason()).unwrap_or(CloseReason::Unspecified)
+    }
+
+    pub fn exit_code(&self) -> Option<i32> {
+        self.close.as_ref().and_then(|c| c.exit_code)
+    }
+
+    pub fn close_line(&self) -> String {
+        self.close.as_ref().map(|c| String::from_utf8_lossy(&c.content).into_owned()).unwrap_or_default()
+    }
+}
+
+impl Session {
+    pub async fn connect(url: &str, headers: &[(&'static str, &str)]) -> Self {
+        let mut request = url.into_client_request().expect("request");
+        for (name, value) in headers {
+            request.headers_mut().insert(*name, value.parse().expect("header value"));
+        }
+        let (ws, _) = tokio_tungstenite::connect_async(request).await.expect("connect");
+        Self { ws }
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.ws.send(Message::Binary(Bytes::copy_from_slice(bytes))).await.expect("send");
+    }
+
+    pub async fn send(&mut self, message: RequestMessage) {
+        self.ws.send(Message::Binary(encode(&message))).await.expect("send");
+    }
+
+    pub async fn type_text(&mut self, text: &str) {
+        self.send(RequestMessage::plain(Bytes::copy_from_slice(text.as_bytes()))).await;
+    }
+
+    pub async fn winch(&mut self, cols: u16, rows: u16) {
+        self.send(RequestMessage::winch(WindowSize { cols, rows })).await;
+    }
+
+    /// Reads messages until STDOUT contains `needle` (or panics after `within`).
+    pub async fn read_until(&mut self, needle: &str, within: Duration) -> Transcript {
+        self.read(Some(needle), within).await
+    }
+
+    /// Reads until CLOSE and the end of the connection.
+    pub async fn read_to_close(&mut self, within: Duration) -> Transcript {
+        self.read(None, within).await
+    }
+
+    async fn read(&mut self, needle: Option<&str>, within: Duration) -> Transcript {
+        let mut transcript =
+            Transcript { stdout: Vec::new(), stderr: Vec::new(), messages: Vec::new(), pings: 0, close: None };
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let next = tokio::time::timeout_at(deadline, self.ws.next()).await;
+            let frame = match next {
+                Err(_) => panic!("timed out; so far: {:?} close={:?}", transcript.stdout_text(), transcript.close),
+                Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => return transcript,
+                Ok(Some(Ok(Message::Binary(bytes)))) => bytes,
+                Ok(Some(Ok(_))) => continue,
+            };
+            let message = ResponseMessage::decode(frame).expect("gateway sent a valid message");
+            match message.kind() {
+                Some(ResponseType::Stdout) => {
+                    transcript.stdout.extend_from_slice(&message.content);
+                    transcript.messages.push(message.content);
+                }
+                Some(ResponseType::Stderr) => {
+                    transcript.stderr.extend_from_slice(&message.content);
+                    transcript.messages.push(message.content);
+                }
+                Some(ResponseType::Ping) => transcript.pings += 1,
+                Some(ResponseType::Close) => transcript.close = Some(message),
+                None => panic!("unknown message type {}", message.msg_type),
+            }
+            if needle.is_some_and(|n| transcript.stdout_text().contains(n)) {
+                return transcript;
+            }
+        }
+    }
+}
+
+/// A `--until` for `docker events` a moment in the future, so events just emitted are seen.
+fn until_now() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock");
+    format!("{}", now.as_secs() + 1)
+}
+
+/// `Authorization: Bearer` header value.
+pub fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+pub const WAIT: Duration = Duration::from_secs(20);
