@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::protocol::{CloseReason, RequestMessage, ResponseMessage, ResponseType, encode};
+use crate::protocol::{CloseReason, RequestMessage, ResponseMessage, ResponseType, Utf8Carry, encode};
 
 /// Exit code when the session ended without the shell's own exit code.
 pub const EXIT_NO_CODE: i32 = 125;
@@ -214,21 +214,28 @@ async fn recv(signal: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
     }
 }
 
-/// Reads stdin into PLAIN messages; at end of input sends STDIN_EOF (a TTY session sends
-/// nothing: there, ^D is an ordinary byte for the shell).
+/// Reads stdin into PLAIN messages that never end inside a UTF-8 character; at end of input
+/// sends what is held and STDIN_EOF (a TTY session sends no EOF: there, ^D is an ordinary
+/// byte for the shell).
 async fn read_stdin(messages: mpsc::Sender<RequestMessage>, tty: bool) {
     let mut stdin = tokio::io::stdin();
     let mut buffer = vec![0u8; 32 * 1024];
+    let mut carry = Utf8Carry::new();
     loop {
         match stdin.read(&mut buffer).await {
             Ok(0) | Err(_) => {
+                let rest = carry.finish();
+                if !rest.is_empty() {
+                    let _ = messages.send(RequestMessage::plain(rest)).await;
+                }
                 if !tty {
                     let _ = messages.send(RequestMessage::stdin_eof()).await;
                 }
                 return;
             }
             Ok(n) => {
-                if messages.send(RequestMessage::plain(Bytes::copy_from_slice(&buffer[..n]))).await.is_err() {
+                let data = carry.push(Bytes::copy_from_slice(&buffer[..n]));
+                if !data.is_empty() && messages.send(RequestMessage::plain(data)).await.is_err() {
                     return;
                 }
             }
