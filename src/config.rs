@@ -38,6 +38,56 @@ pub struct Config {
     pub store: StoreConfig,
     pub auth: AuthConfig,
     pub shell: ShellConfig,
+    pub recording: RecordingConfig,
+}
+
+/// Session recording.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecordingConfig {
+    /// Record sessions at all.
+    pub enabled: bool,
+    /// Strict mode: refuse a session whose recording cannot start, end one whose recording
+    /// fails.
+    pub required: bool,
+    /// `fs` or `s3`.
+    pub storage: StorageKind,
+    /// How often the spool is flushed to its file (and so survives a crash of the gateway).
+    #[serde(with = "humantime_serde")]
+    pub flush_interval: Duration,
+    /// Frames the relay may queue for the recorder before frames are dropped.
+    pub queue_capacity: usize,
+    /// Directory of the `fs` storage; default `<data_dir>/recordings`.
+    pub dir: Option<PathBuf>,
+    pub s3: S3Config,
+}
+
+/// Which recording storage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    Fs,
+    S3,
+}
+
+/// An S3 (or S3-compatible, e.g. MinIO) bucket. Credentials come from the standard AWS chain
+/// (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, profiles, instance roles).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Config {
+    /// Custom endpoint, e.g. `http://minio:9000`; unset means AWS.
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub bucket: String,
+    /// Key prefix, e.g. `entry/`.
+    pub prefix: String,
+    /// Path-style addressing (MinIO and most S3-compatible servers need it).
+    pub path_style: bool,
+    /// Multipart part size in bytes (S3's minimum is 5 MiB).
+    pub part_size: usize,
+    /// Longest pause between upload retries.
+    #[serde(with = "humantime_serde")]
+    pub max_backoff: Duration,
 }
 
 /// The WebSocket side.
@@ -119,6 +169,35 @@ impl Default for Config {
             store: StoreConfig::default(),
             auth: AuthConfig::default(),
             shell: ShellConfig::default(),
+            recording: RecordingConfig::default(),
+        }
+    }
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            required: false,
+            storage: StorageKind::Fs,
+            flush_interval: Duration::from_secs(1),
+            queue_capacity: 4096,
+            dir: None,
+            s3: S3Config::default(),
+        }
+    }
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            region: "us-east-1".into(),
+            bucket: "entry-recordings".into(),
+            prefix: String::new(),
+            path_style: false,
+            part_size: 8 << 20,
+            max_backoff: Duration::from_secs(30),
         }
     }
 }
@@ -148,7 +227,8 @@ impl Default for ShellConfig {
 
 /// Top-level keys read from `ENTRY_*`; other `ENTRY_*` variables (the client's
 /// `ENTRY_SERVER`, `ENTRY_TOKEN`, the `ENTRY_SESSION` marker) are not configuration.
-const ENV_KEYS: &[&str] = &["listen", "data_dir", "node_id", "gateway", "docker", "store", "auth", "shell"];
+const ENV_KEYS: &[&str] =
+    &["listen", "data_dir", "node_id", "gateway", "docker", "store", "auth", "shell", "recording"];
 
 impl Config {
     /// Loads defaults, then `file`, then the environment, then `overrides` (flags, as a
@@ -182,6 +262,16 @@ impl Config {
         }
     }
 
+    /// Where local recordings are stored.
+    pub fn recordings_dir(&self) -> PathBuf {
+        self.recording.dir.clone().unwrap_or_else(|| self.data_dir.join("recordings"))
+    }
+
+    /// Where recordings are spooled while sessions run.
+    pub fn spool_dir(&self) -> PathBuf {
+        self.data_dir.join("spool")
+    }
+
     /// This node's id: configured, else the host name, else "entry".
     pub fn node_id(&self) -> String {
         self.node_id
@@ -203,6 +293,7 @@ impl std::fmt::Debug for Config {
             .field("store", &self.store)
             .field("auth", &self.auth)
             .field("shell", &self.shell)
+            .field("recording", &self.recording)
             .finish()
     }
 }

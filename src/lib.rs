@@ -13,3 +13,4 @@ pub mod protocol;
 pub mod runtime;
 pub mod store;
 pub mod telemetry;
+pub mod recorder;

@@ -1,0 +1,3 @@
+//! Session recording: asciicast v2 events, spooled and stored.
+
+pub mod storage;

@@ -1,0 +1,112 @@
+//! Recordings in a local directory, by default `<data_dir>/recordings`.
+//!
+//! Guarantees: an object appears under its final name only complete and fsynced (written to
+//! a temporary name, fsynced, renamed, directory fsynced); fetch refuses paths outside the root.
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+
+use super::{ObjectReader, RecordingStorage, SpoolProgress, StorageError, StoredObject, wait_finished};
+
+/// A directory of recordings.
+#[derive(Debug, Clone)]
+pub struct FsStorage {
+    root: PathBuf,
+}
+
+impl FsStorage {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    fn location(&self, path: &Path) -> String {
+        format!("file://{}", path.display())
+    }
+
+    fn path_of(&self, location: &str) -> Result<PathBuf, StorageError> {
+        let path = location.strip_prefix("file://").map(PathBuf::from);
+        match path {
+            Some(path) if path.starts_with(&self.root) && !path.components().any(|c| c.as_os_str() == "..") => Ok(path),
+            _ => Err(StorageError::ForeignLocation(location.to_owned())),
+        }
+    }
+}
+
+#[async_trait]
+impl RecordingStorage for FsStorage {
+    async fn store(
+        &self,
+        key: &str,
+        spool: &Path,
+        mut progress: watch::Receiver<SpoolProgress>,
+    ) -> Result<StoredObject, StorageError> {
+        let sha256 = wait_finished(&mut progress).await?;
+        let target = self.root.join(key);
+        let spool = spool.to_owned();
+        let size = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
+            let dir = target.parent().unwrap_or(Path::new("."));
+            std::fs::create_dir_all(dir)?;
+            let partial = target.with_extension("partial");
+            let size = std::fs::copy(&spool, &partial)?;
+            std::fs::File::open(&partial)?.sync_all()?;
+            std::fs::rename(&partial, &target)?;
+            std::fs::File::open(dir)?.sync_all()?;
+            Ok(size)
+        })
+        .await
+        .map_err(|e| StorageError::Io(std::io::Error::other(e)))??;
+        Ok(StoredObject { location: self.location(&self.root.join(key)), size, sha256 })
+    }
+
+    async fn fetch(&self, location: &str) -> Result<ObjectReader, StorageError> {
+        let path = self.path_of(location)?;
+        match tokio::fs::File::open(&path).await {
+            Ok(file) => Ok(Box::pin(file)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StorageError::NotFound(location.to_owned())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        "fs"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    #[tokio::test]
+    async fn stores_after_finish_and_fetches() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = dir.path().join("s.cast.gz");
+        std::fs::write(&spool, b"compressed").unwrap();
+        let storage = FsStorage::new(dir.path().join("recordings"));
+        let (tx, rx) = watch::channel(SpoolProgress::default());
+        let store = tokio::spawn({
+            let storage = storage.clone();
+            let spool = spool.clone();
+            async move { storage.store("2026/11/29/a.cast.gz", &spool, rx).await }
+        });
+        tx.send_replace(SpoolProgress { flushed: 10, finished: Some("abc".into()) });
+        let stored = store.await.unwrap().unwrap();
+        assert_eq!((stored.size, stored.sha256.as_str()), (10, "abc"));
+        let mut bytes = Vec::new();
+        storage.fetch(&stored.location).await.unwrap().read_to_end(&mut bytes).await.unwrap();
+        assert_eq!(bytes, b"compressed");
+        assert!(matches!(storage.fetch("file:///etc/passwd").await, Err(StorageError::ForeignLocation(_))));
+        let traversal = format!("file://{}/recordings/../s.cast.gz", dir.path().display());
+        assert!(matches!(storage.fetch(&traversal).await, Err(StorageError::ForeignLocation(_))));
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_spool_is_an_error() {
+        let storage = FsStorage::new("/nonexistent");
+        let (tx, rx) = watch::channel(SpoolProgress::default());
+        drop(tx);
+        assert!(matches!(storage.store("k", Path::new("/x"), rx).await, Err(StorageError::Abandoned)));
+    }
+}

@@ -1,0 +1,87 @@
+//! Where finished recordings live: a local directory (`fs`, the default) or an S3 bucket.
+//!
+//! A recording is handed over as a spool file that is still growing: [`SpoolProgress`] says
+//! how many bytes of it are flushed and, at the end, its final size and SHA-256. A backend may
+//! start storing before the end (S3 uploads multipart parts as the spool grows); `store`
+//! returns only once the whole object is durably stored. Guarantees: `store` never deletes or
+//! changes the spool; on error the caller keeps the spool and retries later.
+
+mod fs;
+mod s3;
+
+pub use fs::FsStorage;
+
+
+use std::path::Path;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use tokio::io::AsyncRead;
+use tokio::sync::watch;
+
+/// How far the spool file has been written.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SpoolProgress {
+    /// Bytes of the spool that are flushed to the file and will not change.
+    pub flushed: u64,
+    /// Set once the spool is complete: its SHA-256, hex.
+    pub finished: Option<String>,
+}
+
+/// A durably stored recording.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    /// `file:///…` or `s3://bucket/key`.
+    pub location: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// Why storing or fetching failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("recording storage I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("S3: {0}")]
+    S3(String),
+    #[error("recording not found at {0}")]
+    NotFound(String),
+    #[error("location {0} does not belong to this storage")]
+    ForeignLocation(String),
+    #[error("the spool ended before it was finished")]
+    Abandoned,
+}
+
+/// A stored object's bytes.
+pub type ObjectReader = Pin<Box<dyn AsyncRead + Send>>;
+
+/// A place to keep recordings.
+#[async_trait]
+pub trait RecordingStorage: Send + Sync {
+    /// Stores the spool at `spool` under `key` (e.g. `2026/11/29/<id>.cast.gz`), following
+    /// `progress` until it is finished. Returns once the object is durable.
+    async fn store(
+        &self,
+        key: &str,
+        spool: &Path,
+        progress: watch::Receiver<SpoolProgress>,
+    ) -> Result<StoredObject, StorageError>;
+
+    /// Opens a stored object (the compressed bytes, exactly as stored).
+    async fn fetch(&self, location: &str) -> Result<ObjectReader, StorageError>;
+
+    /// A short name for logs: `fs` or `s3`.
+    fn kind(&self) -> &'static str;
+}
+
+/// Waits until the spool is finished; returns its SHA-256.
+pub(crate) async fn wait_finished(progress: &mut watch::Receiver<SpoolProgress>) -> Result<String, StorageError> {
+    loop {
+        if let Some(sha) = progress.borrow_and_update().finished.clone() {
+            return Ok(sha);
+        }
+        if progress.changed().await.is_err() {
+            return progress.borrow().finished.clone().ok_or(StorageError::Abandoned);
+        }
+    }
+}
