@@ -1,0 +1,227 @@
+//! asciicast v2, the format asciinema and asciinema-player read: a pure encoder (events in,
+//! bytes out) and a parser, with no I/O.
+//!
+//! Guarantees: every encoded line is one JSON value followed by `\n`; event data is a valid
+//! UTF-8 JSON string (bytes that are not UTF-8 become U+FFFD, as asciinema does); times are
+//! seconds with microsecond precision. The parser never panics and bounds what it accepts.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The first line of a recording.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    pub version: u8,
+    pub width: u16,
+    pub height: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_time_limit: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+}
+
+impl Header {
+    /// A v2 header of the given size.
+    pub fn new(width: u16, height: u16) -> Self {
+        Self {
+            version: 2,
+            width,
+            height,
+            timestamp: None,
+            duration: None,
+            idle_time_limit: None,
+            command: None,
+            title: None,
+            env: BTreeMap::new(),
+        }
+    }
+}
+
+/// What happened at one moment.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventKind {
+    /// Terminal output (`"o"`).
+    Output(String),
+    /// Keyboard input (`"i"`).
+    Input(String),
+    /// Resize (`"r"`, data `"COLSxROWS"`).
+    Resize { cols: u16, rows: u16 },
+    /// A marker (`"m"`) with a label.
+    Marker(String),
+    /// The exit status (`"x"`, as asciinema 3 writes it).
+    Exit(i32),
+}
+
+/// One event: seconds since the start, and what.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub time: f64,
+    pub kind: EventKind,
+}
+
+impl EventKind {
+    /// Output from raw bytes (lossy for bytes that are not UTF-8).
+    pub fn output(bytes: &[u8]) -> Self {
+        Self::Output(String::from_utf8_lossy(bytes).into_owned())
+    }
+
+    /// Input from raw bytes (lossy for bytes that are not UTF-8).
+    pub fn input(bytes: &[u8]) -> Self {
+        Self::Input(String::from_utf8_lossy(bytes).into_owned())
+    }
+
+    fn code_and_data(&self) -> (&'static str, std::borrow::Cow<'_, str>) {
+        match self {
+            EventKind::Output(data) => ("o", data.into()),
+            EventKind::Input(data) => ("i", data.into()),
+            EventKind::Resize { cols, rows } => ("r", format!("{cols}x{rows}").into()),
+            EventKind::Marker(label) => ("m", label.into()),
+            EventKind::Exit(code) => ("x", code.to_string().into()),
+        }
+    }
+}
+
+/// Encodes the header line.
+pub fn encode_header(header: &Header) -> Vec<u8> {
+    // A struct of strings and numbers always serializes.
+    let mut line = serde_json::to_vec(header).unwrap_or_default();
+    line.push(b'\n');
+    line
+}
+
+/// Encodes one event line, appending to `out`.
+pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
+    let (code, data) = event.kind.code_and_data();
+    let time = if event.time.is_finite() && event.time >= 0.0 { event.time } else { 0.0 };
+    out.extend_from_slice(format!("[{time:.6}, \"{code}\", ").as_bytes());
+    // Serializing a &str cannot fail.
+    out.extend_from_slice(&serde_json::to_vec(data.as_ref()).unwrap_or_default());
+    out.extend_from_slice(b"]\n");
+}
+
+/// Why a recording could not be parsed.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ParseError {
+    #[error("the recording is empty")]
+    Empty,
+    #[error("line 1 is not an asciicast v2 header: {0}")]
+    BadHeader(String),
+    #[error("line {line}: {reason}")]
+    BadEvent { line: usize, reason: String },
+}
+
+/// Parses the header line.
+pub fn parse_header(line: &str) -> Result<Header, ParseError> {
+    let header: Header = serde_json::from_str(line).map_err(|e| ParseError::BadHeader(e.to_string()))?;
+    if header.version != 2 {
+        return Err(ParseError::BadHeader(format!("version {} is not 2", header.version)));
+    }
+    Ok(header)
+}
+
+/// Parses one event line (`line_number` is for the error message).
+pub fn parse_event(line: &str, line_number: usize) -> Result<Event, ParseError> {
+    let bad = |reason: String| ParseError::BadEvent { line: line_number, reason };
+    let (time, code, data): (f64, String, String) = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
+    if !time.is_finite() || time < 0.0 {
+        return Err(bad(format!("time {time} is not a non-negative number")));
+    }
+    let kind = match code.as_str() {
+        "o" => EventKind::Output(data),
+        "i" => EventKind::Input(data),
+        "m" => EventKind::Marker(data),
+        "x" => EventKind::Exit(data.trim().parse().map_err(|_| bad(format!("exit status {data:?}")))?),
+        "r" => {
+            let (cols, rows) = data.split_once('x').ok_or_else(|| bad(format!("resize {data:?}")))?;
+            let parse = |v: &str| v.parse::<u16>().map_err(|_| bad(format!("resize {data:?}")));
+            EventKind::Resize { cols: parse(cols)?, rows: parse(rows)? }
+        }
+        other => return Err(bad(format!("unknown event code {other:?}"))),
+    };
+    Ok(Event { time, kind })
+}
+
+/// Parses a whole recording.
+pub fn parse(text: &str) -> Result<(Header, Vec<Event>), ParseError> {
+    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+    let (_, first) = lines.next().ok_or(ParseError::Empty)?;
+    let header = parse_header(first)?;
+    let events = lines.map(|(index, line)| parse_event(line, index + 1)).collect::<Result<_, _>>()?;
+    Ok((header, events))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn golden_events() -> (Header, Vec<Event>) {
+        let mut header = Header::new(80, 24);
+        header.timestamp = Some(1_795_968_000);
+        header.title = Some("alice@shop-web-1".into());
+        header.command = Some("bash".into());
+        header.env.insert("TERM".into(), "xterm-256color".into());
+        header.env.insert("SHELL".into(), "bash".into());
+        let events = vec![
+            Event { time: 0.0, kind: EventKind::Resize { cols: 80, rows: 24 } },
+            Event { time: 0.012345, kind: EventKind::output(b"bash-5.2# ") },
+            Event { time: 1.5, kind: EventKind::input(b"echo \"\xe4\xbd\xa0\xe5\xa5\xbd\"\r") },
+            Event { time: 1.500321, kind: EventKind::output(b"echo \"\xe4\xbd\xa0\xe5\xa5\xbd\"\r\n\xe4\xbd\xa0\xe5\xa5\xbd\r\n") },
+            Event { time: 2.25, kind: EventKind::output(b"\x1b[1;31mred\x1b[0m\t\xf0\x9f\x98\x80 \xff") },
+            Event { time: 3.0, kind: EventKind::Resize { cols: 120, rows: 40 } },
+            Event { time: 4.000001, kind: EventKind::Marker("exit".into()) },
+            Event { time: 4.000002, kind: EventKind::Exit(7) },
+        ];
+        (header, events)
+    }
+
+    fn encode_all(header: &Header, events: &[Event]) -> Vec<u8> {
+        let mut out = encode_header(header);
+        for event in events {
+            encode_event(event, &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn matches_the_golden_file() {
+        let (header, events) = golden_events();
+        let encoded = encode_all(&header, &events);
+        let golden = include_str!("../../tests/golden/session.cast");
+        assert_eq!(String::from_utf8(encoded).unwrap(), golden);
+    }
+
+    #[test]
+    fn parses_what_it_encodes() {
+        let (header, events) = golden_events();
+        let text = String::from_utf8(encode_all(&header, &events)).unwrap();
+        let (parsed_header, parsed) = parse(&text).unwrap();
+        assert_eq!(parsed_header, header);
+        assert_eq!(parsed, events);
+    }
+
+    #[test]
+    fn bad_input_is_an_error_not_a_panic() {
+        assert_eq!(parse(""), Err(ParseError::Empty));
+        assert!(matches!(parse("{\"version\": 1, \"width\": 1, \"height\": 1}"), Err(ParseError::BadHeader(_))));
+        let header = "{\"version\": 2, \"width\": 80, \"height\": 24}\n";
+        for bad in ["[1.0, \"o\"]", "[-1, \"o\", \"x\"]", "[1, \"q\", \"x\"]", "[1, \"r\", \"80\"]", "[1, \"x\", \"zero\"]", "nope"] {
+            assert!(matches!(parse(&format!("{header}{bad}\n")), Err(ParseError::BadEvent { line: 2, .. })), "{bad}");
+        }
+    }
+
+    #[test]
+    fn odd_times_are_clamped() {
+        let mut out = Vec::new();
+        encode_event(&Event { time: f64::NAN, kind: EventKind::Output("a".into()) }, &mut out);
+        assert_eq!(out, b"[0.000000, \"o\", \"a\"]\n");
+    }
+}

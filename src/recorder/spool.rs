@@ -1,0 +1,166 @@
+//! The local spool of a recording: a gzip file that grows while the session runs, flushed
+//! (gzip sync flush) on an interval so that a crash of the gateway loses at most one
+//! interval; and the repair of a spool left behind by a crash.
+//!
+//! Guarantees: bytes below the last reported flushed length never change; the SHA-256 and
+//! size returned by `finish` are those of the complete file; `repair` keeps every whole line
+//! that was flushed and never panics on a damaged file.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use flate2::Compression;
+use flate2::read::MultiGzDecoder;
+use flate2::write::GzEncoder;
+use sha2::{Digest, Sha256};
+
+/// Counts and hashes what passes through to the file.
+struct HashingFile {
+    file: File,
+    hasher: Sha256,
+    written: u64,
+}
+
+impl Write for HashingFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// A spool being written.
+pub struct SpoolWriter {
+    path: PathBuf,
+    encoder: GzEncoder<HashingFile>,
+}
+
+/// A finished spool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinishedSpool {
+    pub size: u64,
+    pub sha256: String,
+}
+
+impl SpoolWriter {
+    /// Creates (truncating) the spool file.
+    pub fn create(path: &Path) -> io::Result<Self> {
+        let file = File::create(path)?;
+        let inner = HashingFile { file, hasher: Sha256::new(), written: 0 };
+        Ok(Self { path: path.to_owned(), encoder: GzEncoder::new(inner, Compression::default()) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends bytes (whole asciicast lines).
+    pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.encoder.write_all(bytes)
+    }
+
+    /// Makes everything written so far decodable from the file; returns the file's length.
+    pub fn flush(&mut self) -> io::Result<u64> {
+        self.encoder.flush()?;
+        Ok(self.encoder.get_ref().written)
+    }
+
+    /// Completes the gzip stream and syncs the file to disk.
+    pub fn finish(self) -> io::Result<FinishedSpool> {
+        let mut inner = self.encoder.finish()?;
+        inner.file.flush()?;
+        inner.file.sync_all()?;
+        Ok(FinishedSpool { size: inner.written, sha256: hex::encode(inner.hasher.finalize()) })
+    }
+}
+
+/// Reads what can be read of a possibly truncated spool and returns its whole lines.
+pub fn recover_lines(path: &Path) -> io::Result<Vec<u8>> {
+    let mut decoder = MultiGzDecoder::new(File::open(path)?);
+    let mut text = Vec::new();
+    let mut buffer = [0u8; 64 * 1024];
+    loop {
+        match decoder.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => text.extend_from_slice(&buffer[..n]),
+            // The file ends where the crash cut it: keep what decoded.
+            Err(_) => break,
+        }
+    }
+    let whole = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    text.truncate(whole);
+    Ok(text)
+}
+
+/// Rewrites a possibly truncated spool at `from` as a complete one at `to`.
+pub fn repair(from: &Path, to: &Path) -> io::Result<FinishedSpool> {
+    let lines = recover_lines(from)?;
+    let mut writer = SpoolWriter::create(to)?;
+    writer.write(&lines)?;
+    writer.finish()
+}
+
+/// Decompresses a stored recording.
+pub fn decompress(compressed: &[u8]) -> io::Result<Vec<u8>> {
+    let mut text = Vec::new();
+    MultiGzDecoder::new(compressed).read_to_end(&mut text)?;
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finish_hashes_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.cast.gz");
+        let mut spool = SpoolWriter::create(&path).unwrap();
+        spool.write(b"line 1\n").unwrap();
+        let flushed = spool.flush().unwrap();
+        assert!(flushed > 0);
+        spool.write(b"line 2\n").unwrap();
+        let finished = spool.finish().unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(finished.size, bytes.len() as u64);
+        assert_eq!(finished.sha256, hex::encode(Sha256::digest(&bytes)));
+        assert_eq!(decompress(&bytes).unwrap(), b"line 1\nline 2\n");
+    }
+
+    #[test]
+    fn a_truncated_spool_keeps_everything_flushed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("crash.cast.gz");
+        let mut spool = SpoolWriter::create(&path).unwrap();
+        let flushed_text: Vec<u8> = (0..2000).flat_map(|i| format!("[{i}.0, \"o\", \"line {i}\"]\n").into_bytes()).collect();
+        spool.write(&flushed_text).unwrap();
+        let flushed = spool.flush().unwrap();
+        spool.write(b"[9999.0, \"o\", \"never flushed\"]\n").unwrap();
+        // A crash: the process dies, the gzip stream is never finished.
+        std::mem::forget(spool);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), flushed);
+        assert_eq!(recover_lines(&path).unwrap(), flushed_text);
+
+        // Cut the file anywhere: only whole lines come back, and never a panic.
+        let bytes = std::fs::read(&path).unwrap();
+        for cut in [0, 1, 10, bytes.len() / 3, bytes.len() / 2, bytes.len() - 1] {
+            std::fs::write(&path, &bytes[..cut]).unwrap();
+            let lines = recover_lines(&path).unwrap();
+            assert!(flushed_text.starts_with(&lines));
+            assert!(lines.is_empty() || lines.ends_with(b"\n"));
+        }
+
+        std::fs::write(&path, &bytes).unwrap();
+        let repaired = dir.path().join("repaired.cast.gz");
+        let finished = repair(&path, &repaired).unwrap();
+        let stored = std::fs::read(&repaired).unwrap();
+        assert_eq!(finished.size, stored.len() as u64);
+        assert_eq!(decompress(&stored).unwrap(), flushed_text);
+    }
+}
