@@ -10,7 +10,7 @@ pub mod cmd;
 pub mod config;
 pub mod gateway;
 pub mod protocol;
+pub mod recorder;
 pub mod runtime;
 pub mod store;
 pub mod telemetry;
-pub mod recorder;

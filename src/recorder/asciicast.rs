@@ -174,7 +174,10 @@ mod tests {
             Event { time: 0.0, kind: EventKind::Resize { cols: 80, rows: 24 } },
             Event { time: 0.012345, kind: EventKind::output(b"bash-5.2# ") },
             Event { time: 1.5, kind: EventKind::input(b"echo \"\xe4\xbd\xa0\xe5\xa5\xbd\"\r") },
-            Event { time: 1.500321, kind: EventKind::output(b"echo \"\xe4\xbd\xa0\xe5\xa5\xbd\"\r\n\xe4\xbd\xa0\xe5\xa5\xbd\r\n") },
+            Event {
+                time: 1.500321,
+                kind: EventKind::output(b"echo \"\xe4\xbd\xa0\xe5\xa5\xbd\"\r\n\xe4\xbd\xa0\xe5\xa5\xbd\r\n"),
+            },
             Event { time: 2.25, kind: EventKind::output(b"\x1b[1;31mred\x1b[0m\t\xf0\x9f\x98\x80 \xff") },
             Event { time: 3.0, kind: EventKind::Resize { cols: 120, rows: 40 } },
             Event { time: 4.000001, kind: EventKind::Marker("exit".into()) },
@@ -213,7 +216,14 @@ mod tests {
         assert_eq!(parse(""), Err(ParseError::Empty));
         assert!(matches!(parse("{\"version\": 1, \"width\": 1, \"height\": 1}"), Err(ParseError::BadHeader(_))));
         let header = "{\"version\": 2, \"width\": 80, \"height\": 24}\n";
-        for bad in ["[1.0, \"o\"]", "[-1, \"o\", \"x\"]", "[1, \"q\", \"x\"]", "[1, \"r\", \"80\"]", "[1, \"x\", \"zero\"]", "nope"] {
+        for bad in [
+            "[1.0, \"o\"]",
+            "[-1, \"o\", \"x\"]",
+            "[1, \"q\", \"x\"]",
+            "[1, \"r\", \"80\"]",
+            "[1, \"x\", \"zero\"]",
+            "nope",
+        ] {
             assert!(matches!(parse(&format!("{header}{bad}\n")), Err(ParseError::BadEvent { line: 2, .. })), "{bad}");
         }
     }

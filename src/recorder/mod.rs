@@ -1,5 +1,5 @@
 //! Session recording: asciicast v2 events, spooled and stored.
 
-pub mod storage;
 pub mod asciicast;
 pub mod spool;
+pub mod storage;

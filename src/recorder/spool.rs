@@ -138,7 +138,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("crash.cast.gz");
         let mut spool = SpoolWriter::create(&path).unwrap();
-        let flushed_text: Vec<u8> = (0..2000).flat_map(|i| format!("[{i}.0, \"o\", \"line {i}\"]\n").into_bytes()).collect();
+        let flushed_text: Vec<u8> =
+            (0..2000).flat_map(|i| format!("[{i}.0, \"o\", \"line {i}\"]\n").into_bytes()).collect();
         spool.write(&flushed_text).unwrap();
         let flushed = spool.flush().unwrap();
         spool.write(b"[9999.0, \"o\", \"never flushed\"]\n").unwrap();

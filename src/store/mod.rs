@@ -5,8 +5,10 @@
 //! as TEXT) and `$N` placeholders, so one code path serves both; SQLite runs in WAL mode with
 //! a busy timeout, so `entry tokens` works while the gateway runs.
 
+mod sessions;
 mod tokens;
 
+pub use sessions::{NewSession, SessionEnd, SessionFilter, SessionRow, SessionStatus};
 pub use tokens::{NewToken, TokenRow};
 
 use std::path::Path;
@@ -87,6 +89,11 @@ impl Store {
     /// Checks the store answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.pool.execute("SELECT 1").await.map(|_| ()).map_err(StoreError::Unavailable)
+    }
+
+    /// Runs one statement of trusted SQL (administration and tests: no parameters).
+    pub async fn execute_raw(&self, sql: &str) -> Result<u64, StoreError> {
+        Ok(self.pool.execute(sql).await?.rows_affected())
     }
 
     /// Closes every connection.

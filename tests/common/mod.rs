@@ -3,6 +3,8 @@
 //! speaks the wire protocol ([`Session`]).
 #![allow(dead_code)]
 
+pub mod db;
+
 use std::net::SocketAddr;
 use std::process::Command;
 use std::sync::Arc;

@@ -10,7 +10,7 @@ mod fs;
 mod s3;
 
 pub use fs::FsStorage;
-
+pub use s3::S3Storage;
 
 use std::path::Path;
 use std::pin::Pin;

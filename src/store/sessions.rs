@@ -1,0 +1,314 @@
+//! The `sessions` table: one row per session, written when it starts, when it ends, and when
+//! its recording is stored.
+//!
+//! Guarantees: a row's final status is written only through `set_recording` or
+//! `finish_session`, so "ended" is never set before the recording is stored when recording
+//! is on; filters are bound parameters, never spliced into SQL.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Store, StoreError, now_millis};
+
+/// Where a session stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionStatus {
+    /// The shell runs.
+    Live,
+    /// The session is over; its recording is being stored.
+    Finalising,
+    /// Ended by the shell exiting, the client leaving or a timeout.
+    Ended,
+    /// Ended by an administrator.
+    Killed,
+    /// Cut short by the gateway stopping or crashing.
+    Interrupted,
+    /// Ended by an error (the runtime, the recording).
+    Failed,
+}
+
+impl SessionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionStatus::Live => "live",
+            SessionStatus::Finalising => "finalising",
+            SessionStatus::Ended => "ended",
+            SessionStatus::Killed => "killed",
+            SessionStatus::Interrupted => "interrupted",
+            SessionStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Live, Self::Finalising, Self::Ended, Self::Killed, Self::Interrupted, Self::Failed]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
+/// A session row.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SessionRow {
+    pub id: String,
+    pub user: String,
+    pub role: String,
+    pub token_id: Option<String>,
+    pub source_addr: String,
+    pub client_kind: String,
+    pub container_id: String,
+    pub container_name: String,
+    pub container_image: String,
+    pub command: Vec<String>,
+    pub tty: bool,
+    pub node_id: String,
+    pub exec_id: String,
+    pub started_at: i64,
+    pub ended_at: Option<i64>,
+    pub status: SessionStatus,
+    pub exit_code: Option<i64>,
+    pub close_reason: Option<String>,
+    pub close_detail: Option<String>,
+    pub initial_cols: Option<i64>,
+    pub initial_rows: Option<i64>,
+    pub last_cols: Option<i64>,
+    pub last_rows: Option<i64>,
+    pub bytes_in: i64,
+    pub bytes_out: i64,
+    pub recording_location: Option<String>,
+    pub recording_size: Option<i64>,
+    pub recording_sha256: Option<String>,
+    pub recording_error: Option<String>,
+}
+
+/// What is known when a session starts.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub id: String,
+    pub user: String,
+    pub role: String,
+    pub token_id: Option<String>,
+    pub source_addr: String,
+    pub client_kind: String,
+    pub container_id: String,
+    pub container_name: String,
+    pub container_image: String,
+    pub command: Vec<String>,
+    pub tty: bool,
+    pub node_id: String,
+    pub exec_id: String,
+    pub started_at: i64,
+}
+
+/// What is known when a session ends.
+#[derive(Debug, Clone, Default)]
+pub struct SessionEnd {
+    pub ended_at: i64,
+    pub exit_code: Option<i64>,
+    pub close_reason: String,
+    pub close_detail: String,
+    pub initial_size: Option<(u16, u16)>,
+    pub last_size: Option<(u16, u16)>,
+    pub bytes_in: i64,
+    pub bytes_out: i64,
+}
+
+/// Filters of `sessions ls`; `None` means any.
+#[derive(Debug, Clone, Default)]
+pub struct SessionFilter {
+    pub user: Option<String>,
+    pub container: Option<String>,
+    pub status: Option<SessionStatus>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    /// Only sessions started before this id (pagination, newest first).
+    pub before_id: Option<String>,
+    pub limit: i64,
+}
+
+const COLUMNS: &str = "id, user_name, role, token_id, source_addr, client_kind, container_id, container_name, \
+    container_image, command, tty, node_id, exec_id, started_at, ended_at, status, exit_code, close_reason, \
+    close_detail, initial_cols, initial_rows, last_cols, last_rows, bytes_in, bytes_out, recording_location, \
+    recording_size, recording_sha256, recording_error";
+
+impl Store {
+    /// Writes the row of a session that just started (status `live`).
+    pub async fn insert_session(&self, session: &NewSession) -> Result<(), StoreError> {
+        let command = serde_json::to_string(&session.command).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO sessions (id, user_name, role, token_id, source_addr, client_kind, container_id, \
+             container_name, container_image, command, tty, node_id, exec_id, started_at, status) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'live')",
+        )
+        .bind(&session.id)
+        .bind(&session.user)
+        .bind(&session.role)
+        .bind(&session.token_id)
+        .bind(&session.source_addr)
+        .bind(&session.client_kind)
+        .bind(&session.container_id)
+        .bind(&session.container_name)
+        .bind(&session.container_image)
+        .bind(command)
+        .bind(i64::from(session.tty))
+        .bind(&session.node_id)
+        .bind(&session.exec_id)
+        .bind(session.started_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records how a session ended and sets its status.
+    pub async fn finish_session(&self, id: &str, end: &SessionEnd, status: SessionStatus) -> Result<(), StoreError> {
+        let size = |s: Option<(u16, u16)>| (s.map(|(c, _)| i64::from(c)), s.map(|(_, r)| i64::from(r)));
+        let (initial_cols, initial_rows) = size(end.initial_size);
+        let (last_cols, last_rows) = size(end.last_size);
+        sqlx::query(
+            "UPDATE sessions SET ended_at = $1, exit_code = $2, close_reason = $3, close_detail = $4, \
+             initial_cols = $5, initial_rows = $6, last_cols = $7, last_rows = $8, bytes_in = $9, \
+             bytes_out = $10, status = $11 WHERE id = $12",
+        )
+        .bind(end.ended_at)
+        .bind(end.exit_code)
+        .bind(&end.close_reason)
+        .bind(&end.close_detail)
+        .bind(initial_cols)
+        .bind(initial_rows)
+        .bind(last_cols)
+        .bind(last_rows)
+        .bind(end.bytes_in)
+        .bind(end.bytes_out)
+        .bind(status.as_str())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records the stored recording and the session's final status.
+    pub async fn set_recording(
+        &self,
+        id: &str,
+        location: &str,
+        size: u64,
+        sha256: &str,
+        status: SessionStatus,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE sessions SET recording_location = $1, recording_size = $2, recording_sha256 = $3, \
+             status = $4, ended_at = COALESCE(ended_at, $5) WHERE id = $6",
+        )
+        .bind(location)
+        .bind(i64::try_from(size).unwrap_or(i64::MAX))
+        .bind(sha256)
+        .bind(status.as_str())
+        .bind(now_millis())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Notes a recording problem on the row (the latest one wins).
+    pub async fn set_recording_error(&self, id: &str, error: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET recording_error = $1 WHERE id = $2")
+            .bind(error)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Marks every `live` session of `node_id` as `interrupted` (after a crash of that node);
+    /// returns their ids.
+    pub async fn interrupt_node_sessions(&self, node_id: &str) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT id FROM sessions WHERE node_id = $1 AND status = 'live'")
+            .bind(node_id)
+            .fetch_all(&self.pool)
+            .await?;
+        let ids: Vec<String> = rows.iter().map(|r| r.try_get("id")).collect::<Result<_, _>>()?;
+        for id in &ids {
+            sqlx::query(
+                "UPDATE sessions SET status = 'interrupted', close_reason = 'interrupted', \
+                 ended_at = COALESCE(ended_at, $1) WHERE id = $2 AND status = 'live'",
+            )
+            .bind(now_millis())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        }
+        Ok(ids)
+    }
+
+    /// One session.
+    pub async fn session(&self, id: &str) -> Result<Option<SessionRow>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM sessions WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| session_from_row(&r)).transpose()
+    }
+
+    /// Sessions matching `filter`, newest first.
+    pub async fn sessions(&self, filter: &SessionFilter) -> Result<Vec<SessionRow>, StoreError> {
+        // Each condition is either off (its parameter NULL) or on; the SQL text never varies.
+        let sql = format!(
+            "SELECT {COLUMNS} FROM sessions WHERE \
+             ($1 IS NULL OR user_name = $1) AND \
+             ($2 IS NULL OR container_name = $2 OR container_id = $2) AND \
+             ($3 IS NULL OR status = $3) AND \
+             ($4 IS NULL OR started_at >= $4) AND \
+             ($5 IS NULL OR started_at < $5) AND \
+             ($6 IS NULL OR id < $6) \
+             ORDER BY id DESC LIMIT $7"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(&filter.user)
+            .bind(&filter.container)
+            .bind(filter.status.map(SessionStatus::as_str))
+            .bind(filter.since)
+            .bind(filter.until)
+            .bind(&filter.before_id)
+            .bind(filter.limit.clamp(1, 1000))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(session_from_row).collect()
+    }
+}
+
+fn session_from_row(row: &AnyRow) -> Result<SessionRow, StoreError> {
+    let command: String = row.try_get("command")?;
+    let status: String = row.try_get("status")?;
+    Ok(SessionRow {
+        id: row.try_get("id")?,
+        user: row.try_get("user_name")?,
+        role: row.try_get("role")?,
+        token_id: row.try_get("token_id")?,
+        source_addr: row.try_get("source_addr")?,
+        client_kind: row.try_get("client_kind")?,
+        container_id: row.try_get("container_id")?,
+        container_name: row.try_get("container_name")?,
+        container_image: row.try_get("container_image")?,
+        command: serde_json::from_str(&command).map_err(|e| StoreError::Corrupt(format!("sessions.command: {e}")))?,
+        tty: row.try_get::<i64, _>("tty")? != 0,
+        node_id: row.try_get("node_id")?,
+        exec_id: row.try_get("exec_id")?,
+        started_at: row.try_get("started_at")?,
+        ended_at: row.try_get("ended_at")?,
+        status: SessionStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("status {status:?}")))?,
+        exit_code: row.try_get("exit_code")?,
+        close_reason: row.try_get("close_reason")?,
+        close_detail: row.try_get("close_detail")?,
+        initial_cols: row.try_get("initial_cols")?,
+        initial_rows: row.try_get("initial_rows")?,
+        last_cols: row.try_get("last_cols")?,
+        last_rows: row.try_get("last_rows")?,
+        bytes_in: row.try_get("bytes_in")?,
+        bytes_out: row.try_get("bytes_out")?,
+        recording_location: row.try_get("recording_location")?,
+        recording_size: row.try_get("recording_size")?,
+        recording_sha256: row.try_get("recording_sha256")?,
+        recording_error: row.try_get("recording_error")?,
+    })
+}
