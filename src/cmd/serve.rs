@@ -8,11 +8,14 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::ConfigArgs;
 use crate::auth::{Authenticator, Role, Webhook};
 use crate::config::Config;
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, GatewayParts};
+use crate::recorder::Recorder;
 use crate::runtime::{ContainerRuntime, DockerRuntime};
 use crate::store::Store;
 
@@ -45,7 +48,30 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if let Err(error) = runtime.ping().await {
         tracing::warn!(%error, "Docker is not reachable yet; sessions will be refused until it is");
     }
-    let gateway = Arc::new(Gateway::new(Arc::clone(&config), Arc::new(runtime), auth));
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let recorder = if config.recording.enabled {
+        let recorder = Recorder::from_config(&config, store.clone(), tracker.clone(), shutdown.clone())
+            .await
+            .context("configuring recording storage")?;
+        let spools = recorder.recover(&config.node_id()).await;
+        if spools > 0 {
+            tracing::info!(spools, "completing recordings left by the last stop");
+        }
+        Some(recorder)
+    } else {
+        tracing::warn!("recording is off: sessions are not recorded");
+        None
+    };
+    let gateway = Arc::new(Gateway::new(GatewayParts {
+        config: Arc::clone(&config),
+        runtime: Arc::new(runtime),
+        auth,
+        store: store.clone(),
+        recorder,
+        shutdown,
+        tracker,
+    }));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;

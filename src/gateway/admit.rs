@@ -1,5 +1,6 @@
-//! Admission of one `/enter` request: authenticate, resolve the container, authorise, then
-//! create and start the exec (falling back from `bash` to `sh` when the image has no bash).
+//! Admission of one `/enter` request: authenticate, resolve the container, authorise; then
+//! (once the session's recording has started) create and start the exec, falling back from
+//! `bash` to `sh` when the image has no bash.
 //!
 //! Guarantees: no exec is created before the principal is authorised for the resolved
 //! container; every refusal carries a [`CloseReason`] and a line the client may read.
@@ -13,10 +14,8 @@ use crate::runtime::{ContainerInfo, ExecIo, ExecSpec, RuntimeError};
 use super::request::EnterRequest;
 use super::{Gateway, SESSION_MARKER};
 
-/// A session that may start: its exec is running and attached.
-pub struct Admitted {
-    pub principal: Principal,
-    pub container: ContainerInfo,
+/// A started exec, attached.
+pub struct Started {
     pub exec_id: String,
     pub command: Vec<String>,
     pub io: ExecIo,
@@ -64,8 +63,8 @@ impl From<RuntimeError> for Refusal {
 const START_PROBE: Duration = Duration::from_secs(2);
 
 impl Gateway {
-    /// Admits a request or says why not.
-    pub(super) async fn admit(&self, request: &EnterRequest, session_id: &str) -> Result<Admitted, Refusal> {
+    /// Authenticates the request and finds and authorises its container. No exec exists yet.
+    pub(super) async fn authorise(&self, request: &EnterRequest) -> Result<(Principal, ContainerInfo), Refusal> {
         let address = request.address.to_string();
         let principal = self.auth.authenticate(request.token.as_deref(), &address).await?;
         let container = self.runtime.resolve(&request.address).await?;
@@ -73,8 +72,27 @@ impl Gateway {
         if !container.running {
             return Err(RuntimeError::ContainerNotRunning(container.name.clone()).into());
         }
-        let term = request.term.clone().unwrap_or_else(|| self.config.shell.term.clone());
-        let mut env = vec![format!("TERM={term}"), format!("{SESSION_MARKER}={session_id}")];
+        Ok((principal, container))
+    }
+
+    /// The command a request runs (before any fallback).
+    pub(super) fn command_of(&self, request: &EnterRequest) -> Vec<String> {
+        request.command.clone().unwrap_or_else(|| self.config.shell.command.clone())
+    }
+
+    /// The `TERM` a request's shell gets.
+    pub(super) fn term_of(&self, request: &EnterRequest) -> String {
+        request.term.clone().unwrap_or_else(|| self.config.shell.term.clone())
+    }
+
+    /// Creates and starts the exec, falling back from the default shell when the image lacks it.
+    pub(super) async fn start_exec(
+        &self,
+        request: &EnterRequest,
+        container: &ContainerInfo,
+        session_id: &str,
+    ) -> Result<Started, Refusal> {
+        let mut env = vec![format!("TERM={}", self.term_of(request)), format!("{SESSION_MARKER}={session_id}")];
         env.extend(request.env.iter().cloned());
         let base = ExecSpec {
             cmd: Vec::new(),
@@ -98,7 +116,7 @@ impl Gateway {
                 tracing::info!(exec.id = %exec_id, command = ?command, "shell not in image, trying the next");
                 continue;
             }
-            return Ok(Admitted { principal, container, exec_id, command, io });
+            return Ok(Started { exec_id, command, io });
         }
         let tried = [&self.config.shell.command, &self.config.shell.fallback]
             .iter()

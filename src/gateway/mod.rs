@@ -7,9 +7,11 @@
 mod admit;
 mod relay;
 mod request;
+mod session;
 
 pub use admit::Refusal;
 pub use relay::Ending;
+pub use relay::SessionStats;
 pub use request::{ClientKind, EnterRequest, RequestError};
 
 use std::net::SocketAddr;
@@ -27,12 +29,13 @@ use futures::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::Instrument;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
-use crate::protocol::{CloseReason, ResponseMessage};
+use crate::protocol::ResponseMessage;
+use crate::recorder::Recorder;
 use crate::runtime::ContainerRuntime;
+use crate::store::Store;
 
 /// The environment variable every exec carries, holding its session id.
 pub const SESSION_MARKER: &str = "ENTRY_SESSION";
@@ -48,25 +51,34 @@ pub struct Gateway {
     config: Arc<Config>,
     runtime: Arc<dyn ContainerRuntime>,
     auth: Authenticator,
+    store: Store,
+    recorder: Option<Recorder>,
     own_container: Option<String>,
     node_id: String,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
 
+/// What a gateway is made of.
+pub struct GatewayParts {
+    pub config: Arc<Config>,
+    pub runtime: Arc<dyn ContainerRuntime>,
+    pub auth: Authenticator,
+    pub store: Store,
+    /// `None` when recording is off.
+    pub recorder: Option<Recorder>,
+    /// Cancelled to stop the gateway; shared with the recorder.
+    pub shutdown: CancellationToken,
+    /// Tracks every session and recording task.
+    pub tracker: TaskTracker,
+}
+
 impl Gateway {
-    pub fn new(config: Arc<Config>, runtime: Arc<dyn ContainerRuntime>, auth: Authenticator) -> Self {
+    pub fn new(parts: GatewayParts) -> Self {
+        let GatewayParts { config, runtime, auth, store, recorder, shutdown, tracker } = parts;
         let own_container = config.gateway.self_container_id.clone().or_else(crate::runtime::own_container_id);
         let node_id = config.node_id();
-        Self {
-            config,
-            runtime,
-            auth,
-            own_container,
-            node_id,
-            shutdown: CancellationToken::new(),
-            tracker: TaskTracker::new(),
-        }
+        Self { config, runtime, auth, store, recorder, own_container, node_id, shutdown, tracker }
     }
 
     /// The token that stops the gateway when cancelled.
@@ -94,43 +106,6 @@ impl Gateway {
         }
         Ok(())
     }
-
-    /// One session, from the upgraded socket to its CLOSE.
-    async fn session(&self, socket: WebSocket, request: Result<EnterRequest, RequestError>, peer: SocketAddr) {
-        let session_id = uuid::Uuid::now_v7().to_string();
-        let span = tracing::info_span!("session", session.id = %session_id, peer = %peer, node = %self.node_id);
-        async move {
-            let (mut sink, stream) = socket.split();
-            let refusal = match request {
-                Err(error) => Refusal::new(CloseReason::BadRequest, format!("bad request: {error}")),
-                Ok(_) if self.shutdown.is_cancelled() => Refusal::new(CloseReason::Shutdown, "gateway shutting down"),
-                Ok(request) => match self.admit(&request, &session_id).await {
-                    Err(refusal) => refusal,
-                    Ok(admitted) => {
-                        tracing::info!(
-                            user = %admitted.principal.user,
-                            container = %admitted.container.name,
-                            container.id = %admitted.container.id,
-                            exec.id = %admitted.exec_id,
-                            command = ?admitted.command,
-                            client = request.client.as_str(),
-                            "session started"
-                        );
-                        let io = admitted.io;
-                        let (ending, stream) =
-                            self.relay(&mut sink, stream, io.output, io.input, &admitted.exec_id).await;
-                        tracing::info!(reason = ending.reason.code(), exit_code = ?ending.exit_code, "session ended: {}", ending.line);
-                        close(&mut sink, stream, &ending.message()).await;
-                        return;
-                    }
-                },
-            };
-            tracing::info!(reason = refusal.reason.code(), "refused: {}", refusal.line);
-            close(&mut sink, Some(stream), &Ending::from(refusal).message()).await;
-        }
-        .instrument(span)
-        .await
-    }
 }
 
 impl From<Refusal> for Ending {
@@ -141,7 +116,7 @@ impl From<Refusal> for Ending {
 
 /// Sends the CLOSE message and a WebSocket close frame, then waits (briefly) for the
 /// client's close frame, so the TCP connection is not reset under data it has yet to read.
-async fn close(
+pub(super) async fn close(
     sink: &mut SplitSink<WebSocket, Message>,
     stream: Option<SplitStream<WebSocket>>,
     message: &ResponseMessage,

@@ -7,7 +7,7 @@
 //! session with CLOSE `bad_request`; shutdown ends it with CLOSE `shutdown`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
@@ -21,7 +21,15 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::protocol::{CloseReason, RequestMessage, RequestType, ResponseMessage, Utf8Carry, WindowSize, encode};
+use crate::recorder::{Frame, SessionRecorder};
 use crate::runtime::{ContainerRuntime, InputSink, Output, OutputStream};
+
+/// A started exec as the relay needs it.
+pub(super) struct Exec {
+    pub id: String,
+    pub output: OutputStream,
+    pub input: InputSink,
+}
 
 use super::Gateway;
 
@@ -51,6 +59,44 @@ impl Ending {
     pub fn message(&self) -> ResponseMessage {
         ResponseMessage::close(self.reason, self.line.clone(), self.exit_code)
     }
+}
+
+/// Counters of one session, shared by its relay halves.
+#[derive(Debug, Default)]
+pub struct SessionStats {
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    /// `cols << 16 | rows`, 0 while unknown.
+    initial_size: AtomicU32,
+    last_size: AtomicU32,
+}
+
+impl SessionStats {
+    fn resized(&self, size: WindowSize) {
+        let packed = (u32::from(size.cols) << 16) | u32::from(size.rows);
+        let _ = self.initial_size.compare_exchange(0, packed, Ordering::Relaxed, Ordering::Relaxed);
+        self.last_size.store(packed, Ordering::Relaxed);
+    }
+
+    pub fn bytes_in(&self) -> i64 {
+        i64::try_from(self.bytes_in.load(Ordering::Relaxed)).unwrap_or(i64::MAX)
+    }
+
+    pub fn bytes_out(&self) -> i64 {
+        i64::try_from(self.bytes_out.load(Ordering::Relaxed)).unwrap_or(i64::MAX)
+    }
+
+    pub fn initial_size(&self) -> Option<(u16, u16)> {
+        unpack(self.initial_size.load(Ordering::Relaxed))
+    }
+
+    pub fn last_size(&self) -> Option<(u16, u16)> {
+        unpack(self.last_size.load(Ordering::Relaxed))
+    }
+}
+
+fn unpack(packed: u32) -> Option<(u16, u16)> {
+    (packed != 0).then_some(((packed >> 16) as u16, (packed & 0xffff) as u16))
 }
 
 /// What the input side tells the output side.
@@ -86,10 +132,12 @@ impl Gateway {
         &self,
         sink: &mut Sink,
         stream: SplitStream<WebSocket>,
-        mut output: OutputStream,
-        input: InputSink,
-        exec_id: &str,
+        exec: Exec,
+        recorder: Option<Arc<SessionRecorder>>,
+        stats: Arc<SessionStats>,
     ) -> (Ending, Option<SplitStream<WebSocket>>) {
+        let Exec { id: exec_id, mut output, input } = exec;
+        let exec_id = exec_id.as_str();
         let last_seen = Arc::new(LastSeen { start: Instant::now(), millis: AtomicU64::new(0) });
         let (events_tx, mut events) = mpsc::channel(2);
         let stop_input = self.shutdown.child_token();
@@ -99,6 +147,8 @@ impl Gateway {
             events: events_tx,
             last_seen: Arc::clone(&last_seen),
             cancel: stop_input.clone(),
+            recorder: recorder.clone(),
+            stats: Arc::clone(&stats),
         };
         let input_task = self.tracker.spawn(pump.run(stream, input));
 
@@ -112,6 +162,9 @@ impl Gateway {
             tokio::select! {
                 biased;
                 _ = self.shutdown.cancelled() => break Ending::new(CloseReason::Shutdown, "gateway shutting down"),
+                reason = recording_failed(recorder.as_deref()) => {
+                    break Ending::new(CloseReason::RecordingFailed, format!("recording failed: {reason}"));
+                }
                 event = events.recv() => match event {
                     Some(InputEvent::BadMessage(why)) => break Ending::new(CloseReason::BadRequest, why),
                     Some(InputEvent::ClientGone(why)) => break Ending::new(CloseReason::ClientGone, why),
@@ -124,7 +177,14 @@ impl Gateway {
                             Output::Stderr(data) => (1, data),
                         };
                         let data = carries[index].push(data);
-                        if !data.is_empty() && !send(sink, &output_message(index, data), timeout).await {
+                        if data.is_empty() {
+                            continue;
+                        }
+                        stats.bytes_out.fetch_add(data.len() as u64, Ordering::Relaxed);
+                        if let Some(recorder) = &recorder {
+                            recorder.record(Frame::Output(data.clone())).await;
+                        }
+                        if !send(sink, &output_message(index, data), timeout).await {
                             break Ending::new(CloseReason::ClientGone, "client stopped reading");
                         }
                     }
@@ -134,6 +194,10 @@ impl Gateway {
                         for (index, carry) in carries.iter_mut().enumerate() {
                             let rest = carry.finish();
                             if !rest.is_empty() {
+                                stats.bytes_out.fetch_add(rest.len() as u64, Ordering::Relaxed);
+                                if let Some(recorder) = &recorder {
+                                    recorder.record(Frame::Output(rest.clone())).await;
+                                }
                                 delivered &= send(sink, &output_message(index, rest), timeout).await;
                             }
                         }
@@ -182,6 +246,14 @@ impl Gateway {
     }
 }
 
+/// Resolves with the reason when a strict recording fails; pending otherwise.
+async fn recording_failed(recorder: Option<&SessionRecorder>) -> String {
+    match recorder {
+        Some(recorder) if recorder.strict() => recorder.failed().await,
+        _ => std::future::pending().await,
+    }
+}
+
 fn output_message(index: usize, data: Bytes) -> ResponseMessage {
     if index == 0 { ResponseMessage::stdout(data) } else { ResponseMessage::stderr(data) }
 }
@@ -199,6 +271,8 @@ struct InputPump {
     events: mpsc::Sender<InputEvent>,
     last_seen: Arc<LastSeen>,
     cancel: CancellationToken,
+    recorder: Option<Arc<SessionRecorder>>,
+    stats: Arc<SessionStats>,
 }
 
 impl InputPump {
@@ -236,6 +310,10 @@ impl InputPump {
             };
             match message.kind() {
                 Some(RequestType::Plain) if stdin_open && !message.content.is_empty() => {
+                    self.stats.bytes_in.fetch_add(message.content.len() as u64, Ordering::Relaxed);
+                    if let Some(recorder) = &self.recorder {
+                        recorder.record(Frame::Input(message.content.clone())).await;
+                    }
                     let written = tokio::select! {
                         _ = self.cancel.cancelled() => return Some(stream),
                         written = stdin.write_all(&message.content) => written,
@@ -248,7 +326,13 @@ impl InputPump {
                 }
                 Some(RequestType::Plain) => {}
                 Some(RequestType::Winch) => match WindowSize::parse(&message.content) {
-                    Ok(size) => self.resize(size).await,
+                    Ok(size) => {
+                        self.stats.resized(size);
+                        if let Some(recorder) = &self.recorder {
+                            recorder.record(Frame::Resize(size)).await;
+                        }
+                        self.resize(size).await
+                    }
                     Err(crate::protocol::WinchError::OutOfRange(cols, rows)) => {
                         tracing::debug!(cols, rows, "ignoring an impossible window size");
                     }

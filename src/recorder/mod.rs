@@ -1,5 +1,148 @@
-//! Session recording: asciicast v2 events, spooled and stored.
+//! Session recording: every frame of a session, as asciicast v2, spooled to a local gzip file
+//! and stored in a [`storage::RecordingStorage`] (a directory or S3).
+//!
+//! The relay hands frames to a per-session writer task through a bounded queue and never
+//! waits for it (in strict mode it waits rather than lose a frame). The writer encodes,
+//! spools, flushes on an interval, and at the end stores the recording; the session row gets
+//! its final status only once the recording is durably stored. Spools left by a crash are
+//! completed by [`Recorder::recover`] on the next start.
 
 pub mod asciicast;
+mod recovery;
+mod sidecar;
 pub mod spool;
 pub mod storage;
+mod writer;
+
+pub use writer::SessionRecorder;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, StorageKind};
+use crate::protocol::WindowSize;
+use crate::store::{SessionStatus, Store};
+use storage::{FsStorage, RecordingStorage, S3Storage, StorageError};
+
+/// Why a recording could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordingError {
+    #[error("cannot create the recording spool in {dir}: {source}")]
+    Spool { dir: String, source: std::io::Error },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// What a recording needs to know about its session.
+#[derive(Debug, Clone)]
+pub struct RecordingMeta {
+    pub session_id: String,
+    /// Unix milliseconds.
+    pub started_at: i64,
+    pub user: String,
+    pub container: String,
+    pub command: Vec<String>,
+    pub term: String,
+}
+
+/// One frame of a session, as the relay saw it.
+#[derive(Debug, Clone)]
+pub enum Frame {
+    Input(bytes::Bytes),
+    Output(bytes::Bytes),
+    Resize(WindowSize),
+}
+
+/// Starts recordings and completes the ones a crash left behind.
+#[derive(Clone)]
+pub struct Recorder {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    storage: Arc<dyn RecordingStorage>,
+    spool_dir: PathBuf,
+    flush_interval: Duration,
+    queue_capacity: usize,
+    required: bool,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl Recorder {
+    /// A recorder for the configured storage.
+    pub async fn from_config(
+        config: &Config,
+        store: Store,
+        tracker: TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Result<Self, RecordingError> {
+        let storage: Arc<dyn RecordingStorage> = match config.recording.storage {
+            StorageKind::Fs => Arc::new(FsStorage::new(config.recordings_dir())),
+            StorageKind::S3 => Arc::new(S3Storage::new(&config.recording.s3).await?),
+        };
+        Ok(Self::new(config, store, storage, tracker, shutdown))
+    }
+
+    pub fn new(
+        config: &Config,
+        store: Store,
+        storage: Arc<dyn RecordingStorage>,
+        tracker: TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                storage,
+                spool_dir: config.spool_dir(),
+                flush_interval: config.recording.flush_interval,
+                queue_capacity: config.recording.queue_capacity.max(16),
+                required: config.recording.required,
+                tracker,
+                shutdown,
+            }),
+        }
+    }
+
+    /// The storage recordings go to.
+    pub fn storage(&self) -> Arc<dyn RecordingStorage> {
+        Arc::clone(&self.inner.storage)
+    }
+
+    /// Whether recording is strict (`recording.required`).
+    pub fn required(&self) -> bool {
+        self.inner.required
+    }
+}
+
+/// The status a session's row gets once its recording is stored.
+pub fn final_status(reason: crate::protocol::CloseReason) -> SessionStatus {
+    use crate::protocol::CloseReason as R;
+    match reason {
+        R::Exited | R::ClientGone | R::IdleTimeout | R::MaxDuration | R::Unspecified => SessionStatus::Ended,
+        R::Killed => SessionStatus::Killed,
+        R::Shutdown => SessionStatus::Interrupted,
+        R::Unauthorised
+        | R::Forbidden
+        | R::ContainerNotFound
+        | R::ContainerNotRunning
+        | R::NoShell
+        | R::RuntimeUnavailable
+        | R::BadRequest
+        | R::RecordingFailed
+        | R::LimitExceeded
+        | R::Internal => SessionStatus::Failed,
+    }
+}
+
+/// The storage key of a session's recording: `YYYY/MM/DD/<id>.cast.gz` by start date.
+pub fn storage_key(session_id: &str, started_at: i64) -> String {
+    let date = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(started_at).unwrap_or_default();
+    format!("{}/{session_id}.cast.gz", date.format("%Y/%m/%d"))
+}

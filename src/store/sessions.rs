@@ -159,6 +159,18 @@ impl Store {
         Ok(())
     }
 
+    /// Records the exec a session runs (known only after the row is written).
+    pub async fn set_exec(&self, id: &str, exec_id: &str, command: &[String]) -> Result<(), StoreError> {
+        let command = serde_json::to_string(command).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query("UPDATE sessions SET exec_id = $1, command = $2 WHERE id = $3")
+            .bind(exec_id)
+            .bind(command)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Records how a session ended and sets its status.
     pub async fn finish_session(&self, id: &str, end: &SessionEnd, status: SessionStatus) -> Result<(), StoreError> {
         let size = |s: Option<(u16, u16)>| (s.map(|(c, _)| i64::from(c)), s.map(|(_, r)| i64::from(r)));

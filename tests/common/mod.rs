@@ -14,8 +14,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use entry::auth::{Authenticator, Role, Webhook};
 use entry::config::Config;
-use entry::gateway::Gateway;
+use entry::gateway::{Gateway, GatewayParts};
 use entry::protocol::{CloseReason, RequestMessage, ResponseMessage, ResponseType, WindowSize, encode};
+use entry::recorder::Recorder;
 use entry::runtime::DockerRuntime;
 use entry::store::Store;
 use futures::{SinkExt, StreamExt};
@@ -25,6 +26,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 pub const BASH_IMAGE: &str = "entry-test-bash";
 pub const SH_IMAGE: &str = "entry-test-sh";
@@ -187,7 +189,26 @@ impl TestAppBuilder {
         let webhook = config.auth.webhook.as_ref().map(|w| Webhook::new(w).expect("webhook"));
         let auth = Authenticator::new(store.clone(), webhook);
         let runtime = DockerRuntime::new(config.docker.host.as_deref(), 30);
-        let gateway = Arc::new(Gateway::new(Arc::clone(&config), Arc::new(runtime), auth.clone()));
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let recorder = if config.recording.enabled {
+            let recorder = Recorder::from_config(&config, store.clone(), tracker.clone(), shutdown.clone())
+                .await
+                .expect("recorder");
+            recorder.recover(&config.node_id()).await;
+            Some(recorder)
+        } else {
+            None
+        };
+        let gateway = Arc::new(Gateway::new(GatewayParts {
+            config: Arc::clone(&config),
+            runtime: Arc::new(runtime),
+            auth: auth.clone(),
+            store: store.clone(),
+            recorder,
+            shutdown,
+            tracker,
+        }));
         let listener = tokio::net::TcpListener::bind(config.listen).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let shutdown = gateway.shutdown_token();

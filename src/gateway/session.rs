@@ -1,0 +1,194 @@
+//! One session from the upgraded socket to its CLOSE: authorise, start the recording, write
+//! the session row, start the exec, relay, and record how it ended.
+//!
+//! Guarantees: a request that is not authorised creates neither an exec nor a row; in strict
+//! recording mode no exec is created unless the recording and the row could start; the row
+//! says `finalising` until the recorder has stored the recording and written the final status.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::ws::WebSocket;
+use futures::StreamExt;
+use tracing::Instrument;
+
+use super::admit::Refusal;
+use super::relay::{Ending, Exec, SessionStats};
+use super::request::{EnterRequest, RequestError};
+use super::{Gateway, close};
+use crate::protocol::CloseReason;
+use crate::recorder::{RecordingMeta, SessionRecorder, final_status};
+use crate::store::{NewSession, SessionEnd, SessionStatus, now_millis};
+
+impl Gateway {
+    /// Runs one session.
+    pub(super) async fn session(
+        &self,
+        socket: WebSocket,
+        request: Result<EnterRequest, RequestError>,
+        peer: SocketAddr,
+    ) {
+        let session_id = uuid::Uuid::now_v7().to_string();
+        let span = tracing::info_span!("session", session.id = %session_id, peer = %peer, node = %self.node_id);
+        async move {
+            let (mut sink, stream) = socket.split();
+            match self.run(&mut sink, stream, request, peer, &session_id).await {
+                Ok(()) => {}
+                Err((refusal, stream)) => {
+                    tracing::info!(reason = refusal.reason.code(), "refused: {}", refusal.line);
+                    close(&mut sink, Some(stream), &Ending::from(refusal).message()).await;
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn run(
+        &self,
+        sink: &mut futures::stream::SplitSink<WebSocket, axum::extract::ws::Message>,
+        stream: futures::stream::SplitStream<WebSocket>,
+        request: Result<EnterRequest, RequestError>,
+        peer: SocketAddr,
+        session_id: &str,
+    ) -> Result<(), (Refusal, futures::stream::SplitStream<WebSocket>)> {
+        let request = match request {
+            Err(error) => return Err((Refusal::new(CloseReason::BadRequest, format!("bad request: {error}")), stream)),
+            Ok(_) if self.shutdown.is_cancelled() => {
+                return Err((Refusal::new(CloseReason::Shutdown, "gateway shutting down"), stream));
+            }
+            Ok(request) => request,
+        };
+        let (principal, container) = match self.authorise(&request).await {
+            Ok(found) => found,
+            Err(refusal) => return Err((refusal, stream)),
+        };
+        let started_at = now_millis();
+        let command = self.command_of(&request);
+        let (recorder, recording_problem) =
+            match self.start_recording(&request, session_id, started_at, &principal.user, &container.name) {
+                Ok(recorder) => (recorder, None),
+                Err(refusal) if self.recording_required() => return Err((refusal, stream)),
+                Err(refusal) => {
+                    tracing::warn!("session goes on unrecorded: {}", refusal.line);
+                    (None, Some(refusal.line))
+                }
+            };
+        let row = NewSession {
+            id: session_id.to_owned(),
+            user: principal.user.clone(),
+            role: principal.role.as_str().to_owned(),
+            token_id: principal.token_id.clone(),
+            source_addr: peer.to_string(),
+            client_kind: request.client.as_str().to_owned(),
+            container_id: container.id.clone(),
+            container_name: container.name.clone(),
+            container_image: container.image.clone(),
+            command,
+            tty: request.tty,
+            node_id: self.node_id.clone(),
+            exec_id: String::new(),
+            started_at,
+        };
+        if let Err(error) = self.store.insert_session(&row).await {
+            if self.recording_required() {
+                if let Some(recorder) = &recorder {
+                    recorder.finish(None, SessionStatus::Failed).await;
+                }
+                let refusal = Refusal::new(CloseReason::RecordingFailed, format!("cannot record the session: {error}"));
+                return Err((refusal, stream));
+            }
+            tracing::error!(%error, "cannot write the session row; the session goes on");
+        }
+        if let Some(problem) = &recording_problem {
+            self.note_recording_error(session_id, problem).await;
+        }
+        let stats = Arc::new(SessionStats::default());
+        let ending = match self.start_exec(&request, &container, session_id).await {
+            Err(refusal) => {
+                let ending = Ending::from(refusal);
+                self.end(session_id, &ending, &stats, recorder.as_deref()).await;
+                tracing::info!(reason = ending.reason.code(), "session failed to start: {}", ending.line);
+                close(sink, Some(stream), &ending.message()).await;
+                return Ok(());
+            }
+            Ok(started) => {
+                tracing::info!(
+                    user = %principal.user,
+                    container = %container.name,
+                    container.id = %container.id,
+                    exec.id = %started.exec_id,
+                    command = ?started.command,
+                    client = request.client.as_str(),
+                    "session started"
+                );
+                if let Err(error) = self.store.set_exec(session_id, &started.exec_id, &started.command).await {
+                    tracing::warn!(%error, "cannot record the exec id");
+                }
+                let exec = Exec { id: started.exec_id, output: started.io.output, input: started.io.input };
+                let (ending, stream) = self.relay(sink, stream, exec, recorder.clone(), Arc::clone(&stats)).await;
+                self.end(session_id, &ending, &stats, recorder.as_deref()).await;
+                tracing::info!(reason = ending.reason.code(), exit_code = ?ending.exit_code, "session ended: {}", ending.line);
+                close(sink, stream, &ending.message()).await;
+                ending
+            }
+        };
+        drop(ending);
+        Ok(())
+    }
+
+    fn recording_required(&self) -> bool {
+        self.recorder.as_ref().is_some_and(|r| r.required())
+    }
+
+    fn start_recording(
+        &self,
+        request: &EnterRequest,
+        session_id: &str,
+        started_at: i64,
+        user: &str,
+        container: &str,
+    ) -> Result<Option<Arc<SessionRecorder>>, Refusal> {
+        let Some(recorder) = &self.recorder else { return Ok(None) };
+        let meta = RecordingMeta {
+            session_id: session_id.to_owned(),
+            started_at,
+            user: user.to_owned(),
+            container: container.to_owned(),
+            command: self.command_of(request),
+            term: self.term_of(request),
+        };
+        recorder
+            .start(meta)
+            .map(|r| Some(Arc::new(r)))
+            .map_err(|e| Refusal::new(CloseReason::RecordingFailed, format!("recording cannot start: {e}")))
+    }
+
+    /// Writes how the session ended and hands the end to the recorder.
+    async fn end(&self, session_id: &str, ending: &Ending, stats: &SessionStats, recorder: Option<&SessionRecorder>) {
+        let status = final_status(ending.reason);
+        let end = SessionEnd {
+            ended_at: now_millis(),
+            exit_code: ending.exit_code.map(i64::from),
+            close_reason: ending.reason.code().to_owned(),
+            close_detail: ending.line.clone(),
+            initial_size: stats.initial_size(),
+            last_size: stats.last_size(),
+            bytes_in: stats.bytes_in(),
+            bytes_out: stats.bytes_out(),
+        };
+        let row_status = if recorder.is_some() { SessionStatus::Finalising } else { status };
+        if let Err(error) = self.store.finish_session(session_id, &end, row_status).await {
+            tracing::error!(%error, "cannot write how the session ended");
+        }
+        if let Some(recorder) = recorder {
+            recorder.finish(ending.exit_code, status).await;
+        }
+    }
+
+    async fn note_recording_error(&self, session_id: &str, problem: &str) {
+        if let Err(error) = self.store.set_recording_error(session_id, problem).await {
+            tracing::warn!(%error, "cannot note the recording problem");
+        }
+    }
+}
