@@ -65,31 +65,43 @@ impl Authenticator {
         Self { store, webhook }
     }
 
-    /// Authenticates a presented token for a request to enter `address`.
+    /// Authenticates a presented token for a request to enter `address`: the store first,
+    /// then (for tokens it does not know) the console.
     pub async fn authenticate(&self, presented: Option<&str>, address: &str) -> Result<Principal, AuthError> {
         let presented = presented.map(str::trim).filter(|t| !t.is_empty()).ok_or(AuthError::MissingToken)?;
-        if let Some(token) = Token::parse(presented) {
-            if let Some(row) = self.store.token(token.id()).await? {
-                let hash = row.secret_hash.clone();
-                let matches = tokio::task::spawn_blocking(move || token.verify(&hash)).await.unwrap_or(false);
-                if !matches || row.revoked_at.is_some() {
-                    return Err(AuthError::InvalidToken);
-                }
-                let role = Role::parse(&row.role).ok_or(AuthError::InvalidToken)?;
-                if let Err(error) = self.store.touch_token(&row.id).await {
-                    tracing::warn!(token.id = %row.id, %error, "could not record token use");
-                }
-                return Ok(Principal {
-                    user: row.user,
-                    role,
-                    token_id: Some(row.id),
-                    patterns: Access::Patterns(Patterns::lenient(&row.allow)),
-                });
-            }
+        if let Some(principal) = self.stored_token(presented).await? {
+            return Ok(principal);
         }
         let Some(webhook) = &self.webhook else { return Err(AuthError::InvalidToken) };
         let user = webhook.ask(presented, address).await?;
         Ok(Principal { user, role: Role::Developer, token_id: None, patterns: Access::ConsoleVouched })
+    }
+
+    /// Authenticates a store token (the HTTP API accepts no console-vouched users).
+    pub async fn authenticate_token(&self, presented: Option<&str>) -> Result<Principal, AuthError> {
+        let presented = presented.map(str::trim).filter(|t| !t.is_empty()).ok_or(AuthError::MissingToken)?;
+        self.stored_token(presented).await?.ok_or(AuthError::InvalidToken)
+    }
+
+    /// The principal of a store token; `None` when the store does not know the token's id.
+    async fn stored_token(&self, presented: &str) -> Result<Option<Principal>, AuthError> {
+        let Some(token) = Token::parse(presented) else { return Ok(None) };
+        let Some(row) = self.store.token(token.id()).await? else { return Ok(None) };
+        let hash = row.secret_hash.clone();
+        let matches = tokio::task::spawn_blocking(move || token.verify(&hash)).await.unwrap_or(false);
+        if !matches || row.revoked_at.is_some() {
+            return Err(AuthError::InvalidToken);
+        }
+        let role = Role::parse(&row.role).ok_or(AuthError::InvalidToken)?;
+        if let Err(error) = self.store.touch_token(&row.id).await {
+            tracing::warn!(token.id = %row.id, %error, "could not record token use");
+        }
+        Ok(Some(Principal {
+            user: row.user,
+            role,
+            token_id: Some(row.id),
+            patterns: Access::Patterns(Patterns::lenient(&row.allow)),
+        }))
     }
 
     /// Creates a token and returns it (the only time its secret exists outside the client).
