@@ -3,68 +3,17 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::server::{ENTRY, Server};
 use common::{BASH_IMAGE, TestContainer};
-
-const ENTRY: &str = env!("CARGO_BIN_EXE_entry");
-
-struct Server {
-    child: Child,
-    url: String,
-    admin_token: String,
-    data: tempfile::TempDir,
-}
-
-impl Server {
-    fn start() -> Self {
-        let data = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut child = Command::new(ENTRY)
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .arg("--data-dir")
-            .arg(data.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        assert!(lines.next().unwrap().unwrap().contains("first admin token"));
-        let admin_token = lines.next().unwrap().unwrap();
-        let url = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "gateway did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self { child, url, admin_token, data }
-    }
-
-    fn entry(&self, token: &str) -> Command {
-        let mut command = Command::new(ENTRY);
-        command.env("ENTRY_SERVER", &self.url).env("ENTRY_TOKEN", token);
-        command
-    }
-
-    fn tokens(&self) -> Command {
-        let mut command = Command::new(ENTRY);
-        command.arg("tokens").arg("--data-dir").arg(self.data.path());
-        command
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_tokens_enter_and_sigterm() {
-    let server = Server::start();
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
     let container = TestContainer::start(BASH_IMAGE);
     let health = reqwest::get(format!("{}/healthz", server.url)).await.unwrap();
     assert!(health.status().is_success());

@@ -24,6 +24,9 @@ use crate::store::SessionStatus;
 /// How long a stopping gateway still waits for a recording to be stored.
 const STORE_GRACE: Duration = Duration::from_secs(10);
 
+/// The most event data held back waiting for the first size.
+const MAX_HELD_BYTES: usize = 64 * 1024;
+
 /// What the writer task receives.
 enum Message {
     Frame(Duration, Frame),
@@ -62,6 +65,8 @@ impl Recorder {
             sidecar,
             spool: Some(spool),
             header_written: false,
+            held: Vec::new(),
+            held_bytes: 0,
             failure: failure_tx,
             dropped: Arc::clone(&dropped),
             line: Vec::with_capacity(4096),
@@ -118,6 +123,9 @@ struct Writer {
     /// `None` once writing failed.
     spool: Option<SpoolWriter>,
     header_written: bool,
+    /// Events that came before the header (see `write_frame`).
+    held: Vec<Event>,
+    held_bytes: usize,
     failure: watch::Sender<Option<String>>,
     dropped: Arc<AtomicU64>,
     line: Vec<u8>,
@@ -134,7 +142,9 @@ impl Writer {
             let spool_file = spool_file.clone();
             self.inner.tracker.spawn(async move { storage.store(&key, &spool_file, progress_rx).await })
         };
-        let mut flush = tokio::time::interval(self.inner.flush_interval);
+        let period = self.inner.flush_interval;
+        // The first tick after one period: the header waits for the first frame (often the size).
+        let mut flush = tokio::time::interval_at(Instant::now() + period, period);
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let (at, exit_code, status) = loop {
             tokio::select! {
@@ -255,8 +265,20 @@ impl Writer {
                 EventKind::Resize { cols: size.cols, rows: size.rows }
             }
         };
-        self.ensure_header(None);
-        self.write_event(Event { time, kind });
+        if self.header_written {
+            self.write_event(Event { time, kind });
+        } else {
+            // Hold the first events briefly: the client's first size often arrives just after
+            // the shell's first output, and it belongs in the header.
+            self.held_bytes += match &kind {
+                EventKind::Output(data) | EventKind::Input(data) => data.len(),
+                _ => 0,
+            };
+            self.held.push(Event { time, kind });
+            if self.held_bytes > MAX_HELD_BYTES {
+                self.ensure_header(None);
+            }
+        }
     }
 
     fn ensure_header(&mut self, size: Option<WindowSize>) {
@@ -264,6 +286,14 @@ impl Writer {
             return;
         }
         self.header_written = true;
+        self.write_header(size);
+        for event in std::mem::take(&mut self.held) {
+            self.write_event(event);
+        }
+        self.held_bytes = 0;
+    }
+
+    fn write_header(&mut self, size: Option<WindowSize>) {
         let size = size.unwrap_or(WindowSize { cols: 80, rows: 24 });
         let mut header = Header::new(size.cols, size.rows);
         header.timestamp = Some(self.meta.started_at / 1000);

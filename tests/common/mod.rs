@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 
 pub mod db;
+pub mod s3;
+pub mod server;
 
 use std::net::SocketAddr;
 use std::process::Command;

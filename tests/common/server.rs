@@ -1,0 +1,100 @@
+//! The `entry` binary as a gateway process (`entry serve`) on a free port and its own data
+//! directory, for tests that stop, kill and restart it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const ENTRY: &str = env!("CARGO_BIN_EXE_entry");
+
+/// A running `entry serve`; killed on drop.
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+    pub port: u16,
+    /// The admin token printed on the first start (empty on later starts).
+    pub admin_token: String,
+    pub data_dir: PathBuf,
+    extra: Vec<(String, String)>,
+}
+
+impl Server {
+    /// Starts on a fresh data directory inside `data` and reads the first admin token.
+    pub fn start(data: &Path) -> Self {
+        Self::start_with(data, &[])
+    }
+
+    /// Starts with extra `ENTRY_*` variables.
+    pub fn start_with(data: &Path, env: &[(&str, &str)]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let extra: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let child = Self::spawn(data, port, &extra);
+        let mut server =
+            Self { child, url: format!("http://127.0.0.1:{port}"), port, admin_token: String::new(), data_dir: data.to_owned(), extra };
+        let mut lines = BufReader::new(server.child.stdout.take().unwrap()).lines();
+        assert!(lines.next().unwrap().unwrap().contains("first admin token"));
+        server.admin_token = lines.next().unwrap().unwrap();
+        server.wait_ready();
+        server
+    }
+
+    fn spawn(data_dir: &Path, port: u16, extra: &[(String, String)]) -> Child {
+        Command::new(ENTRY)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env("ENTRY_NODE_ID", "test-node")
+            .envs(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "gateway did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILLs the gateway (no shutdown at all).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the gateway again on the same port and data directory.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = Self::spawn(&self.data_dir, self.port, &self.extra);
+        self.wait_ready();
+    }
+
+    /// The store URL of this gateway's embedded SQLite.
+    pub fn store_url(&self) -> String {
+        format!("sqlite://{}?mode=rwc", self.data_dir.join("entry.db").display())
+    }
+
+    /// `entry …` with this gateway and `token` in the environment.
+    pub fn entry(&self, token: &str) -> Command {
+        let mut command = Command::new(ENTRY);
+        command.env("ENTRY_SERVER", &self.url).env("ENTRY_TOKEN", token);
+        command
+    }
+
+    /// `entry tokens …` on this gateway's data directory.
+    pub fn tokens(&self) -> Command {
+        let mut command = Command::new(ENTRY);
+        command.arg("tokens").arg("--data-dir").arg(&self.data_dir);
+        command
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
