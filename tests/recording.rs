@@ -87,7 +87,10 @@ async fn the_recording_equals_what_was_seen_and_typed_and_asciinema_reads_it() {
     assert_eq!((row.initial_cols, row.initial_rows), (Some(100), Some(30)));
     assert_eq!(row.bytes_out as usize, transcript.stdout.len());
     assert_eq!(row.bytes_in as usize, typed.concat().len());
-    assert_eq!((row.user.as_str(), row.client_kind.as_str(), row.command.clone()), ("alice", "other", vec!["bash".to_owned()]));
+    assert_eq!(
+        (row.user.as_str(), row.client_kind.as_str(), row.command.clone()),
+        ("alice", "other", vec!["bash".to_owned()])
+    );
     assert!(row.recording_error.is_none(), "{:?}", row.recording_error);
 
     let storage = entry::recorder::storage::FsStorage::new(app.config.recordings_dir());
@@ -123,7 +126,8 @@ async fn recording_off_still_writes_the_row() {
     let container = TestContainer::start(BASH_IMAGE);
     let auth = bearer(&app.token("alice", Role::Developer, &["proj*"]).await);
     let command = r#"["sh","-c","echo hi"]"#;
-    let mut session = app.connect(&[("container", &container.compose()), ("authorization", &auth), ("command", command)]).await;
+    let mut session =
+        app.connect(&[("container", &container.compose()), ("authorization", &auth), ("command", command)]).await;
     session.read_to_close(WAIT).await;
     let row = settled(&app.store, WAIT).await;
     assert_eq!((row.status, row.recording_location), (SessionStatus::Ended, None));
@@ -139,12 +143,18 @@ async fn a_sigkilled_gateway_s_session_is_recovered_as_interrupted() {
     let url = format!("ws://127.0.0.1:{}/enter", server.port);
     let mut session = Session::connect(
         &url,
-        &[("container", &container.name), ("access-token", &server.admin_token), ("command", command), ("tty", "false")],
+        &[
+            ("container", &container.name),
+            ("access-token", &server.admin_token),
+            ("command", command),
+            ("tty", "false"),
+        ],
     )
     .await;
     let seen = session.read_until("line-60\n", WAIT).await;
     server.kill();
-    let last_seen: usize = seen.stdout_text().lines().filter_map(|l| l.strip_prefix("line-")?.parse().ok()).max().unwrap();
+    let last_seen: usize =
+        seen.stdout_text().lines().filter_map(|l| l.strip_prefix("line-")?.parse().ok()).max().unwrap();
 
     server.restart();
     let store = Store::open(&server.store_url()).await.unwrap();
@@ -159,7 +169,13 @@ async fn a_sigkilled_gateway_s_session_is_recovered_as_interrupted() {
     // One flush interval (1 s) is 20 lines at 20 lines per second; allow scheduling slack.
     let kept = recorded.len();
     assert!(kept + 30 >= last_seen, "recorded {kept} lines, the client had seen {last_seen}");
-    assert!(!data.path().join("spool").read_dir().unwrap().any(|e| e.unwrap().path().extension().is_some_and(|x| x == "json")));
+    assert!(
+        !data.path().join("spool").read_dir().unwrap().any(|e| e
+            .unwrap()
+            .path()
+            .extension()
+            .is_some_and(|x| x == "json"))
+    );
 }
 
 #[tokio::test]
@@ -203,7 +219,12 @@ async fn a_long_session_goes_to_s3_in_parts_and_matches_its_hash() {
     // ~16 MiB of base64 text: compressed, still more than two 5 MiB parts.
     let command = r#"["sh","-c","head -c 12000000 /dev/urandom | base64"]"#;
     let mut session = app
-        .connect(&[("container", &container.compose()), ("authorization", &auth), ("command", command), ("tty", "false")])
+        .connect(&[
+            ("container", &container.compose()),
+            ("authorization", &auth),
+            ("command", command),
+            ("tty", "false"),
+        ])
         .await;
     let transcript = session.read_to_close(Duration::from_secs(120)).await;
     assert_eq!(transcript.exit_code(), Some(0));
@@ -226,7 +247,12 @@ async fn an_s3_outage_mid_session_loses_nothing() {
     let auth = bearer(&app.token("alice", Role::Developer, &["proj*"]).await);
     let command = r#"["sh","-c","i=0; while [ $i -lt 60 ]; do echo line-$i; i=$((i+1)); sleep 0.05; done"]"#;
     let mut session = app
-        .connect(&[("container", &container.compose()), ("authorization", &auth), ("command", command), ("tty", "false")])
+        .connect(&[
+            ("container", &container.compose()),
+            ("authorization", &auth),
+            ("command", command),
+            ("tty", "false"),
+        ])
         .await;
     session.read_until("line-10\n", WAIT).await;
     s3.stop();

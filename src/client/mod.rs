@@ -6,6 +6,7 @@
 //! gateway silent for `SERVER_TIMEOUT` is treated as lost (exit 255, like ssh); a session
 //! that ended without a shell exit code exits 125 (like `docker exec` when the daemon fails).
 
+pub mod api;
 mod terminal;
 
 pub use terminal::RawMode;

@@ -2,8 +2,12 @@
 
 mod enter;
 mod migrate;
+mod play;
+mod recording;
 mod serve;
+mod sessions;
 mod tokens;
+mod verify;
 
 use std::path::PathBuf;
 
@@ -28,6 +32,34 @@ enum Command {
     Tokens(tokens::Args),
     /// Apply the store's migrations.
     Migrate(ConfigArgs),
+    /// List recorded sessions and show one (through a gateway's API).
+    Sessions(sessions::Args),
+    /// Replay a session's recording on this terminal.
+    Play(play::Args),
+    /// Download a session's recording.
+    Recording(recording::Args),
+    /// Check a stored recording against the SHA-256 in its session row.
+    Verify(verify::Args),
+}
+
+/// Flags of every command that talks to a gateway's API.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerArgs {
+    /// Gateway URL.
+    #[arg(long, env = "ENTRY_SERVER", default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// Access token.
+    #[arg(long, env = "ENTRY_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+impl ServerArgs {
+    fn client(&self) -> anyhow::Result<crate::client::api::ApiClient> {
+        let Some(token) = self.token.as_deref().filter(|t| !t.trim().is_empty()) else {
+            anyhow::bail!("no access token: set ENTRY_TOKEN or pass --token");
+        };
+        Ok(crate::client::api::ApiClient::new(&self.server, Some(token))?)
+    }
 }
 
 /// Flags every command that reads the configuration shares.
@@ -63,6 +95,10 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Enter(args) => return enter::run(args).await,
         Command::Tokens(args) => tokens::run(args).await,
         Command::Migrate(args) => migrate::run(args).await,
+        Command::Sessions(args) => sessions::run(args).await,
+        Command::Play(args) => play::run(args).await,
+        Command::Recording(args) => recording::run(args).await,
+        Command::Verify(args) => return verify::run(args).await,
     };
     match result {
         Ok(()) => 0,

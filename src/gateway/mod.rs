@@ -5,6 +5,7 @@
 //! `shutdown` and the server waits for sessions at most `SHUTDOWN_GRACE`.
 
 mod admit;
+mod api;
 mod relay;
 mod request;
 mod session;
@@ -91,6 +92,7 @@ impl Gateway {
         Router::new()
             .route("/enter", get(enter))
             .route("/healthz", get(|| async { "ok\n" }))
+            .merge(api::routes())
             .with_state(Arc::clone(self))
     }
 

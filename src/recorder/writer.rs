@@ -161,10 +161,10 @@ impl Writer {
                 }
             }
         };
+        self.ensure_header(None);
         if let Some(code) = exit_code {
             self.write_event(Event { time: at.as_secs_f64(), kind: EventKind::Exit(code) });
         }
-        self.ensure_header(None);
         let dropped = self.dropped.load(Ordering::Relaxed);
         if dropped > 0 {
             self.report(&format!("{dropped} frames were not recorded: the recorder could not keep up")).await;

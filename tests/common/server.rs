@@ -30,8 +30,14 @@ impl Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let extra: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let child = Self::spawn(data, port, &extra);
-        let mut server =
-            Self { child, url: format!("http://127.0.0.1:{port}"), port, admin_token: String::new(), data_dir: data.to_owned(), extra };
+        let mut server = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            admin_token: String::new(),
+            data_dir: data.to_owned(),
+            extra,
+        };
         let mut lines = BufReader::new(server.child.stdout.take().unwrap()).lines();
         assert!(lines.next().unwrap().unwrap().contains("first admin token"));
         server.admin_token = lines.next().unwrap().unwrap();

@@ -1,0 +1,279 @@
+//! A client for a gateway's read-only session API (`/api/v1`), and the API's wire types,
+//! shared with the gateway so both sides agree on them.
+//!
+//! Guarantees: the token goes only in the `Authorization` header (marked sensitive, never
+//! logged); a session id is always one percent-encoded path segment; every non-2xx answer
+//! becomes an [`ApiError::Api`] carrying the API's code and message when it sent them.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::HeaderValue;
+use reqwest::Url;
+use serde::de::DeserializeOwned;
+
+use crate::store::SessionRow;
+
+/// How long connecting to the gateway may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a JSON request may take in all.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a recording download may wait for its next bytes.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `GET /api/v1/sessions`: one page of sessions, newest first.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SessionPage {
+    pub sessions: Vec<SessionRow>,
+    /// The id to pass as `before` for the next page; `null` on the last page.
+    pub next: Option<String>,
+}
+
+/// The body of every API error.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ErrorBody {
+    /// Stable, snake_case: `unauthorised`, `forbidden`, `not_found`, `bad_request`, …
+    pub code: String,
+    /// For humans.
+    pub message: String,
+}
+
+/// Filters of the session list; `None` means any.
+#[derive(Debug, Clone, Default)]
+pub struct SessionQuery {
+    pub user: Option<String>,
+    pub container: Option<String>,
+    pub status: Option<String>,
+    /// Unix milliseconds.
+    pub since: Option<i64>,
+    /// Unix milliseconds.
+    pub until: Option<i64>,
+    /// A session id: only sessions older than it.
+    pub before: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// Why an API call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("bad server URL {0:?}: use http(s)://host:port")]
+    BadServer(String),
+    #[error("the access token contains characters an HTTP header cannot carry")]
+    BadToken,
+    #[error("{0:?} is not a session id (a UUID)")]
+    BadId(String),
+    #[error("cannot reach the gateway at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("{message} ({code})")]
+    Api { status: u16, code: String, message: String },
+    #[error("the gateway answered HTTP {status}: {body}")]
+    Unexpected { status: u16, body: String },
+    #[error("the gateway's answer broke off (its log says why): {0}")]
+    Body(String),
+    #[error("the gateway's answer is not what the API returns: {0}")]
+    Decode(serde_json::Error),
+}
+
+impl ApiError {
+    /// The API's error code, when the gateway sent one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ApiError::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// A client of one gateway's API.
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    http: reqwest::Client,
+    base: Url,
+    authorization: Option<HeaderValue>,
+}
+
+/// A recording being downloaded.
+pub struct Download {
+    response: reqwest::Response,
+}
+
+impl Download {
+    /// The next bytes; `None` at the end.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, ApiError> {
+        self.response.chunk().await.map_err(|e| ApiError::Body(describe(&e)))
+    }
+}
+
+impl ApiClient {
+    /// A client of the gateway at `server` (`http(s)://host:port[/prefix]`; `ws(s)://` is
+    /// taken as its HTTP twin).
+    pub fn new(server: &str, token: Option<&str>) -> Result<Self, ApiError> {
+        let bad = || ApiError::BadServer(server.to_owned());
+        let mut base = Url::parse(server.trim()).map_err(|_| bad())?;
+        let scheme = match base.scheme() {
+            "http" | "ws" => "http",
+            "https" | "wss" => "https",
+            _ => return Err(bad()),
+        };
+        base.set_scheme(scheme).map_err(|_| bad())?;
+        if base.cannot_be_a_base() || base.host().is_none() {
+            return Err(bad());
+        }
+        base.set_query(None);
+        base.set_fragment(None);
+        let authorization = token
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|t| {
+                let mut value = HeaderValue::from_str(&format!("Bearer {t}")).map_err(|_| ApiError::BadToken)?;
+                value.set_sensitive(true);
+                Ok(value)
+            })
+            .transpose()?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(READ_TIMEOUT)
+            .user_agent(concat!("entry/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ApiError::Unreachable { url: server.to_owned(), reason: describe(&e) })?;
+        Ok(Self { http, base, authorization })
+    }
+
+    /// The URL of `/api/v1/<segments…>`, each segment percent-encoded.
+    pub fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(["api", "v1"]).extend(segments);
+        }
+        url
+    }
+
+    /// One page of sessions.
+    pub async fn sessions(&self, query: &SessionQuery) -> Result<SessionPage, ApiError> {
+        self.get_json(self.sessions_url(query)).await
+    }
+
+    /// One session's row.
+    pub async fn session(&self, id: &str) -> Result<SessionRow, ApiError> {
+        self.get_json(self.url(&["sessions", checked(id)?])).await
+    }
+
+    /// Starts downloading a session's recording: the asciicast text, or with `raw` the
+    /// stored gzip bytes exactly as stored.
+    pub async fn recording(&self, id: &str, raw: bool) -> Result<Download, ApiError> {
+        let mut url = self.url(&["sessions", checked(id)?, "recording"]);
+        if raw {
+            url.query_pairs_mut().append_pair("raw", "true");
+        }
+        let response = self.send(self.request(url)).await?;
+        Ok(Download { response })
+    }
+
+    fn sessions_url(&self, query: &SessionQuery) -> Url {
+        let mut url = self.url(&["sessions"]);
+        {
+            let mut pairs = url.query_pairs_mut();
+            let text = [("user", &query.user), ("container", &query.container), ("status", &query.status)];
+            for (name, value) in text {
+                if let Some(value) = value {
+                    pairs.append_pair(name, value);
+                }
+            }
+            for (name, value) in [("since", query.since), ("until", query.until)] {
+                if let Some(value) = value {
+                    pairs.append_pair(name, &value.to_string());
+                }
+            }
+            if let Some(before) = &query.before {
+                pairs.append_pair("before", before);
+            }
+            if let Some(limit) = query.limit {
+                pairs.append_pair("limit", &limit.to_string());
+            }
+        }
+        if url.query() == Some("") {
+            url.set_query(None);
+        }
+        url
+    }
+
+    fn request(&self, url: Url) -> reqwest::RequestBuilder {
+        let request = self.http.get(url);
+        match &self.authorization {
+            Some(value) => request.header(http::header::AUTHORIZATION, value.clone()),
+            None => request,
+        }
+    }
+
+    async fn get_json<T: DeserializeOwned>(&self, url: Url) -> Result<T, ApiError> {
+        let request = self.request(url).timeout(REQUEST_TIMEOUT).header(http::header::ACCEPT, "application/json");
+        let response = self.send(request).await?;
+        let body = response.bytes().await.map_err(|e| ApiError::Body(describe(&e)))?;
+        serde_json::from_slice(&body).map_err(ApiError::Decode)
+    }
+
+    /// Sends a request; a non-2xx answer becomes an error.
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, ApiError> {
+        let response = request.send().await.map_err(|e| ApiError::Unreachable {
+            url: self.base.as_str().trim_end_matches('/').to_owned(),
+            reason: describe(&e),
+        })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let body = response.bytes().await.unwrap_or_default();
+        Err(match serde_json::from_slice::<ErrorBody>(&body) {
+            Ok(error) => ApiError::Api { status: status.as_u16(), code: error.code, message: error.message },
+            Err(_) => {
+                let text = String::from_utf8_lossy(&body);
+                let text: String = text.trim().chars().take(200).collect();
+                ApiError::Unexpected { status: status.as_u16(), body: text }
+            }
+        })
+    }
+}
+
+/// What went wrong, from the error's causes (reqwest's own message only repeats the URL).
+fn describe(error: &reqwest::Error) -> String {
+    let mut causes = Vec::new();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        causes.push(cause.to_string());
+        source = cause.source();
+    }
+    if causes.is_empty() { error.to_string() } else { causes.join(": ") }
+}
+
+/// `id` if it is a UUID (so it never turns into another path).
+fn checked(id: &str) -> Result<&str, ApiError> {
+    match uuid::Uuid::try_parse(id) {
+        Ok(_) => Ok(id),
+        Err(_) => Err(ApiError::BadId(id.to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let client = ApiClient::new("http://127.0.0.1:8080", None).unwrap();
+        assert_eq!(client.url(&["sessions", "a/../b"]).as_str(), "http://127.0.0.1:8080/api/v1/sessions/a%2F..%2Fb");
+        let prefixed = ApiClient::new("wss://entry.example/bastion/", Some("t")).unwrap();
+        assert_eq!(prefixed.url(&["sessions"]).as_str(), "https://entry.example/bastion/api/v1/sessions");
+        let query = SessionQuery { user: Some("a&b".into()), since: Some(5), limit: Some(2), ..Default::default() };
+        assert_eq!(
+            client.sessions_url(&query).as_str(),
+            "http://127.0.0.1:8080/api/v1/sessions?user=a%26b&since=5&limit=2"
+        );
+        assert_eq!(client.sessions_url(&SessionQuery::default()).as_str(), "http://127.0.0.1:8080/api/v1/sessions");
+        for bad in ["ftp://h", "127.0.0.1:8080", "", "mailto:x@y"] {
+            assert!(matches!(ApiClient::new(bad, None), Err(ApiError::BadServer(_))), "{bad}");
+        }
+        assert!(matches!(ApiClient::new("http://h", Some("a\nb")), Err(ApiError::BadToken)));
+        assert!(matches!(checked(".."), Err(ApiError::BadId(_))));
+        assert!(checked("0190a0b0-c0d0-7e0f-8000-000000000001").is_ok());
+    }
+}

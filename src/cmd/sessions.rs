@@ -1,0 +1,294 @@
+//! `entry sessions ls|show`: lists recorded sessions and shows one, through a gateway's API.
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::ServerArgs;
+use crate::client::api::SessionQuery;
+use crate::store::SessionRow;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    server: ServerArgs,
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Action {
+    /// List sessions, newest first.
+    Ls {
+        /// Only this user's sessions.
+        #[arg(long)]
+        user: Option<String>,
+        /// Only sessions in this container (name or full id).
+        #[arg(long)]
+        container: Option<String>,
+        /// Only sessions with this status: live, finalising, ended, killed, interrupted, failed.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only sessions started at or after: RFC 3339 (2026-11-29T10:00:00Z), a date, or a
+        /// duration ago (2h, 30m).
+        #[arg(long, value_parser = parse_time)]
+        since: Option<i64>,
+        /// Only sessions started before (same forms as --since).
+        #[arg(long, value_parser = parse_time)]
+        until: Option<i64>,
+        /// Only sessions older than this session id (the next page).
+        #[arg(long)]
+        before: Option<String>,
+        /// At most this many sessions (1 to 1000).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+        /// Print the API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one session.
+    Show {
+        id: String,
+        /// Print the API's JSON instead of key: value lines.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let client = args.server.client()?;
+    match args.action {
+        Action::Ls { user, container, status, since, until, before, limit, json } => {
+            let query = SessionQuery { user, container, status, since, until, before, limit: Some(limit) };
+            let page = client.sessions(&query).await.context("listing sessions")?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&page)?);
+                return Ok(());
+            }
+            print!("{}", table(&page.sessions));
+            if let Some(next) = page.next {
+                eprintln!("(more: --before {next})");
+            }
+        }
+        Action::Show { id, json } => {
+            let row = client.session(&id).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&row)?);
+            } else {
+                print!("{}", details(&row));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A time for `--since`/`--until`, as unix milliseconds.
+fn parse_time(text: &str) -> anyhow::Result<i64> {
+    parse_time_at(text, Utc::now())
+}
+
+fn parse_time_at(text: &str, now: DateTime<Utc>) -> anyhow::Result<i64> {
+    let text = text.trim();
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Ok(time.timestamp_millis());
+    }
+    if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(date.and_time(chrono::NaiveTime::MIN).and_utc().timestamp_millis());
+    }
+    match humantime_serde::re::humantime::parse_duration(text) {
+        Ok(ago) => {
+            let ago = chrono::Duration::from_std(ago).context("duration too long")?;
+            now.checked_sub_signed(ago).map(|t| t.timestamp_millis()).context("duration too long")
+        }
+        Err(_) => bail!("expected an RFC 3339 time (2026-11-29T10:00:00Z), a date, or a duration ago (2h, 30m)"),
+    }
+}
+
+/// `2026-11-29 10:00:00`, in UTC.
+pub(super) fn format_time(millis: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(millis)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|| millis.to_string())
+}
+
+/// `850ms`, `4.2s`, `42s`, `3m07s`, `2h05m`.
+fn format_duration(millis: i64) -> String {
+    let millis = millis.max(0);
+    let seconds = millis / 1000;
+    match seconds {
+        _ if millis < 1000 => format!("{millis}ms"),
+        0..10 => format!("{}.{}s", seconds, (millis % 1000) / 100),
+        10..60 => format!("{seconds}s"),
+        60..3600 => format!("{}m{:02}s", seconds / 60, seconds % 60),
+        _ => format!("{}h{:02}m", seconds / 3600, (seconds % 3600) / 60),
+    }
+}
+
+fn duration_of(row: &SessionRow) -> String {
+    row.ended_at.map(|end| format_duration(end - row.started_at)).unwrap_or_else(|| "-".into())
+}
+
+fn or_dash<T: ToString>(value: Option<T>) -> String {
+    value.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
+}
+
+/// The session list as an aligned table.
+fn table(rows: &[SessionRow]) -> String {
+    let header = ["ID", "USER", "CONTAINER", "STATUS", "STARTED (UTC)", "DURATION", "EXIT", "BYTES OUT"];
+    let lines: Vec<[String; 8]> = rows
+        .iter()
+        .map(|row| {
+            [
+                row.id.clone(),
+                row.user.clone(),
+                row.container_name.clone(),
+                row.status.as_str().to_owned(),
+                format_time(row.started_at),
+                duration_of(row),
+                or_dash(row.exit_code),
+                row.bytes_out.to_string(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(|h| h.chars().count());
+    for line in &lines {
+        for (width, cell) in widths.iter_mut().zip(line) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut push = |cells: &[&str]| {
+        let mut line = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<width$}  ", width = widths[i]));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    };
+    push(&header);
+    for line in &lines {
+        push(&line.each_ref().map(String::as_str));
+    }
+    out
+}
+
+/// One session as `key: value` lines.
+fn details(row: &SessionRow) -> String {
+    let size = |cols: Option<i64>, rows: Option<i64>| match (cols, rows) {
+        (Some(cols), Some(rows)) => format!("{cols}x{rows}"),
+        _ => "-".into(),
+    };
+    let time = |millis: Option<i64>| millis.map(|m| format!("{} UTC", format_time(m))).unwrap_or_else(|| "-".into());
+    let fields: [(&str, String); 28] = [
+        ("id", row.id.clone()),
+        ("user", row.user.clone()),
+        ("role", row.role.clone()),
+        ("token", or_dash(row.token_id.as_ref())),
+        ("source", row.source_addr.clone()),
+        ("client", row.client_kind.clone()),
+        ("container", row.container_name.clone()),
+        ("container id", row.container_id.clone()),
+        ("image", row.container_image.clone()),
+        ("command", serde_json::to_string(&row.command).unwrap_or_default()),
+        ("tty", row.tty.to_string()),
+        ("node", row.node_id.clone()),
+        ("exec id", row.exec_id.clone()),
+        ("status", row.status.as_str().to_owned()),
+        ("started", time(Some(row.started_at))),
+        ("ended", time(row.ended_at)),
+        ("duration", duration_of(row)),
+        ("exit code", or_dash(row.exit_code)),
+        ("close reason", or_dash(row.close_reason.as_ref())),
+        ("close detail", or_dash(row.close_detail.as_ref().filter(|d| !d.is_empty()))),
+        ("initial size", size(row.initial_cols, row.initial_rows)),
+        ("last size", size(row.last_cols, row.last_rows)),
+        ("bytes in", row.bytes_in.to_string()),
+        ("bytes out", row.bytes_out.to_string()),
+        ("recording", or_dash(row.recording_location.as_ref())),
+        ("recording size", or_dash(row.recording_size)),
+        ("recording sha256", or_dash(row.recording_sha256.as_ref())),
+        ("recording error", or_dash(row.recording_error.as_ref())),
+    ];
+    fields.iter().map(|(key, value)| format!("{key}: {}\n", value.replace('\n', " "))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SessionStatus;
+
+    #[test]
+    fn times() {
+        let now = DateTime::parse_from_rfc3339("2026-11-29T12:00:00Z").unwrap().with_timezone(&Utc);
+        let noon = now.timestamp_millis();
+        assert_eq!(parse_time_at("2026-11-29T12:00:00Z", now).unwrap(), noon);
+        assert_eq!(parse_time_at("2026-11-29T13:00:00+01:00", now).unwrap(), noon);
+        assert_eq!(parse_time_at("2h", now).unwrap(), noon - 2 * 3_600_000);
+        assert_eq!(parse_time_at("30m", now).unwrap(), noon - 30 * 60_000);
+        assert_eq!(parse_time_at("2026-11-29", now).unwrap(), noon - 12 * 3_600_000);
+        assert!(parse_time_at("yesterday", now).is_err());
+        assert!(parse_time_at("99999999999h", now).is_err());
+        assert_eq!(format_time(noon), "2026-11-29 12:00:00");
+    }
+
+    #[test]
+    fn durations() {
+        let cases = [(850, "850ms"), (4_230, "4.2s"), (42_000, "42s"), (187_000, "3m07s"), (7_500_000, "2h05m")];
+        for (millis, text) in cases {
+            assert_eq!(format_duration(millis), text);
+        }
+        assert_eq!(format_duration(-5), "0ms");
+    }
+
+    fn row() -> SessionRow {
+        SessionRow {
+            id: "0190a0b0-c0d0-7e0f-8000-000000000001".into(),
+            user: "alice".into(),
+            role: "developer".into(),
+            token_id: Some("tk1".into()),
+            source_addr: "127.0.0.1:5000".into(),
+            client_kind: "cli".into(),
+            container_id: "abc".into(),
+            container_name: "shop-web-1".into(),
+            container_image: "bash".into(),
+            command: vec!["sh".into(), "-c".into(), "exit 3".into()],
+            tty: false,
+            node_id: "gw-1".into(),
+            exec_id: "e1".into(),
+            started_at: 1_795_968_000_000,
+            ended_at: Some(1_795_968_004_230),
+            status: SessionStatus::Ended,
+            exit_code: Some(3),
+            close_reason: Some("exited".into()),
+            close_detail: Some(String::new()),
+            initial_cols: None,
+            initial_rows: None,
+            last_cols: None,
+            last_rows: None,
+            bytes_in: 0,
+            bytes_out: 10,
+            recording_location: None,
+            recording_size: None,
+            recording_sha256: None,
+            recording_error: None,
+        }
+    }
+
+    #[test]
+    fn table_and_details() {
+        let text = table(&[row()]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0].split_whitespace().next(), Some("ID"));
+        assert!(lines[0].ends_with("EXIT  BYTES OUT"), "{text}");
+        let cells: Vec<&str> = lines[1].split_whitespace().collect();
+        let expected = ["0190a0b0-c0d0-7e0f-8000-000000000001", "alice", "shop-web-1", "ended", "2026-11-29"];
+        assert_eq!(cells[..5], expected);
+        assert_eq!(cells[5..], ["16:00:00", "4.2s", "3", "10"]);
+        let details = details(&row());
+        assert!(details.contains("command: [\"sh\",\"-c\",\"exit 3\"]\n"), "{details}");
+        assert!(details.contains("exit code: 3\n") && details.contains("close detail: -\n"), "{details}");
+    }
+}

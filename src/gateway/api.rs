@@ -1,0 +1,347 @@
+//! The read-only session API under `/api/v1`: the session list, one session's row, and its
+//! recording (decompressed asciicast, or the stored gzip bytes with `?raw=true`).
+//!
+//! Guarantees: every request is authenticated with a store token before anything else;
+//! developers see only their own sessions (another user's is 404, as if it did not exist);
+//! every error is JSON `{"code", "message"}` with a stable code and never carries store or
+//! storage internals; query values are validated before they reach the store; recordings are
+//! streamed, never held whole in memory.
+
+mod stream;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, any, get};
+use futures::TryStreamExt;
+
+use super::Gateway;
+use crate::auth::{AuthError, Principal, Role};
+use crate::client::api::{ErrorBody, SessionPage};
+use crate::recorder::storage::StorageError;
+use crate::store::{SessionFilter, SessionRow, SessionStatus, StoreError};
+
+/// Sessions per page unless `limit` says otherwise.
+const DEFAULT_LIMIT: i64 = 50;
+/// Most sessions per page.
+const MAX_LIMIT: i64 = 1000;
+
+/// The API's routes; unknown paths and methods under `/api/v1` get JSON errors too.
+pub(super) fn routes() -> Router<Arc<Gateway>> {
+    Router::new()
+        .route("/api/v1/sessions", read_only(get(list)))
+        .route("/api/v1/sessions/{id}", read_only(get(show)))
+        .route("/api/v1/sessions/{id}/recording", read_only(get(recording)))
+        .route("/api/v1", any(unknown_path))
+        .route("/api/v1/{*rest}", any(unknown_path))
+}
+
+fn read_only(route: MethodRouter<Arc<Gateway>>) -> MethodRouter<Arc<Gateway>> {
+    route.fallback(|| async {
+        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this API is read-only: use GET")
+    })
+}
+
+async fn unknown_path() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API endpoint")
+}
+
+/// An API error: a status and the JSON body `{"code", "message"}`.
+#[derive(Debug)]
+struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into() }
+    }
+
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    fn session_not_found(id: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", format!("no session {id}"))
+    }
+
+    fn store(error: StoreError) -> Self {
+        tracing::error!(%error, "session API: store query failed");
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the session store is unavailable")
+    }
+
+    fn storage(id: &str, location: &str, error: StorageError) -> Self {
+        match error {
+            StorageError::NotFound(_) => {
+                tracing::error!(session.id = %id, location, "session API: recording missing from storage");
+                let message = format!("the recording of session {id} is missing from storage");
+                Self::new(StatusCode::NOT_FOUND, "recording_missing", message)
+            }
+            StorageError::ForeignLocation(_) => {
+                let message = format!("the recording of session {id} is at {location}, outside this gateway's storage");
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", message)
+            }
+            error => {
+                tracing::error!(session.id = %id, %error, "session API: fetching the recording failed");
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "recording storage is unavailable")
+            }
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::Store(error) => Self::store(error),
+            AuthError::MissingToken => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorised",
+                "no access token: send Authorization: Bearer <token>",
+            ),
+            _ => Self::new(StatusCode::UNAUTHORIZED, "unauthorised", "invalid or revoked token"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody { code: self.code.to_owned(), message: self.message };
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// The principal behind the request's `Authorization: Bearer` token.
+async fn authenticate(gateway: &Gateway, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token);
+    Ok(gateway.auth.authenticate_token(token).await?)
+}
+
+/// Whether `principal` sees every user's sessions.
+fn sees_everyone(principal: &Principal) -> bool {
+    match principal.role {
+        Role::Auditor | Role::Admin => true,
+        Role::Developer => false,
+    }
+}
+
+/// A session id in its canonical form (lowercase, hyphenated), or 400.
+fn session_id(text: &str) -> Result<String, ApiError> {
+    uuid::Uuid::try_parse(text)
+        .map(|id| id.hyphenated().to_string())
+        .map_err(|_| ApiError::bad_request(format!("{text:?} is not a session id (a UUID)")))
+}
+
+/// The session `id` if `principal` may see it; 404 otherwise.
+async fn visible_session(gateway: &Gateway, principal: &Principal, id: &str) -> Result<SessionRow, ApiError> {
+    let id = session_id(id)?;
+    match gateway.store.session(&id).await.map_err(ApiError::store)? {
+        Some(row) if sees_everyone(principal) || row.user == principal.user => Ok(row),
+        _ => Err(ApiError::session_not_found(&id)),
+    }
+}
+
+/// `GET /api/v1/sessions` query; empty values mean "any".
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    user: Option<String>,
+    container: Option<String>,
+    status: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    before: Option<String>,
+    limit: Option<String>,
+}
+
+impl ListParams {
+    fn into_filter(self) -> Result<SessionFilter, ApiError> {
+        let given = |value: Option<String>| value.filter(|v| !v.is_empty());
+        let millis = |name: &str, value: Option<String>| {
+            given(value)
+                .map(|v| v.parse::<i64>())
+                .transpose()
+                .map_err(|_| ApiError::bad_request(format!("{name} must be unix milliseconds")))
+        };
+        let status = given(self.status)
+            .map(|s| {
+                SessionStatus::parse(&s).ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "status {s:?} is not one of live, finalising, ended, killed, interrupted, failed"
+                    ))
+                })
+            })
+            .transpose()?;
+        let limit = match given(self.limit) {
+            None => DEFAULT_LIMIT,
+            Some(text) => text
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (1..=MAX_LIMIT).contains(n))
+                .ok_or_else(|| ApiError::bad_request(format!("limit must be a number from 1 to {MAX_LIMIT}")))?,
+        };
+        Ok(SessionFilter {
+            user: given(self.user),
+            container: given(self.container),
+            status,
+            since: millis("since", self.since)?,
+            until: millis("until", self.until)?,
+            before_id: given(self.before).map(|id| session_id(&id)).transpose()?,
+            limit,
+        })
+    }
+}
+
+async fn list(
+    State(gateway): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    query: Result<Query<ListParams>, QueryRejection>,
+) -> Result<axum::Json<SessionPage>, ApiError> {
+    let principal = authenticate(&gateway, &headers).await?;
+    let Query(params) = query.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
+    let mut filter = params.into_filter()?;
+    if !sees_everyone(&principal) {
+        if filter.user.as_ref().is_some_and(|user| *user != principal.user) {
+            let message = "a developer may list only their own sessions";
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", message));
+        }
+        filter.user = Some(principal.user.clone());
+    }
+    let sessions = gateway.store.sessions(&filter).await.map_err(ApiError::store)?;
+    let full = i64::try_from(sessions.len()).is_ok_and(|n| n >= filter.limit);
+    let next = if full { sessions.last().map(|row| row.id.clone()) } else { None };
+    Ok(axum::Json(SessionPage { sessions, next }))
+}
+
+async fn show(
+    State(gateway): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<axum::Json<SessionRow>, ApiError> {
+    let principal = authenticate(&gateway, &headers).await?;
+    let Path(id) = id.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
+    Ok(axum::Json(visible_session(&gateway, &principal, &id).await?))
+}
+
+/// `GET /api/v1/sessions/{id}/recording` query.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordingParams {
+    raw: Option<String>,
+}
+
+async fn recording(
+    State(gateway): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+    query: Result<Query<RecordingParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let principal = authenticate(&gateway, &headers).await?;
+    let Path(id) = id.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
+    let Query(params) = query.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
+    let raw = match params.raw.as_deref() {
+        None | Some("" | "false" | "0") => false,
+        Some("true" | "1") => true,
+        Some(_) => return Err(ApiError::bad_request("raw must be true or false")),
+    };
+    let row = visible_session(&gateway, &principal, &id).await?;
+    let Some(location) = row.recording_location.as_deref() else {
+        return Err(no_recording(&row));
+    };
+    let Some(recorder) = gateway.recorder.as_ref() else {
+        let message = "recording is off on this gateway, so it cannot read stored recordings";
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", message));
+    };
+    let reader = recorder.storage().fetch(location).await.map_err(|e| ApiError::storage(&row.id, location, e))?;
+    tracing::info!(session.id = %row.id, by = %principal.user, raw, "recording fetched through the API");
+    let broke_off = {
+        let id = row.id.clone();
+        move |error: &std::io::Error| {
+            tracing::error!(session.id = %id, %error, "recording download broke off: the stored object is unreadable or damaged");
+        }
+    };
+    let (body, content_type, filename) = if raw {
+        let body = Body::from_stream(stream::raw(reader).inspect_err(broke_off));
+        (body, "application/gzip", format!("{}.cast.gz", row.id))
+    } else {
+        let body = Body::from_stream(stream::decompressed(reader).inspect_err(broke_off));
+        (body, "application/x-asciicast", format!("{}.cast", row.id))
+    };
+    let disposition = format!("attachment; filename=\"{filename}\"");
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    // A UUID is always a valid header value; the fallback is never used.
+    let disposition = HeaderValue::from_str(&disposition).unwrap_or_else(|_| HeaderValue::from_static("attachment"));
+    headers.insert(header::CONTENT_DISPOSITION, disposition);
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    Ok(response)
+}
+
+/// Why a row has no recording: not stored yet (409) or never will be (404).
+fn no_recording(row: &SessionRow) -> ApiError {
+    match row.status {
+        SessionStatus::Live | SessionStatus::Finalising => {
+            let message =
+                format!("the recording of session {} is not stored yet (status {})", row.id, row.status.as_str());
+            ApiError::new(StatusCode::CONFLICT, "recording_not_ready", message)
+        }
+        status => {
+            let why = row.recording_error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
+            let message = format!("session {} ({}) has no stored recording{why}", row.id, status.as_str());
+            ApiError::new(StatusCode::NOT_FOUND, "no_recording", message)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_parameters_are_validated() {
+        let params = |edit: fn(&mut ListParams)| {
+            let mut params = ListParams::default();
+            edit(&mut params);
+            params.into_filter()
+        };
+        let filter = params(|_| {}).unwrap();
+        assert_eq!((filter.limit, filter.user, filter.status), (DEFAULT_LIMIT, None, None));
+        let filter = params(|p| {
+            p.user = Some(String::new());
+            p.status = Some("ended".into());
+            p.limit = Some("1000".into());
+            p.before = Some("0190A0B0-C0D0-7E0F-8000-000000000001".into());
+        })
+        .unwrap();
+        assert_eq!(filter.user, None);
+        assert_eq!(filter.status, Some(SessionStatus::Ended));
+        assert_eq!(filter.limit, 1000);
+        assert_eq!(filter.before_id.as_deref(), Some("0190a0b0-c0d0-7e0f-8000-000000000001"));
+        for bad in [
+            params(|p| p.limit = Some("0".into())),
+            params(|p| p.limit = Some("1001".into())),
+            params(|p| p.status = Some("done".into())),
+            params(|p| p.since = Some("yesterday".into())),
+            params(|p| p.before = Some("../x".into())),
+        ] {
+            assert_eq!(bad.unwrap_err().code, "bad_request");
+        }
+    }
+}

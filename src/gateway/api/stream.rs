@@ -1,0 +1,139 @@
+//! The bodies of recording downloads: the stored object as it is, or decompressed on the
+//! fly.
+//!
+//! Guarantees: memory stays bounded whatever the recording's size or compression ratio (at
+//! most one read of compressed bytes and one decoder step of text at a time); a damaged or
+//! truncated object ends the stream with an error, never with silently short text.
+
+use std::io::Write;
+
+use bytes::Bytes;
+use flate2::write::MultiGzDecoder;
+use tokio::io::AsyncReadExt;
+
+use crate::recorder::storage::ObjectReader;
+
+/// Compressed bytes read from storage at a time.
+const READ_CHUNK: usize = 64 * 1024;
+/// Compressed bytes fed to the decoder at a time; bounds each decompressed chunk.
+const DECODE_STEP: usize = 8 * 1024;
+
+/// The stored bytes, as they are.
+pub(super) fn raw(reader: ObjectReader) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send {
+    futures::stream::try_unfold(reader, |mut reader| async move {
+        let mut buffer = Vec::with_capacity(READ_CHUNK);
+        let n = (&mut reader).take(READ_CHUNK as u64).read_to_end(&mut buffer).await?;
+        Ok((n > 0).then(|| (Bytes::from(buffer), reader)))
+    })
+}
+
+/// Decompresses a gzip stream (of one or more members) chunk by chunk.
+struct Inflater {
+    decoder: MultiGzDecoder<Vec<u8>>,
+}
+
+impl Inflater {
+    fn new() -> Self {
+        Self { decoder: MultiGzDecoder::new(Vec::new()) }
+    }
+
+    /// Feeds compressed bytes; returns how many were taken and the text decoded so far.
+    fn feed(&mut self, input: &[u8]) -> std::io::Result<(usize, Vec<u8>)> {
+        let step = &input[..input.len().min(DECODE_STEP)];
+        let taken = self.decoder.write(step)?;
+        if taken == 0 && !step.is_empty() {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "the gzip stream does not progress"));
+        }
+        self.decoder.flush()?;
+        Ok((taken, std::mem::take(self.decoder.get_mut())))
+    }
+
+    /// Ends the stream: checks the last member's checksum; returns the rest of the text.
+    fn finish(&mut self) -> std::io::Result<Vec<u8>> {
+        self.decoder.try_finish()?;
+        Ok(std::mem::take(self.decoder.get_mut()))
+    }
+}
+
+/// The stored recording, decompressed; a damaged or truncated object ends the stream with
+/// an error (the client sees an incomplete body).
+pub(super) fn decompressed(reader: ObjectReader) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send {
+    struct State {
+        reader: Option<ObjectReader>,
+        inflater: Inflater,
+        pending: Bytes,
+    }
+    let state = State { reader: Some(reader), inflater: Inflater::new(), pending: Bytes::new() };
+    futures::stream::try_unfold(state, |mut state| async move {
+        loop {
+            if !state.pending.is_empty() {
+                let (taken, text) = state.inflater.feed(&state.pending)?;
+                let _ = state.pending.split_to(taken);
+                if !text.is_empty() {
+                    return Ok(Some((Bytes::from(text), state)));
+                }
+                continue;
+            }
+            let Some(reader) = state.reader.as_mut() else { return Ok(None) };
+            let mut buffer = Vec::with_capacity(READ_CHUNK);
+            if reader.take(READ_CHUNK as u64).read_to_end(&mut buffer).await? > 0 {
+                state.pending = Bytes::from(buffer);
+                continue;
+            }
+            state.reader = None;
+            let rest = state.inflater.finish()?;
+            return Ok((!rest.is_empty()).then(|| (Bytes::from(rest), state)));
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::Compression;
+    use flate2::write::GzEncoder;
+    use futures::TryStreamExt;
+
+    fn gzip(text: &[u8]) -> Vec<u8> {
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+        encoder.write_all(text).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    async fn inflate(compressed: Vec<u8>) -> std::io::Result<Vec<u8>> {
+        let reader: ObjectReader = Box::pin(std::io::Cursor::new(compressed));
+        let chunks: Vec<Bytes> = decompressed(reader).try_collect().await?;
+        Ok(chunks.concat())
+    }
+
+    #[tokio::test]
+    async fn decompresses_large_and_multi_member_recordings() {
+        let text: Vec<u8> =
+            (0..200_000u32).flat_map(|i| format!("[{i}.0, \"o\", \"line {i}\"]\n").into_bytes()).collect();
+        assert_eq!(inflate(gzip(&text)).await.unwrap(), text);
+        let mut two = gzip(b"first\n");
+        two.extend(gzip(b"second\n"));
+        assert_eq!(inflate(two).await.unwrap(), b"first\nsecond\n");
+    }
+
+    #[tokio::test]
+    async fn a_damaged_recording_is_an_error() {
+        let compressed = gzip(&b"some text that is long enough to compress\n".repeat(100));
+        let truncated = compressed[..compressed.len() - 6].to_vec();
+        assert!(inflate(truncated).await.is_err());
+        let mut flipped = compressed.clone();
+        let last = flipped.len() - 5;
+        flipped[last] ^= 0xff;
+        assert!(inflate(flipped).await.is_err());
+        assert!(inflate(b"not gzip at all".to_vec()).await.is_err());
+        assert!(inflate(Vec::new()).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn raw_is_byte_exact() {
+        let bytes: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let reader: ObjectReader = Box::pin(std::io::Cursor::new(bytes.clone()));
+        let chunks: Vec<Bytes> = raw(reader).try_collect().await.unwrap();
+        assert_eq!(chunks.concat(), bytes);
+    }
+}
