@@ -39,6 +39,36 @@ pub struct Config {
     pub auth: AuthConfig,
     pub shell: ShellConfig,
     pub recording: RecordingConfig,
+    pub reaper: ReaperConfig,
+}
+
+/// Ending the processes of sessions that did not end by themselves.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReaperConfig {
+    /// `tree` (the shell and everything it started), `shell` (only the exec's own process) or
+    /// `off`.
+    pub policy: crate::reaper::ReapPolicy,
+    /// Time between HUP and KILL.
+    #[serde(with = "humantime_serde")]
+    pub grace: Duration,
+    /// How often orphaned sessions are looked for (and this node's heartbeat written).
+    #[serde(with = "humantime_serde")]
+    pub sweep_interval: Duration,
+    /// A node whose heartbeat is older than this is gone; its live sessions are reaped.
+    #[serde(with = "humantime_serde")]
+    pub node_expiry: Duration,
+}
+
+impl Default for ReaperConfig {
+    fn default() -> Self {
+        Self {
+            policy: crate::reaper::ReapPolicy::Tree,
+            grace: Duration::from_secs(2),
+            sweep_interval: Duration::from_secs(30),
+            node_expiry: Duration::from_secs(90),
+        }
+    }
 }
 
 /// Session recording.
@@ -104,6 +134,12 @@ pub struct GatewayConfig {
     pub max_message_bytes: usize,
     /// Id of the container Entry itself runs in, if not detected; Entry never enters it.
     pub self_container_id: Option<String>,
+    /// A session without input for this long is ended.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// No session lasts longer than this.
+    #[serde(with = "humantime_serde")]
+    pub max_duration: Duration,
 }
 
 /// How to reach the Docker Engine.
@@ -170,6 +206,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             shell: ShellConfig::default(),
             recording: RecordingConfig::default(),
+            reaper: ReaperConfig::default(),
         }
     }
 }
@@ -209,6 +246,8 @@ impl Default for GatewayConfig {
             client_timeout: Duration::from_secs(30),
             max_message_bytes: 1 << 20,
             self_container_id: None,
+            idle_timeout: Duration::from_secs(30 * 60),
+            max_duration: Duration::from_secs(12 * 3600),
         }
     }
 }
@@ -228,7 +267,7 @@ impl Default for ShellConfig {
 /// Top-level keys read from `ENTRY_*`; other `ENTRY_*` variables (the client's
 /// `ENTRY_SERVER`, `ENTRY_TOKEN`, the `ENTRY_SESSION` marker) are not configuration.
 const ENV_KEYS: &[&str] =
-    &["listen", "data_dir", "node_id", "gateway", "docker", "store", "auth", "shell", "recording"];
+    &["listen", "data_dir", "node_id", "gateway", "docker", "store", "auth", "shell", "recording", "reaper"];
 
 impl Config {
     /// Loads defaults, then `file`, then the environment, then `overrides` (flags, as a
@@ -294,6 +333,7 @@ impl std::fmt::Debug for Config {
             .field("auth", &self.auth)
             .field("shell", &self.shell)
             .field("recording", &self.recording)
+            .field("reaper", &self.reaper)
             .finish()
     }
 }

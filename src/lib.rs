@@ -10,6 +10,7 @@ pub mod cmd;
 pub mod config;
 pub mod gateway;
 pub mod protocol;
+pub mod reaper;
 pub mod recorder;
 pub mod runtime;
 pub mod store;

@@ -54,7 +54,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let recorder = Recorder::from_config(&config, store.clone(), tracker.clone(), shutdown.clone())
             .await
             .context("configuring recording storage")?;
-        let spools = recorder.recover(&config.node_id()).await;
+        let spools = recorder.recover().await;
         if spools > 0 {
             tracing::info!(spools, "completing recordings left by the last stop");
         }

@@ -182,7 +182,7 @@ fn details(row: &SessionRow) -> String {
         _ => "-".into(),
     };
     let time = |millis: Option<i64>| millis.map(|m| format!("{} UTC", format_time(m))).unwrap_or_else(|| "-".into());
-    let fields: [(&str, String); 28] = [
+    let fields: [(&str, String); 30] = [
         ("id", row.id.clone()),
         ("user", row.user.clone()),
         ("role", row.role.clone()),
@@ -211,6 +211,8 @@ fn details(row: &SessionRow) -> String {
         ("recording size", or_dash(row.recording_size)),
         ("recording sha256", or_dash(row.recording_sha256.as_ref())),
         ("recording error", or_dash(row.recording_error.as_ref())),
+        ("reap", or_dash(row.reap_status.as_ref())),
+        ("reap detail", or_dash(row.reap_detail.as_ref())),
     ];
     fields.iter().map(|(key, value)| format!("{key}: {}\n", value.replace('\n', " "))).collect()
 }
@@ -274,6 +276,9 @@ mod tests {
             recording_size: None,
             recording_sha256: None,
             recording_error: None,
+            reap_status: None,
+            reap_killed: None,
+            reap_detail: None,
         }
     }
 

@@ -34,6 +34,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::protocol::ResponseMessage;
+use crate::reaper::{LiveSessions, Reaper, Sweeper};
 use crate::recorder::Recorder;
 use crate::runtime::ContainerRuntime;
 use crate::store::Store;
@@ -54,6 +55,8 @@ pub struct Gateway {
     auth: Authenticator,
     store: Store,
     recorder: Option<Recorder>,
+    reaper: Reaper,
+    live: Arc<LiveSessions>,
     own_container: Option<String>,
     node_id: String,
     shutdown: CancellationToken,
@@ -79,7 +82,9 @@ impl Gateway {
         let GatewayParts { config, runtime, auth, store, recorder, shutdown, tracker } = parts;
         let own_container = config.gateway.self_container_id.clone().or_else(crate::runtime::own_container_id);
         let node_id = config.node_id();
-        Self { config, runtime, auth, store, recorder, own_container, node_id, shutdown, tracker }
+        let reaper = Reaper::new(Arc::clone(&runtime), config.reaper.policy, config.reaper.grace);
+        let live = Arc::new(LiveSessions::default());
+        Self { config, runtime, auth, store, recorder, reaper, live, own_container, node_id, shutdown, tracker }
     }
 
     /// The token that stops the gateway when cancelled.
@@ -99,6 +104,15 @@ impl Gateway {
     /// Serves on `listener` until the shutdown token is cancelled, then closes every session
     /// (within [`SHUTDOWN_GRACE`]).
     pub async fn serve(self: Arc<Self>, listener: TcpListener) -> std::io::Result<()> {
+        let sweeper = Sweeper {
+            store: self.store.clone(),
+            reaper: self.reaper.clone(),
+            node_id: self.node_id.clone(),
+            interval: self.config.reaper.sweep_interval,
+            node_expiry: self.config.reaper.node_expiry,
+            live: Arc::clone(&self.live),
+        };
+        self.tracker.spawn(sweeper.run(self.shutdown.clone()));
         let app = self.router().into_make_service_with_connect_info::<SocketAddr>();
         let stop = self.shutdown.clone();
         axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await?;

@@ -14,6 +14,7 @@ use axum::extract::ws::{Message, WebSocket};
 use bytes::Bytes;
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
+use humantime_serde::re::humantime;
 use prost::Message as _;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
@@ -105,10 +106,12 @@ enum InputEvent {
     BadMessage(String),
 }
 
-/// Milliseconds since the session started at which the client was last heard.
+/// Milliseconds since the session started at which the client was last heard
+/// (any message), and at which it last typed (PLAIN input).
 struct LastSeen {
     start: Instant,
     millis: AtomicU64,
+    input_millis: AtomicU64,
 }
 
 impl LastSeen {
@@ -116,9 +119,20 @@ impl LastSeen {
         self.millis.store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 
+    fn typed(&self) {
+        self.input_millis.store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
     fn silent_for(&self) -> Duration {
-        let seen = Duration::from_millis(self.millis.load(Ordering::Relaxed));
-        self.start.elapsed().saturating_sub(seen)
+        self.since(&self.millis)
+    }
+
+    fn idle_for(&self) -> Duration {
+        self.since(&self.input_millis)
+    }
+
+    fn since(&self, millis: &AtomicU64) -> Duration {
+        self.start.elapsed().saturating_sub(Duration::from_millis(millis.load(Ordering::Relaxed)))
     }
 }
 
@@ -138,7 +152,11 @@ impl Gateway {
     ) -> (Ending, Option<SplitStream<WebSocket>>) {
         let Exec { id: exec_id, mut output, input } = exec;
         let exec_id = exec_id.as_str();
-        let last_seen = Arc::new(LastSeen { start: Instant::now(), millis: AtomicU64::new(0) });
+        let last_seen =
+            Arc::new(LastSeen { start: Instant::now(), millis: AtomicU64::new(0), input_millis: AtomicU64::new(0) });
+        let (idle_timeout, max_duration) = (self.config.gateway.idle_timeout, self.config.gateway.max_duration);
+        let max_duration_reached = tokio::time::sleep(max_duration);
+        tokio::pin!(max_duration_reached);
         let (events_tx, mut events) = mpsc::channel(2);
         let stop_input = self.shutdown.child_token();
         let pump = InputPump {
@@ -162,6 +180,9 @@ impl Gateway {
             tokio::select! {
                 biased;
                 _ = self.shutdown.cancelled() => break Ending::new(CloseReason::Shutdown, "gateway shutting down"),
+                _ = &mut max_duration_reached => {
+                    break Ending::new(CloseReason::MaxDuration, format!("session reached its maximum duration of {}", humantime::format_duration(max_duration)));
+                }
                 reason = recording_failed(recorder.as_deref()) => {
                     break Ending::new(CloseReason::RecordingFailed, format!("recording failed: {reason}"));
                 }
@@ -208,6 +229,9 @@ impl Gateway {
                     }
                 },
                 _ = ping.tick() => {
+                    if last_seen.idle_for() > idle_timeout {
+                        break Ending::new(CloseReason::IdleTimeout, format!("no input for {}", humantime::format_duration(idle_timeout)));
+                    }
                     if last_seen.silent_for() > timeout {
                         break Ending::new(CloseReason::ClientGone, format!("client silent for {}s", timeout.as_secs()));
                     }
@@ -310,6 +334,7 @@ impl InputPump {
             };
             match message.kind() {
                 Some(RequestType::Plain) if stdin_open && !message.content.is_empty() => {
+                    self.last_seen.typed();
                     self.stats.bytes_in.fetch_add(message.content.len() as u64, Ordering::Relaxed);
                     if let Some(recorder) = &self.recorder {
                         recorder.record(Frame::Input(message.content.clone())).await;

@@ -90,6 +90,8 @@ impl Gateway {
             exec_id: String::new(),
             started_at,
         };
+        self.live.insert(session_id);
+        let _live = LiveGuard { live: &self.live, id: session_id };
         if let Err(error) = self.store.insert_session(&row).await {
             if self.recording_required() {
                 if let Some(recorder) = &recorder {
@@ -125,11 +127,23 @@ impl Gateway {
                 if let Err(error) = self.store.set_exec(session_id, &started.exec_id, &started.command).await {
                     tracing::warn!(%error, "cannot record the exec id");
                 }
+                let exec_id = started.exec_id.clone();
                 let exec = Exec { id: started.exec_id, output: started.io.output, input: started.io.input };
                 let (ending, stream) = self.relay(sink, stream, exec, recorder.clone(), Arc::clone(&stats)).await;
                 self.end(session_id, &ending, &stats, recorder.as_deref()).await;
                 tracing::info!(reason = ending.reason.code(), exit_code = ?ending.exit_code, "session ended: {}", ending.line);
-                close(sink, stream, &ending.message()).await;
+                // The client hears why at once; the shell is reaped meanwhile.
+                let reap = async {
+                    if ending.reason != CloseReason::Exited {
+                        let outcome = self.reaper.reap(&container.id, &exec_id, session_id).await;
+                        let (status, killed, detail) = (outcome.status.as_str(), outcome.killed, outcome.detail);
+                        if let Err(error) = self.store.set_reap(session_id, status, killed, &detail).await {
+                            tracing::warn!(%error, "cannot record the reap");
+                        }
+                    }
+                };
+                let message = ending.message();
+                tokio::join!(close(sink, stream, &message), reap);
                 ending
             }
         };
@@ -140,7 +154,21 @@ impl Gateway {
     fn recording_required(&self) -> bool {
         self.recorder.as_ref().is_some_and(|r| r.required())
     }
+}
 
+/// Removes a session from this node's live set when dropped (on every way out).
+struct LiveGuard<'a> {
+    live: &'a crate::reaper::LiveSessions,
+    id: &'a str,
+}
+
+impl Drop for LiveGuard<'_> {
+    fn drop(&mut self) {
+        self.live.remove(self.id);
+    }
+}
+
+impl Gateway {
     fn start_recording(
         &self,
         request: &EnterRequest,

@@ -17,14 +17,9 @@ use super::storage::SpoolProgress;
 use crate::store::SessionStatus;
 
 impl Recorder {
-    /// Marks this node's sessions that were live as interrupted, then completes every spool
-    /// in the spool directory in a background task. Returns how many spools were found.
-    pub async fn recover(&self, node_id: &str) -> usize {
-        match self.inner.store.interrupt_node_sessions(node_id).await {
-            Ok(ids) if !ids.is_empty() => tracing::warn!(sessions = ?ids, "sessions interrupted by the last stop"),
-            Ok(_) => {}
-            Err(error) => tracing::error!(%error, "cannot mark interrupted sessions"),
-        }
+    /// Completes every spool in the spool directory in a background task (the sweeper marks
+    /// and reaps the sessions themselves). Returns how many spools were found.
+    pub async fn recover(&self) -> usize {
         let sidecars = match std::fs::read_dir(&self.inner.spool_dir) {
             Ok(entries) => entries
                 .filter_map(Result::ok)

@@ -79,6 +79,10 @@ pub struct SessionRow {
     pub recording_size: Option<i64>,
     pub recording_sha256: Option<String>,
     pub recording_error: Option<String>,
+    /// What the reaper found and did (`reaped`, `nothing_to_reap`, `failed`, …).
+    pub reap_status: Option<String>,
+    pub reap_killed: Option<i64>,
+    pub reap_detail: Option<String>,
 }
 
 /// What is known when a session starts.
@@ -129,7 +133,7 @@ pub struct SessionFilter {
 const COLUMNS: &str = "id, user_name, role, token_id, source_addr, client_kind, container_id, container_name, \
     container_image, command, tty, node_id, exec_id, started_at, ended_at, status, exit_code, close_reason, \
     close_detail, initial_cols, initial_rows, last_cols, last_rows, bytes_in, bytes_out, recording_location, \
-    recording_size, recording_sha256, recording_error";
+    recording_size, recording_sha256, recording_error, reap_status, reap_killed, reap_detail";
 
 impl Store {
     /// Writes the row of a session that just started (status `live`).
@@ -232,6 +236,61 @@ impl Store {
         Ok(())
     }
 
+    /// Writes what the reaper found and did.
+    pub async fn set_reap(&self, id: &str, status: &str, killed: u32, detail: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET reap_status = $1, reap_killed = $2, reap_detail = $3 WHERE id = $4")
+            .bind(status)
+            .bind(i64::from(killed))
+            .bind(detail)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records that `node_id` is alive now.
+    pub async fn heartbeat(&self, node_id: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO nodes (id, heartbeat_at) VALUES ($1, $2) \
+             ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+        )
+        .bind(node_id)
+        .bind(now_millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// `live` sessions of `node_id` and of nodes whose heartbeat is older than
+    /// `expired_before` (or missing).
+    pub async fn orphaned_sessions(&self, node_id: &str, expired_before: i64) -> Result<Vec<SessionRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM sessions WHERE status = 'live' AND (node_id = $1 \
+             OR node_id IN (SELECT id FROM nodes WHERE heartbeat_at < $2) \
+             OR node_id NOT IN (SELECT id FROM nodes)) ORDER BY id"
+        ))
+        .bind(node_id)
+        .bind(expired_before)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    /// Claims an orphaned session for reaping: `live` → `interrupted`, atomically; false when
+    /// another node claimed it first (or it is not live).
+    pub async fn claim_orphan(&self, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE sessions SET status = 'interrupted', close_reason = 'interrupted', \
+             close_detail = COALESCE(close_detail, 'the gateway running the session stopped'), \
+             ended_at = COALESCE(ended_at, $1) WHERE id = $2 AND status = 'live'",
+        )
+        .bind(now_millis())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Marks every `live` session of `node_id` as `interrupted` (after a crash of that node);
     /// returns their ids.
     pub async fn interrupt_node_sessions(&self, node_id: &str) -> Result<Vec<String>, StoreError> {
@@ -322,5 +381,8 @@ fn session_from_row(row: &AnyRow) -> Result<SessionRow, StoreError> {
         recording_size: row.try_get("recording_size")?,
         recording_sha256: row.try_get("recording_sha256")?,
         recording_error: row.try_get("recording_error")?,
+        reap_status: row.try_get("reap_status")?,
+        reap_killed: row.try_get("reap_killed")?,
+        reap_detail: row.try_get("reap_detail")?,
     })
 }

@@ -32,6 +32,7 @@ use tokio_util::task::TaskTracker;
 
 pub const BASH_IMAGE: &str = "entry-test-bash";
 pub const SH_IMAGE: &str = "entry-test-sh";
+pub const BARE_IMAGE: &str = "entry-test-bare";
 
 /// Builds the test images once per test binary if they are missing.
 fn ensure_images() {
@@ -40,7 +41,7 @@ fn ensure_images() {
         let present = |image: &str| {
             Command::new("docker").args(["image", "inspect", image]).output().is_ok_and(|o| o.status.success())
         };
-        if !present(BASH_IMAGE) || !present(SH_IMAGE) {
+        if ![BASH_IMAGE, SH_IMAGE, BARE_IMAGE].into_iter().all(present) {
             let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/images/build.sh");
             let status = Command::new("bash").arg(script).status().expect("run tests/images/build.sh");
             assert!(status.success(), "building the test images failed");
@@ -97,6 +98,21 @@ impl TestContainer {
             .output()
             .expect("docker inspect");
         serde_json::from_slice::<Option<Vec<String>>>(&output.stdout).ok().flatten().unwrap_or_default()
+    }
+
+    /// How many processes in the container carry `ENTRY_SESSION=<session_id>` (read from
+    /// /proc by an exec that does not carry it).
+    pub fn marked_processes(&self, session_id: &str) -> usize {
+        let script = format!("grep -l 'ENTRY_SESSION={session_id}' /proc/[0-9]*/environ 2>/dev/null | wc -l");
+        let output =
+            Command::new("docker").args(["exec", &self.name, "sh", "-c", &script]).output().expect("docker exec");
+        String::from_utf8_lossy(&output.stdout).trim().parse().expect("a count")
+    }
+
+    /// Whether a process whose command line contains `needle` runs in the container.
+    pub fn runs(&self, needle: &str) -> bool {
+        let output = Command::new("docker").args(["top", &self.name, "-o", "pid,args"]).output().expect("docker top");
+        String::from_utf8_lossy(&output.stdout).lines().skip(1).any(|l| l.contains(needle))
     }
 
     /// The commands of every exec ever created in this container, from dockerd's event log.
@@ -197,7 +213,7 @@ impl TestAppBuilder {
             let recorder = Recorder::from_config(&config, store.clone(), tracker.clone(), shutdown.clone())
                 .await
                 .expect("recorder");
-            recorder.recover(&config.node_id()).await;
+            recorder.recover().await;
             Some(recorder)
         } else {
             None

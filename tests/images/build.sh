@@ -2,6 +2,7 @@
 # Builds Entry's test images FROM scratch with Debian's static busybox and bash, because no
 # registry is reachable from the test machines. Idempotent.
 #   entry-test-bash: busybox + bash      entry-test-sh: busybox only (no bash)
+#   entry-test-bare: bash only (no sh, no kill, no coreutils), kept alive by bash itself
 set -euo pipefail
 busybox=/bin/busybox          # from busybox-static
 bash_static=/bin/bash-static  # from bash-static
@@ -34,4 +35,10 @@ RUN ["/bin/busybox", "--install", "-s", "/bin"]
 ENV PATH=/bin
 CMD ["/bin/sleep", "2147483647"]
 DOCKERFILE
-echo "built entry-test-bash entry-test-sh"
+build entry-test-bare "$work/bash" <<'DOCKERFILE'
+FROM scratch
+COPY bash /bin/bash
+ENV PATH=/bin
+CMD ["/bin/bash", "-c", "while :; do read -t 3600 || :; done"]
+DOCKERFILE
+echo "built entry-test-bash entry-test-sh entry-test-bare"

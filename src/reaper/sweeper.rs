@@ -1,0 +1,102 @@
+//! The sweeper: on start and every `sweep_interval`, sessions still marked `live` whose
+//! gateway is gone — this node's after a crash, or another node's whose heartbeat expired —
+//! are claimed, marked `interrupted`, and reaped.
+//!
+//! Guarantees: a session is claimed by one atomic update (`live` → `interrupted`), so with
+//! several gateways on one store exactly one reaps it; this node's heartbeat is written on
+//! every sweep; a session this node still holds is never touched.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::Reaper;
+use crate::store::{Store, now_millis};
+
+/// The ids of the sessions this node is running.
+#[derive(Debug, Default)]
+pub struct LiveSessions(Mutex<HashSet<String>>);
+
+impl LiveSessions {
+    pub fn insert(&self, id: &str) {
+        if let Ok(mut set) = self.0.lock() {
+            set.insert(id.to_owned());
+        }
+    }
+
+    pub fn remove(&self, id: &str) {
+        if let Ok(mut set) = self.0.lock() {
+            set.remove(id);
+        }
+    }
+
+    pub fn contains(&self, id: &str) -> bool {
+        self.0.lock().map(|set| set.contains(id)).unwrap_or(true)
+    }
+}
+
+/// Finds and reaps orphaned sessions.
+pub struct Sweeper {
+    pub store: Store,
+    pub reaper: Reaper,
+    pub node_id: String,
+    pub interval: Duration,
+    pub node_expiry: Duration,
+    pub live: Arc<LiveSessions>,
+}
+
+impl Sweeper {
+    /// Sweeps now, then every interval, until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) {
+        loop {
+            let reaped = self.sweep().await;
+            if reaped > 0 {
+                tracing::info!(sessions = reaped, "sweeper reaped orphaned sessions");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.interval) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// One sweep; returns how many sessions this node claimed.
+    pub async fn sweep(&self) -> usize {
+        if let Err(error) = self.store.heartbeat(&self.node_id).await {
+            tracing::warn!(%error, "cannot write this node's heartbeat");
+        }
+        let expired_before = now_millis() - i64::try_from(self.node_expiry.as_millis()).unwrap_or(i64::MAX);
+        let orphans = match self.store.orphaned_sessions(&self.node_id, expired_before).await {
+            Ok(rows) => rows,
+            Err(error) => {
+                tracing::warn!(%error, "sweeper cannot list sessions");
+                return 0;
+            }
+        };
+        let mut claimed = 0;
+        for row in orphans {
+            if row.node_id == self.node_id && self.live.contains(&row.id) {
+                continue;
+            }
+            match self.store.claim_orphan(&row.id).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(error) => {
+                    tracing::warn!(session.id = %row.id, %error, "cannot claim an orphaned session");
+                    continue;
+                }
+            }
+            claimed += 1;
+            tracing::warn!(session.id = %row.id, node = %row.node_id, "session orphaned by its gateway; reaping");
+            let outcome = self.reaper.reap(&row.container_id, &row.exec_id, &row.id).await;
+            if let Err(error) =
+                self.store.set_reap(&row.id, outcome.status.as_str(), outcome.killed, &outcome.detail).await
+            {
+                tracing::warn!(session.id = %row.id, %error, "cannot record the reap");
+            }
+        }
+        claimed
+    }
+}

@@ -1,0 +1,203 @@
+//! The reaper against the real dockerd: no process with a session's marker outlives it when
+//! the client vanishes, the gateway is SIGKILLed, or a timeout ends it; the `shell` and `off`
+//! policies do what they say; a container without `sh` gets a clear failure.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::server::Server;
+use common::{BARE_IMAGE, BASH_IMAGE, Session, TestApp, TestContainer, WAIT, bearer};
+use entry::auth::Role;
+use entry::protocol::CloseReason;
+use entry::reaper::ReapPolicy;
+use entry::store::{SessionFilter, SessionRow, SessionStatus, Store};
+
+async fn newest(store: &Store) -> SessionRow {
+    let filter = SessionFilter { limit: 1, ..Default::default() };
+    store.sessions(&filter).await.unwrap().into_iter().next().expect("a session row")
+}
+
+/// Waits until `check` holds, at most `within`; returns how long it took.
+async fn until(within: Duration, what: &str, mut check: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !check() {
+        assert!(started.elapsed() < within, "{what} did not happen within {within:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    started.elapsed()
+}
+
+/// Waits until the newest row has its reap recorded.
+async fn reaped_row(store: &Store) -> SessionRow {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let row = newest(store).await;
+        if row.reap_status.is_some() && !matches!(row.status, SessionStatus::Live | SessionStatus::Finalising) {
+            return row;
+        }
+        assert!(Instant::now() < deadline, "no reap recorded: {row:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Opens a bash session that runs `line`, and waits until `needle` runs in the container.
+async fn shell_running(app: &TestApp, container: &TestContainer, line: &str, needle: &str) -> (Session, String) {
+    let auth = bearer(&app.token("alice", Role::Developer, &["proj*"]).await);
+    let mut session = app.connect(&[("container", &container.compose()), ("authorization", &auth)]).await;
+    session.type_text(line).await;
+    until(WAIT, needle, || container.runs(needle)).await;
+    let id = newest(&app.store).await.id;
+    (session, id)
+}
+
+#[tokio::test]
+async fn a_vanished_client_leaves_no_marked_process() {
+    let app = TestApp::start().await;
+    let runs: usize = std::env::var("ENTRY_REAP_RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(3);
+    let mut times = Vec::new();
+    for _ in 0..runs {
+        let container = TestContainer::start(BASH_IMAGE);
+        let (session, id) = shell_running(&app, &container, "sleep 1000 & cat\r", "cat").await;
+        assert!(container.marked_processes(&id) >= 3, "bash, sleep and cat carry the marker");
+        // The client vanishes: its TCP connection closes with no WebSocket close frame.
+        drop(session);
+        let took =
+            until(Duration::from_secs(5), "no marked process left", || container.marked_processes(&id) == 0).await;
+        times.push(took);
+        let row = reaped_row(&app.store).await;
+        assert_eq!(row.close_reason.as_deref(), Some("client_gone"));
+        assert_eq!(row.reap_status.as_deref(), Some("reaped"), "{:?}", row.reap_detail);
+        assert!(row.reap_killed.unwrap_or(0) >= 3, "{:?}", row.reap_detail);
+        assert!(!container.runs("sleep 1000"));
+    }
+    times.sort();
+    println!(
+        "client loss to no marked process, {runs} sessions: min {:?} median {:?} max {:?}",
+        times[0],
+        times[runs / 2],
+        times[runs - 1]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sigkilled_gateway_s_shell_is_reaped_after_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let mut server = Server::start(data.path());
+    let container = TestContainer::start(BASH_IMAGE);
+    let url = format!("ws://127.0.0.1:{}/enter", server.port);
+    let mut session =
+        Session::connect(&url, &[("container", &container.name), ("access-token", &server.admin_token)]).await;
+    session.type_text("sleep 1000 & cat\r").await;
+    until(WAIT, "cat", || container.runs("cat")).await;
+    server.kill();
+    drop(session);
+    assert!(container.runs("sleep 1000"), "docker does not end an exec whose client is gone");
+    let restarted = Instant::now();
+    server.restart();
+    let store = Store::open(&server.store_url()).await.unwrap();
+    let id = newest(&store).await.id;
+    until(Duration::from_secs(10), "no marked process left", || container.marked_processes(&id) == 0).await;
+    println!("restart to no marked process: {:?}", restarted.elapsed());
+    let row = reaped_row(&store).await;
+    assert_eq!(row.status, SessionStatus::Interrupted);
+    assert_eq!(row.reap_status.as_deref(), Some("reaped"), "{:?}", row.reap_detail);
+}
+
+#[tokio::test]
+async fn a_shell_that_exited_by_itself_is_not_reaped() {
+    let app = TestApp::start().await;
+    let container = TestContainer::start(BASH_IMAGE);
+    let auth = bearer(&app.token("alice", Role::Developer, &["proj*"]).await);
+    let command = r#"["sh","-c","exit 4"]"#;
+    let mut session =
+        app.connect(&[("container", &container.compose()), ("authorization", &auth), ("command", command)]).await;
+    assert_eq!(session.read_to_close(WAIT).await.exit_code(), Some(4));
+    let deadline = Instant::now() + WAIT;
+    let row = loop {
+        let row = newest(&app.store).await;
+        if row.status == SessionStatus::Ended {
+            break row;
+        }
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!((row.exit_code, row.reap_status), (Some(4), None));
+    assert_eq!(container.exec_creates().len(), 1, "no kill exec for a shell that exited");
+}
+
+#[tokio::test]
+async fn the_shell_policy_leaves_background_jobs_and_off_leaves_everything() {
+    let shell = TestApp::builder().configure(|c| c.reaper.policy = ReapPolicy::Shell).start().await;
+    let container = TestContainer::start(BASH_IMAGE);
+    // A job outside bash's job table, so bash does not hang it up itself when it gets HUP.
+    let (session, id) = shell_running(&shell, &container, "(sleep 1000 &); cat\r", "cat").await;
+    drop(session);
+    let row = reaped_row(&shell.store).await;
+    assert_eq!(row.reap_status.as_deref(), Some("reaped"), "{:?}", row.reap_detail);
+    assert!(container.runs("sleep 1000"), "the background job was killed");
+    assert!(!container.runs("bash"), "the shell survived");
+    assert_eq!(container.marked_processes(&id), 1, "only the background job is left");
+
+    let off = TestApp::builder().configure(|c| c.reaper.policy = ReapPolicy::Off).start().await;
+    let container = TestContainer::start(BASH_IMAGE);
+    let (session, id) = shell_running(&off, &container, "sleep 1000 & cat\r", "cat").await;
+    drop(session);
+    let row = reaped_row(&off.store).await;
+    assert_eq!(row.reap_status.as_deref(), Some("off"));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(container.marked_processes(&id) >= 3, "policy off must leave the processes");
+}
+
+#[tokio::test]
+async fn idle_timeout_and_maximum_duration_end_sessions_and_reap() {
+    let app = TestApp::builder()
+        .configure(|c| {
+            c.gateway.ping_interval = Duration::from_millis(200);
+            c.gateway.idle_timeout = Duration::from_secs(1);
+        })
+        .start()
+        .await;
+    let container = TestContainer::start(BASH_IMAGE);
+    let (mut session, id) = shell_running(&app, &container, "sleep 1000 &\r", "sleep 1000").await;
+    let transcript = session.read_to_close(WAIT).await;
+    assert_eq!(transcript.reason(), CloseReason::IdleTimeout, "{}", transcript.close_line());
+    assert!(transcript.close_line().contains("no input for 1s"));
+    until(Duration::from_secs(5), "reaped", || container.marked_processes(&id) == 0).await;
+
+    let app = TestApp::builder().configure(|c| c.gateway.max_duration = Duration::from_secs(2)).start().await;
+    let container = TestContainer::start(BASH_IMAGE);
+    let (mut session, id) = shell_running(&app, &container, "sleep 1000 &\r", "sleep 1000").await;
+    for _ in 0..5 {
+        session.type_text("\r").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let transcript = session.read_to_close(WAIT).await;
+    assert_eq!(transcript.reason(), CloseReason::MaxDuration, "{}", transcript.close_line());
+    until(Duration::from_secs(5), "reaped", || container.marked_processes(&id) == 0).await;
+    assert_eq!(reaped_row(&app.store).await.status, SessionStatus::Ended);
+}
+
+#[tokio::test]
+async fn a_container_without_sh_gets_a_clear_reap_failure() {
+    let app = TestApp::start().await;
+    let bare = TestContainer::start(BARE_IMAGE);
+    let auth = bearer(&app.token("alice", Role::Developer, &["proj*"]).await);
+    let mut session = app.connect(&[("container", &bare.compose()), ("authorization", &auth)]).await;
+    session.type_text("echo ready-$((1+1))\r").await;
+    session.read_until("ready-2", WAIT).await;
+    drop(session);
+    let row = reaped_row(&app.store).await;
+    assert_eq!(row.reap_status.as_deref(), Some("failed"));
+    let detail = row.reap_detail.unwrap_or_default();
+    assert!(detail.contains("no sh"), "{detail}");
+
+    // The gateway is unaffected.
+    let health = reqwest::get(format!("{}/healthz", app.url())).await.unwrap();
+    assert!(health.status().is_success());
+    let container = TestContainer::start(BASH_IMAGE);
+    let command = r#"["sh","-c","exit 0"]"#;
+    let mut session =
+        app.connect(&[("container", &container.compose()), ("authorization", &auth), ("command", command)]).await;
+    assert_eq!(session.read_to_close(WAIT).await.exit_code(), Some(0));
+}
