@@ -167,4 +167,13 @@ async fn shutdown_closes_every_session_with_a_reason() {
         assert_eq!(transcript.reason(), CloseReason::Shutdown);
         assert_eq!(transcript.close_line(), "gateway shutting down");
     }
+    // Every exec was reaped and every recording stored before the gateway returned.
+    let rows = app.store.sessions(&entry::store::SessionFilter { limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    for row in rows {
+        assert_eq!(container.marked_processes(&row.id), 0, "{row:?}");
+        assert_eq!(row.status, entry::store::SessionStatus::Interrupted);
+        assert_eq!(row.reap_status.as_deref(), Some("reaped"), "{:?}", row.reap_detail);
+        assert!(row.recording_sha256.is_some());
+    }
 }
