@@ -106,13 +106,12 @@ impl Gateway {
             self.note_recording_error(session_id, problem).await;
         }
         let stats = Arc::new(SessionStats::default());
-        let ending = match self.start_exec(&request, &container, session_id).await {
+        match self.start_exec(&request, &container, session_id).await {
             Err(refusal) => {
                 let ending = Ending::from(refusal);
                 self.end(session_id, &ending, &stats, recorder.as_deref()).await;
                 tracing::info!(reason = ending.reason.code(), "session failed to start: {}", ending.line);
                 close(sink, Some(stream), &ending.message()).await;
-                return Ok(());
             }
             Ok(started) => {
                 tracing::info!(
@@ -144,10 +143,8 @@ impl Gateway {
                 };
                 let message = ending.message();
                 tokio::join!(close(sink, stream, &message), reap);
-                ending
             }
-        };
-        drop(ending);
+        }
         Ok(())
     }
 
