@@ -111,8 +111,8 @@ async fn the_recording_equals_what_was_seen_and_typed_and_asciinema_reads_it() {
     // asciinema's own parser accepts the file and prints the same output.
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), &text).unwrap();
-    let cat = std::process::Command::new("asciinema")
-        .arg("cat")
+    let cat = std::process::Command::new("python3")
+        .args(["-m", "asciinema", "cat"])
         .arg(file.path())
         .output()
         .expect("asciinema (PyPI asciinema, installed by .ci/run)");
