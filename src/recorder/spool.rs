@@ -53,7 +53,7 @@ impl SpoolWriter {
     pub fn create(path: &Path) -> io::Result<Self> {
         let file = File::create(path)?;
         let inner = HashingFile { file, hasher: Sha256::new(), written: 0 };
-        Ok(Self { path: path.to_owned(), encoder: GzEncoder::new(inner, Compression::default()) })
+        Ok(Self { path: path.to_owned(), encoder: GzEncoder::new(inner, Compression::fast()) })
     }
 
     pub fn path(&self) -> &Path {
