@@ -237,6 +237,26 @@ async fn a_long_session_goes_to_s3_in_parts_and_matches_its_hash() {
     assert!(s3.e_tag(key).await.contains('-'), "not a multipart object");
     let (output, _, _) = streams(&String::from_utf8(decompress(&stored).unwrap()).unwrap());
     assert_eq!(output.as_bytes(), transcript.stdout.as_slice());
+
+    // `entry verify` fetches the object from S3 through the gateway: it matches; one byte
+    // changed on the server and it does not.
+    let auditor = app.token("audrey", Role::Auditor, &[]).await;
+    let verify = || {
+        std::process::Command::new(common::server::ENTRY)
+            .args(["verify", &row.id, "--server", &app.url(), "--token", &auditor])
+            .output()
+            .unwrap()
+    };
+    let good = verify();
+    assert_eq!(good.status.code(), Some(0), "{}", String::from_utf8_lossy(&good.stderr));
+    let object = s3.root.path().join(common::s3::BUCKET).join(key);
+    let mut bytes = std::fs::read(&object).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&object, &bytes).unwrap();
+    let bad = verify();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("MISMATCH"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

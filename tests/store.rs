@@ -13,7 +13,13 @@ macro_rules! on_both {
     };
 }
 
-on_both!(tokens_round_trip, session_lifecycle, session_filters_and_pages, crashed_node_sessions_are_interrupted);
+on_both!(
+    tokens_round_trip,
+    session_lifecycle,
+    session_filters_and_pages,
+    crashed_node_sessions_are_interrupted,
+    orphans_are_claimed_exactly_once,
+);
 
 fn new_session(id: &str, user: &str, container: &str, started_at: i64) -> NewSession {
     NewSession {
@@ -120,4 +126,43 @@ async fn crashed_node_sessions_are_interrupted(backend: Backend) {
     assert_eq!(store.interrupt_node_sessions("node-a").await.unwrap(), ["s1"]);
     assert_eq!(store.session("s1").await.unwrap().unwrap().status, SessionStatus::Interrupted);
     assert_eq!(store.session("s2").await.unwrap().unwrap().status, SessionStatus::Live);
+}
+
+async fn orphans_are_claimed_exactly_once(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = &db.store;
+    store.heartbeat("node-a").await.unwrap();
+    store.heartbeat("node-b").await.unwrap();
+    for i in 0..20 {
+        store.insert_session(&new_session(&format!("s{i:02}"), "alice", "a", i)).await.unwrap();
+    }
+    // node-a's heartbeat is fresh: its sessions are orphans only for node-a itself.
+    assert!(store.orphaned_sessions("node-b", 0).await.unwrap().is_empty());
+    assert_eq!(store.orphaned_sessions("node-a", 0).await.unwrap().len(), 20);
+    // With node-a gone, two other gateways sweep at once: every session is claimed by one.
+    let expired = entry::store::now_millis() + 1;
+    let orphans = store.orphaned_sessions("node-b", expired).await.unwrap();
+    assert_eq!(orphans.len(), 20);
+    let (b, c) = (store.clone(), store.clone());
+    let sweep = |store: entry::store::Store| async move {
+        let mut won = Vec::new();
+        for i in 0..20 {
+            let id = format!("s{i:02}");
+            if store.claim_orphan(&id).await.unwrap() {
+                won.push(id);
+            }
+        }
+        won
+    };
+    let (won_b, won_c) = tokio::join!(tokio::spawn(sweep(b)), tokio::spawn(sweep(c)));
+    let (won_b, won_c) = (won_b.unwrap(), won_c.unwrap());
+    assert_eq!(won_b.len() + won_c.len(), 20, "b: {won_b:?} c: {won_c:?}");
+    assert!(won_b.iter().all(|id| !won_c.contains(id)));
+    assert!(store.orphaned_sessions("node-b", expired).await.unwrap().is_empty());
+    store.set_reap("s00", "reaped", 3, "found 3").await.unwrap();
+    let row = store.session("s00").await.unwrap().unwrap();
+    assert_eq!(
+        (row.status, row.reap_status.as_deref(), row.reap_killed),
+        (SessionStatus::Interrupted, Some("reaped"), Some(3))
+    );
 }
