@@ -158,7 +158,16 @@ async fn a_sigkilled_gateway_s_session_is_recovered_as_interrupted() {
 
     server.restart();
     let store = Store::open(&server.store_url()).await.unwrap();
-    let row = settled(&store, WAIT).await;
+    // The sweeper marks the session interrupted at once; the recovered recording follows.
+    let deadline = Instant::now() + WAIT;
+    let row = loop {
+        let row = settled(&store, WAIT).await;
+        if row.recording_location.is_some() {
+            break row;
+        }
+        assert!(Instant::now() < deadline, "the recording was not recovered: {row:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(row.status, SessionStatus::Interrupted);
     let storage = entry::recorder::storage::FsStorage::new(data.path().join("recordings"));
     let stored = stored_bytes(&storage, &row).await;

@@ -104,6 +104,15 @@ impl Download {
     }
 }
 
+/// The answer to a kill.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KillOutcome {
+    pub session: String,
+    /// The gateway node that runs the session.
+    pub node: String,
+    pub delivery: crate::gateway::KillDelivery,
+}
+
 impl ApiClient {
     /// A client of the gateway at `server` (`http(s)://host:port[/prefix]`; `ws(s)://` is
     /// taken as its HTTP twin).
@@ -156,6 +165,18 @@ impl ApiClient {
     /// One session's row.
     pub async fn session(&self, id: &str) -> Result<SessionRow, ApiError> {
         self.get_json(self.url(&["sessions", checked(id)?])).await
+    }
+
+    /// Kills a live session (admins only).
+    pub async fn kill(&self, id: &str) -> Result<KillOutcome, ApiError> {
+        let url = self.url(&["sessions", checked(id)?, "kill"]);
+        let mut request = self.http.post(url).timeout(REQUEST_TIMEOUT);
+        if let Some(value) = &self.authorization {
+            request = request.header(http::header::AUTHORIZATION, value.clone());
+        }
+        let response = self.send(request).await?;
+        let body = response.bytes().await.map_err(|e| ApiError::Body(describe(&e)))?;
+        serde_json::from_slice(&body).map_err(ApiError::Decode)
     }
 
     /// Starts downloading a session's recording: the asciicast text, or with `raw` the

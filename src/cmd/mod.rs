@@ -46,10 +46,10 @@ enum Command {
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerArgs {
     /// Gateway URL.
-    #[arg(long, env = "ENTRY_SERVER", default_value = "http://127.0.0.1:8080")]
+    #[arg(long, env = "ENTRY_SERVER", default_value = "http://127.0.0.1:8080", global = true)]
     server: String,
     /// Access token.
-    #[arg(long, env = "ENTRY_TOKEN", hide_env_values = true)]
+    #[arg(long, env = "ENTRY_TOKEN", hide_env_values = true, global = true)]
     token: Option<String>,
 }
 

@@ -45,6 +45,8 @@ enum Action {
         #[arg(long)]
         json: bool,
     },
+    /// End a live session wherever it runs (admins only); it is reaped and recorded as killed.
+    Kill { id: String },
     /// Show one session.
     Show {
         id: String,
@@ -68,6 +70,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             if let Some(next) = page.next {
                 eprintln!("(more: --before {next})");
             }
+        }
+        Action::Kill { id } => {
+            let outcome = client.kill(&id).await?;
+            let how = match outcome.delivery {
+                crate::gateway::KillDelivery::Local => "ended",
+                crate::gateway::KillDelivery::Notified => "kill sent to",
+            };
+            println!("{how} session {} on gateway {}", outcome.session, outcome.node);
         }
         Action::Show { id, json } => {
             let row = client.session(&id).await?;

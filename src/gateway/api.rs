@@ -17,12 +17,13 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, any, get};
+use axum::routing::{MethodRouter, any, get, post};
 use futures::TryStreamExt;
 
 use super::Gateway;
+use super::KillError;
 use crate::auth::{AuthError, Principal, Role};
-use crate::client::api::{ErrorBody, SessionPage};
+use crate::client::api::{ErrorBody, KillOutcome, SessionPage};
 use crate::recorder::storage::StorageError;
 use crate::store::{SessionFilter, SessionRow, SessionStatus, StoreError};
 
@@ -37,13 +38,19 @@ pub(super) fn routes() -> Router<Arc<Gateway>> {
         .route("/api/v1/sessions", read_only(get(list)))
         .route("/api/v1/sessions/{id}", read_only(get(show)))
         .route("/api/v1/sessions/{id}/recording", read_only(get(recording)))
+        .route(
+            "/api/v1/sessions/{id}/kill",
+            post(kill).fallback(|| async {
+                ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "use POST to kill a session")
+            }),
+        )
         .route("/api/v1", any(unknown_path))
         .route("/api/v1/{*rest}", any(unknown_path))
 }
 
 fn read_only(route: MethodRouter<Arc<Gateway>>) -> MethodRouter<Arc<Gateway>> {
     route.fallback(|| async {
-        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this API is read-only: use GET")
+        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "use GET for this resource")
     })
 }
 
@@ -236,6 +243,30 @@ async fn show(
     let principal = authenticate(&gateway, &headers).await?;
     let Path(id) = id.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
     Ok(axum::Json(visible_session(&gateway, &principal, &id).await?))
+}
+
+/// `POST /api/v1/sessions/{id}/kill`: admins end a live session wherever it runs.
+async fn kill(
+    State(gateway): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<(StatusCode, axum::Json<KillOutcome>), ApiError> {
+    let principal = authenticate(&gateway, &headers).await?;
+    if principal.role != Role::Admin {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "only admins may kill sessions"));
+    }
+    let Path(id) = id.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
+    let row = visible_session(&gateway, &principal, &id).await?;
+    match gateway.kill_session(&row, &principal.user).await {
+        Ok(delivery) => {
+            let outcome = KillOutcome { session: row.id, node: row.node_id, delivery };
+            Ok((StatusCode::ACCEPTED, axum::Json(outcome)))
+        }
+        Err(error @ (KillError::NotLive(_) | KillError::NotHeld(_))) => {
+            Err(ApiError::new(StatusCode::CONFLICT, "not_live", error.to_string()))
+        }
+        Err(KillError::Notify(error)) => Err(ApiError::store(error)),
+    }
 }
 
 /// `GET /api/v1/sessions/{id}/recording` query.

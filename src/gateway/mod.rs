@@ -6,11 +6,13 @@
 
 mod admit;
 mod api;
+mod kill;
 mod relay;
 mod request;
 mod session;
 
 pub use admit::Refusal;
+pub use kill::{KillDelivery, KillError};
 pub use relay::Ending;
 pub use relay::SessionStats;
 pub use request::{ClientKind, EnterRequest, RequestError};
@@ -113,6 +115,9 @@ impl Gateway {
             live: Arc::clone(&self.live),
         };
         self.tracker.spawn(sweeper.run(self.shutdown.clone()));
+        if self.store.is_postgres() {
+            self.tracker.spawn(Arc::clone(&self).listen_for_kills());
+        }
         let app = self.router().into_make_service_with_connect_info::<SocketAddr>();
         let stop = self.shutdown.clone();
         axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await?;

@@ -149,6 +149,7 @@ impl Gateway {
         exec: Exec,
         recorder: Option<Arc<SessionRecorder>>,
         stats: Arc<SessionStats>,
+        mut killed: tokio::sync::watch::Receiver<Option<String>>,
     ) -> (Ending, Option<SplitStream<WebSocket>>) {
         let Exec { id: exec_id, mut output, input } = exec;
         let exec_id = exec_id.as_str();
@@ -180,6 +181,10 @@ impl Gateway {
             tokio::select! {
                 biased;
                 _ = self.shutdown.cancelled() => break Ending::new(CloseReason::Shutdown, "gateway shutting down"),
+                Ok(()) = killed.changed() => {
+                    let by = killed.borrow().clone().unwrap_or_else(|| "an administrator".into());
+                    break Ending::new(CloseReason::Killed, format!("terminated by {by}"));
+                }
                 _ = &mut max_duration_reached => {
                     break Ending::new(CloseReason::MaxDuration, format!("session reached its maximum duration of {}", humantime::format_duration(max_duration)));
                 }

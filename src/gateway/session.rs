@@ -90,7 +90,7 @@ impl Gateway {
             exec_id: String::new(),
             started_at,
         };
-        self.live.insert(session_id);
+        let killed = self.live.insert(session_id);
         let _live = LiveGuard { live: &self.live, id: session_id };
         if let Err(error) = self.store.insert_session(&row).await {
             if self.recording_required() {
@@ -128,7 +128,8 @@ impl Gateway {
                 }
                 let exec_id = started.exec_id.clone();
                 let exec = Exec { id: started.exec_id, output: started.io.output, input: started.io.input };
-                let (ending, stream) = self.relay(sink, stream, exec, recorder.clone(), Arc::clone(&stats)).await;
+                let (ending, stream) =
+                    self.relay(sink, stream, exec, recorder.clone(), Arc::clone(&stats), killed).await;
                 self.end(session_id, &ending, &stats, recorder.as_deref()).await;
                 tracing::info!(reason = ending.reason.code(), exit_code = ?ending.exit_code, "session ended: {}", ending.line);
                 // The client hears why at once; the shell is reaped meanwhile.

@@ -39,6 +39,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
+    url: String,
 }
 
 impl Store {
@@ -70,7 +71,7 @@ impl Store {
             .connect(url)
             .await
             .map_err(StoreError::Unavailable)?;
-        Ok(Self { pool })
+        Ok(Self { pool, url: url.to_owned() })
     }
 
     /// Applies pending migrations.
@@ -94,6 +95,28 @@ impl Store {
     /// Runs one statement of trusted SQL (administration and tests: no parameters).
     pub async fn execute_raw(&self, sql: &str) -> Result<u64, StoreError> {
         Ok(self.pool.execute(sql).await?.rows_affected())
+    }
+
+    /// Whether this store is PostgreSQL (shared by several gateways).
+    pub fn is_postgres(&self) -> bool {
+        self.url.starts_with("postgres:") || self.url.starts_with("postgresql:")
+    }
+
+    /// The URL the store was opened with (holds the password: never log it).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Tells every gateway on this PostgreSQL store to kill a session (`LISTEN entry_kill`);
+    /// a no-op on SQLite, where only one gateway runs.
+    pub async fn notify_kill(&self, session_id: &str, by: &str) -> Result<(), StoreError> {
+        if self.is_postgres() {
+            sqlx::query("SELECT pg_notify('entry_kill', $1)")
+                .bind(format!("{session_id} {by}"))
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Closes every connection.

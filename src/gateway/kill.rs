@@ -1,0 +1,95 @@
+//! Killing a live session from any gateway: locally when this node runs it, otherwise through
+//! PostgreSQL `NOTIFY entry_kill` to the node that does, which listens for it.
+//!
+//! Guarantees: the session ends with CLOSE `killed` ("terminated by <admin>"), is reaped and
+//! its recording finalised as `killed`, like any other ending; the listener reconnects by
+//! itself when its connection drops.
+
+use std::sync::Arc;
+
+use sqlx::postgres::PgListener;
+
+use super::Gateway;
+use crate::store::SessionRow;
+
+const CHANNEL: &str = "entry_kill";
+
+/// Where a kill went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KillDelivery {
+    /// This node runs the session and ended it.
+    Local,
+    /// Another node runs it and was notified.
+    Notified,
+}
+
+/// Why a kill could not be delivered.
+#[derive(Debug, thiserror::Error)]
+pub enum KillError {
+    #[error("session {0} is not live")]
+    NotLive(String),
+    #[error("session {0} is marked live on this gateway but not running here; the sweeper will reap it")]
+    NotHeld(String),
+    #[error("cannot notify the gateway running the session: {0}")]
+    Notify(#[from] crate::store::StoreError),
+}
+
+impl Gateway {
+    /// Kills the live session `row` on behalf of `by`.
+    pub async fn kill_session(&self, row: &SessionRow, by: &str) -> Result<KillDelivery, KillError> {
+        if row.status != crate::store::SessionStatus::Live {
+            return Err(KillError::NotLive(row.id.clone()));
+        }
+        tracing::warn!(session.id = %row.id, by, node = %row.node_id, "kill requested");
+        if row.node_id == self.node_id {
+            return match self.live.kill(&row.id, by) {
+                true => Ok(KillDelivery::Local),
+                false => Err(KillError::NotHeld(row.id.clone())),
+            };
+        }
+        self.store.notify_kill(&row.id, by).await?;
+        Ok(KillDelivery::Notified)
+    }
+
+    /// Listens for kills sent to this node through PostgreSQL until shutdown.
+    pub(super) async fn listen_for_kills(self: Arc<Self>) {
+        let mut listener = loop {
+            match self.connect_listener().await {
+                Ok(listener) => break listener,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for kills yet; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+                        _ = self.shutdown.cancelled() => return,
+                    }
+                }
+            }
+        };
+        loop {
+            let notification = tokio::select! {
+                notification = listener.recv() => notification,
+                _ = self.shutdown.cancelled() => return,
+            };
+            match notification {
+                Ok(notification) => {
+                    let Some((id, by)) = notification.payload().split_once(' ') else { continue };
+                    if self.live.kill(id, by) {
+                        tracing::warn!(session.id = %id, by, "killed on request of another gateway");
+                    }
+                }
+                // PgListener reconnects on the next recv; pause so a dead server is not hammered.
+                Err(error) => {
+                    tracing::warn!(%error, "kill listener connection lost");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    async fn connect_listener(&self) -> Result<PgListener, sqlx::Error> {
+        let mut listener = PgListener::connect(self.store.url()).await?;
+        listener.listen(CHANNEL).await?;
+        Ok(listener)
+    }
+}

@@ -1,0 +1,115 @@
+//! Killing a live session: only admins may; the session gets CLOSE `killed` with who did it,
+//! is reaped and ends `killed`; with PostgreSQL a kill sent to any gateway reaches the one
+//! running the session.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::db::{Backend, TestDb};
+use common::{BASH_IMAGE, Session, TestApp, TestContainer, WAIT, bearer};
+use entry::auth::Role;
+use entry::protocol::CloseReason;
+use entry::store::{SessionFilter, SessionRow, SessionStatus, Store};
+
+async fn newest(store: &Store) -> SessionRow {
+    let filter = SessionFilter { limit: 1, ..Default::default() };
+    store.sessions(&filter).await.unwrap().into_iter().next().expect("a session row")
+}
+
+async fn settled(store: &Store) -> SessionRow {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let row = newest(store).await;
+        if row.reap_status.is_some() && !matches!(row.status, SessionStatus::Live | SessionStatus::Finalising) {
+            return row;
+        }
+        assert!(Instant::now() < deadline, "not settled: {row:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn post_kill(app: &TestApp, id: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+    let mut request = reqwest::Client::new().post(format!("{}/api/v1/sessions/{id}/kill", app.url()));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or_default())
+}
+
+/// A developer's bash session with a background job, and its id.
+async fn busy_session(app: &TestApp, container: &TestContainer) -> (Session, String) {
+    let auth = bearer(&app.token("alice", Role::Developer, &["proj*"]).await);
+    let mut session = app.connect(&[("container", &container.compose()), ("authorization", &auth)]).await;
+    session.type_text("sleep 1000 & echo bg-$((40+2))\r").await;
+    session.read_until("bg-42", WAIT).await;
+    let id = newest(&app.store).await.id;
+    (session, id)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_admins_kill_and_the_session_ends_killed_and_reaped() {
+    let app = TestApp::start().await;
+    let container = TestContainer::start(BASH_IMAGE);
+    let (mut session, id) = busy_session(&app, &container).await;
+    let developer = app.token("alice", Role::Developer, &["proj*"]).await;
+    let auditor = app.token("audrey", Role::Auditor, &[]).await;
+    let admin = app.token("root", Role::Admin, &["*"]).await;
+    assert_eq!(post_kill(&app, &id, None).await.0, 401);
+    assert_eq!(post_kill(&app, &id, Some(&developer)).await.0, 403);
+    assert_eq!(post_kill(&app, &id, Some(&auditor)).await.0, 403);
+    assert_eq!(post_kill(&app, "not-a-uuid", Some(&admin)).await.0, 400);
+    let (status, body) = post_kill(&app, &id, Some(&admin)).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["delivery"], "local");
+
+    let transcript = session.read_to_close(WAIT).await;
+    assert_eq!(transcript.reason(), CloseReason::Killed);
+    assert_eq!(transcript.close_line(), "terminated by root");
+    let row = settled(&app.store).await;
+    assert_eq!(row.status, SessionStatus::Killed);
+    assert_eq!(row.reap_status.as_deref(), Some("reaped"), "{:?}", row.reap_detail);
+    assert_eq!(container.marked_processes(&id), 0);
+    let (status, body) = post_kill(&app, &id, Some(&admin)).await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("not_live")));
+
+    // The CLI does the same.
+    let (mut session, id) = busy_session(&app, &container).await;
+    let output = std::process::Command::new(common::server::ENTRY)
+        .args(["sessions", "kill", &id, "--server", &app.url(), "--token", &admin])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("ended session"));
+    assert_eq!(session.read_to_close(WAIT).await.reason(), CloseReason::Killed);
+}
+
+#[tokio::test]
+async fn a_kill_sent_to_any_gateway_reaches_the_one_running_the_session() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let shared = |node: &'static str| {
+        let url = db.url.clone();
+        move |c: &mut entry::config::Config| {
+            c.store.url = Some(url);
+            c.node_id = Some(node.into());
+        }
+    };
+    let a = TestApp::builder().configure(shared("node-a")).start().await;
+    let b = TestApp::builder().configure(shared("node-b")).start().await;
+    // Let node-a's kill listener connect.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let container = TestContainer::start(BASH_IMAGE);
+    let (mut session, id) = busy_session(&a, &container).await;
+    let admin = b.token("root", Role::Admin, &["*"]).await;
+    let (status, body) = post_kill(&b, &id, Some(&admin)).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!((body["delivery"].as_str(), body["node"].as_str()), (Some("notified"), Some("node-a")));
+    let transcript = session.read_to_close(WAIT).await;
+    assert_eq!(transcript.reason(), CloseReason::Killed);
+    assert_eq!(transcript.close_line(), "terminated by root");
+    let row = settled(&a.store).await;
+    assert_eq!((row.status, row.node_id.as_str()), (SessionStatus::Killed, "node-a"));
+    assert_eq!(container.marked_processes(&id), 0);
+}
