@@ -84,6 +84,25 @@ async fn only_admins_kill_and_the_session_ends_killed_and_reaped() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(String::from_utf8_lossy(&output.stdout).contains("ended session"));
     assert_eq!(session.read_to_close(WAIT).await.reason(), CloseReason::Killed);
+
+    // Who did what is audited — every kill attempt (the refused one too) and an auditor's
+    // replay — and readable by auditors and admins only.
+    let http = reqwest::Client::new();
+    let first = settled(&app.store).await.id;
+    let replay = http
+        .get(format!("{}/api/v1/sessions/{first}/recording", app.url()))
+        .bearer_auth(&auditor)
+        .send()
+        .await
+        .unwrap();
+    assert!(replay.status().is_success());
+    let log = |token: &str| http.get(format!("{}/api/v1/audit", app.url())).bearer_auth(token.to_owned()).send();
+    assert_eq!(log(&developer).await.unwrap().status().as_u16(), 403);
+    let entries: Vec<entry::store::AuditEntry> = log(&auditor).await.unwrap().json().await.unwrap();
+    let seen: Vec<(&str, &str)> = entries.iter().map(|e| (e.actor.as_str(), e.action.as_str())).collect();
+    assert_eq!(seen, [("audrey", "replay"), ("root", "kill"), ("root", "kill"), ("root", "kill")]);
+    assert!(entries.iter().all(|e| e.source_addr.starts_with("127.0.0.1:")));
+    assert_eq!(entries[0].session_id.as_deref(), Some(first.as_str()));
 }
 
 #[tokio::test]

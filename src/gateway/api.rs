@@ -7,14 +7,18 @@
 //! storage internals; query values are validated before they reach the store; recordings are
 //! streamed, never held whole in memory.
 
+mod audit;
 mod stream;
 
+use audit::{audit, audit_log};
+
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, any, get, post};
@@ -44,6 +48,7 @@ pub(super) fn routes() -> Router<Arc<Gateway>> {
                 ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "use POST to kill a session")
             }),
         )
+        .route("/api/v1/audit", read_only(get(audit_log)))
         .route("/api/v1", any(unknown_path))
         .route("/api/v1/{*rest}", any(unknown_path))
 }
@@ -248,6 +253,7 @@ async fn show(
 /// `POST /api/v1/sessions/{id}/kill`: admins end a live session wherever it runs.
 async fn kill(
     State(gateway): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<(StatusCode, axum::Json<KillOutcome>), ApiError> {
@@ -257,6 +263,7 @@ async fn kill(
     }
     let Path(id) = id.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
     let row = visible_session(&gateway, &principal, &id).await?;
+    audit(&gateway, &principal, "kill", &row.id, peer, Some(&format!("node {}", row.node_id))).await?;
     match gateway.kill_session(&row, &principal.user).await {
         Ok(delivery) => {
             let outcome = KillOutcome { session: row.id, node: row.node_id, delivery };
@@ -278,6 +285,7 @@ struct RecordingParams {
 
 async fn recording(
     State(gateway): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
     query: Result<Query<RecordingParams>, QueryRejection>,
@@ -299,6 +307,7 @@ async fn recording(
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", message));
     };
     let reader = recorder.storage().fetch(location).await.map_err(|e| ApiError::storage(&row.id, location, e))?;
+    audit(&gateway, &principal, if raw { "download" } else { "replay" }, &row.id, peer, None).await?;
     tracing::info!(session.id = %row.id, by = %principal.user, raw, "recording fetched through the API");
     let broke_off = {
         let id = row.id.clone();

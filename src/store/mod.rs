@@ -5,9 +5,11 @@
 //! as TEXT) and `$N` placeholders, so one code path serves both; SQLite runs in WAL mode with
 //! a busy timeout, so `entry tokens` works while the gateway runs.
 
+mod audit;
 mod sessions;
 mod tokens;
 
+pub use audit::AuditEntry;
 pub use sessions::{NewSession, SessionEnd, SessionFilter, SessionRow, SessionStatus};
 pub use tokens::{NewToken, TokenRow};
 
