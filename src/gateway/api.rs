@@ -9,6 +9,7 @@
 
 mod audit;
 mod stream;
+mod watch;
 
 use audit::{audit, audit_log};
 
@@ -48,6 +49,7 @@ pub(super) fn routes() -> Router<Arc<Gateway>> {
                 ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "use POST to kill a session")
             }),
         )
+        .route("/api/v1/sessions/{id}/watch", read_only(get(watch::watch)))
         .route("/api/v1/audit", read_only(get(audit_log)))
         .route("/api/v1", any(unknown_path))
         .route("/api/v1/{*rest}", any(unknown_path))

@@ -7,12 +7,14 @@
 mod admit;
 mod api;
 mod kill;
+mod live;
 mod relay;
 mod request;
 mod session;
 
 pub use admit::Refusal;
 pub use kill::{KillDelivery, KillError};
+pub use live::{LiveHandle, LiveSessions, OutputTap};
 pub use relay::Ending;
 pub use relay::SessionStats;
 pub use request::{ClientKind, EnterRequest, RequestError};
@@ -36,7 +38,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::protocol::ResponseMessage;
-use crate::reaper::{LiveSessions, Reaper, Sweeper};
+use crate::reaper::{Reaper, Sweeper};
 use crate::recorder::Recorder;
 use crate::runtime::ContainerRuntime;
 use crate::store::Store;

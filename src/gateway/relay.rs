@@ -149,8 +149,9 @@ impl Gateway {
         exec: Exec,
         recorder: Option<Arc<SessionRecorder>>,
         stats: Arc<SessionStats>,
-        mut killed: tokio::sync::watch::Receiver<Option<String>>,
+        live: super::LiveHandle,
     ) -> (Ending, Option<SplitStream<WebSocket>>) {
+        let super::LiveHandle { mut killed, tap } = live;
         let Exec { id: exec_id, mut output, input } = exec;
         let exec_id = exec_id.as_str();
         let last_seen =
@@ -207,6 +208,7 @@ impl Gateway {
                             continue;
                         }
                         stats.bytes_out.fetch_add(data.len() as u64, Ordering::Relaxed);
+                        tap.publish(&data);
                         if let Some(recorder) = &recorder {
                             recorder.record(Frame::Output(data.clone())).await;
                         }
@@ -221,6 +223,7 @@ impl Gateway {
                             let rest = carry.finish();
                             if !rest.is_empty() {
                                 stats.bytes_out.fetch_add(rest.len() as u64, Ordering::Relaxed);
+                                tap.publish(&rest);
                                 if let Some(recorder) = &recorder {
                                     recorder.record(Frame::Output(rest.clone())).await;
                                 }

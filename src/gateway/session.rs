@@ -90,7 +90,7 @@ impl Gateway {
             exec_id: String::new(),
             started_at,
         };
-        let killed = self.live.insert(session_id);
+        let live = self.live.insert(session_id);
         let _live = LiveGuard { live: &self.live, id: session_id };
         if let Err(error) = self.store.insert_session(&row).await {
             if self.recording_required() {
@@ -128,8 +128,7 @@ impl Gateway {
                 }
                 let exec_id = started.exec_id.clone();
                 let exec = Exec { id: started.exec_id, output: started.io.output, input: started.io.input };
-                let (ending, stream) =
-                    self.relay(sink, stream, exec, recorder.clone(), Arc::clone(&stats), killed).await;
+                let (ending, stream) = self.relay(sink, stream, exec, recorder.clone(), Arc::clone(&stats), live).await;
                 self.end(session_id, &ending, &stats, recorder.as_deref()).await;
                 tracing::info!(reason = ending.reason.code(), exit_code = ?ending.exit_code, "session ended: {}", ending.line);
                 // The client hears why at once; the shell is reaped meanwhile.
@@ -156,7 +155,7 @@ impl Gateway {
 
 /// Removes a session from this node's live set when dropped (on every way out).
 struct LiveGuard<'a> {
-    live: &'a crate::reaper::LiveSessions,
+    live: &'a super::LiveSessions,
     id: &'a str,
 }
 

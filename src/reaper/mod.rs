@@ -12,7 +12,7 @@ mod script;
 mod sweeper;
 
 pub use script::{ReapPolicy, ScriptReport, parse_report};
-pub use sweeper::{LiveSessions, Sweeper};
+pub use sweeper::Sweeper;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

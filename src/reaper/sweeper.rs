@@ -6,52 +6,14 @@
 //! several gateways on one store exactly one reaps it; this node's heartbeat is written on
 //! every sweep; a session this node still holds is never touched.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::Reaper;
+use crate::gateway::LiveSessions;
 use crate::store::{Store, now_millis};
-
-/// The sessions this node is running, each with its kill switch (set to who killed it).
-#[derive(Debug, Default)]
-pub struct LiveSessions(Mutex<HashMap<String, watch::Sender<Option<String>>>>);
-
-impl LiveSessions {
-    /// Registers a session; the receiver learns who killed it, if anyone does.
-    pub fn insert(&self, id: &str) -> watch::Receiver<Option<String>> {
-        let (switch, killed) = watch::channel(None);
-        if let Ok(mut map) = self.0.lock() {
-            map.insert(id.to_owned(), switch);
-        }
-        killed
-    }
-
-    pub fn remove(&self, id: &str) {
-        if let Ok(mut map) = self.0.lock() {
-            map.remove(id);
-        }
-    }
-
-    pub fn contains(&self, id: &str) -> bool {
-        self.0.lock().map(|map| map.contains_key(id)).unwrap_or(true)
-    }
-
-    /// Ends a session this node runs, on behalf of `by`; false when it runs no such session.
-    pub fn kill(&self, id: &str, by: &str) -> bool {
-        let Ok(map) = self.0.lock() else { return false };
-        match map.get(id) {
-            Some(switch) => {
-                switch.send_replace(Some(by.to_owned()));
-                true
-            }
-            None => false,
-        }
-    }
-}
 
 /// Finds and reaps orphaned sessions.
 pub struct Sweeper {

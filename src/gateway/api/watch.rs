@@ -1,0 +1,88 @@
+//! `GET /api/v1/sessions/{id}/watch`: a read-only WebSocket that streams a live session's
+//! output to an auditor or admin, in the terminal protocol's STDOUT messages, starting with
+//! the recent output (the current screen) and ending with CLOSE when the session ends.
+//!
+//! Guarantees: a watcher can never slow the session — one that falls behind is disconnected
+//! with CLOSE `limit_exceeded`; anything a watcher sends is ignored; every watch is audited.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use futures::{SinkExt, StreamExt};
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+
+use super::audit::audit;
+use super::{ApiError, authenticate, sees_everyone, visible_session};
+use crate::gateway::{Gateway, OutputTap};
+use crate::protocol::{CloseReason, ResponseMessage, encode};
+use crate::store::SessionStatus;
+
+pub(super) async fn watch(
+    State(gateway): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let principal = authenticate(&gateway, &headers).await?;
+    if !sees_everyone(&principal) {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "only auditors and admins watch sessions"));
+    }
+    let Path(id) = id.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
+    let row = visible_session(&gateway, &principal, &id).await?;
+    if row.status != SessionStatus::Live {
+        return Err(ApiError::new(StatusCode::CONFLICT, "not_live", format!("session {} is not live", row.id)));
+    }
+    let Some(tap) = gateway.live.tap(&row.id) else {
+        let message = format!("session {} runs on gateway {}: watch it there", row.id, row.node_id);
+        return Err(ApiError::new(StatusCode::CONFLICT, "elsewhere", message));
+    };
+    audit(&gateway, &principal, "watch", &row.id, peer, None).await?;
+    tracing::info!(session.id = %row.id, by = %principal.user, "live watch started");
+    let shutdown = gateway.shutdown.clone();
+    let tracked = gateway.tracker.token();
+    Ok(upgrade.on_upgrade(move |socket| async move {
+        relay(socket, tap, shutdown).await;
+        drop(tracked);
+    }))
+}
+
+async fn relay(socket: WebSocket, tap: Arc<OutputTap>, shutdown: CancellationToken) {
+    let (recent, mut output) = tap.subscribe();
+    // Holding the tap would keep its channel open after the session ends.
+    drop(tap);
+    let (mut sink, mut incoming) = socket.split();
+    let send = |message: ResponseMessage| Message::Binary(encode(&message));
+    if !recent.is_empty() && sink.send(send(ResponseMessage::stdout(recent))).await.is_err() {
+        return;
+    }
+    let close = loop {
+        tokio::select! {
+            next = output.recv() => match next {
+                Ok(data) => {
+                    if sink.send(send(ResponseMessage::stdout(data))).await.is_err() {
+                        return;
+                    }
+                }
+                Err(RecvError::Lagged(missed)) => {
+                    let line = format!("this watcher fell {missed} messages behind and was disconnected; reconnect");
+                    break ResponseMessage::close(CloseReason::LimitExceeded, line, None);
+                }
+                Err(RecvError::Closed) => break ResponseMessage::close(CloseReason::Exited, "the session ended", None),
+            },
+            frame = incoming.next() => match frame {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            },
+            _ = shutdown.cancelled() => break ResponseMessage::close(CloseReason::Shutdown, "gateway shutting down", None),
+        }
+    };
+    let _ = sink.send(send(close)).await;
+    let _ = sink.send(Message::Close(None)).await;
+}

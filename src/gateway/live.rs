@@ -1,0 +1,155 @@
+//! The sessions this gateway runs right now: for each, a kill switch and an output tap that
+//! live watchers subscribe to.
+//!
+//! Guarantees: publishing output never waits (a watcher that falls behind loses its place and
+//! is disconnected, the session goes on); the tap keeps the last `RECENT_BYTES` of output,
+//! starting at a line boundary, so a new watcher sees the current screen.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::{broadcast, watch};
+
+/// How much recent output a new watcher gets first.
+pub const RECENT_BYTES: usize = 64 * 1024;
+/// Output messages a watcher may fall behind before it is dropped.
+const WATCH_QUEUE: usize = 1024;
+
+/// One session's output, for watchers.
+#[derive(Debug)]
+pub struct OutputTap {
+    recent: Mutex<BytesMut>,
+    live: broadcast::Sender<Bytes>,
+}
+
+impl OutputTap {
+    fn new() -> Self {
+        Self { recent: Mutex::new(BytesMut::new()), live: broadcast::channel(WATCH_QUEUE).0 }
+    }
+
+    /// Records output: kept for new watchers and sent to current ones.
+    pub fn publish(&self, data: &Bytes) {
+        if let Ok(mut recent) = self.recent.lock() {
+            recent.extend_from_slice(data);
+            if recent.len() > RECENT_BYTES * 2 {
+                let excess = recent.len() - RECENT_BYTES;
+                // Start at a line boundary so the replayed screen does not begin mid-sequence.
+                let cut = recent[excess..].iter().position(|&b| b == b'\n').map_or(excess, |i| excess + i + 1);
+                let cut = cut.min(recent.len());
+                let _ = recent.split_to(cut);
+            }
+        }
+        // No watcher is not an error.
+        let _ = self.live.send(data.clone());
+    }
+
+    /// The recent output and a subscription to what follows, taken together so nothing is
+    /// missed or repeated.
+    pub fn subscribe(&self) -> (Bytes, broadcast::Receiver<Bytes>) {
+        match self.recent.lock() {
+            Ok(recent) => (Bytes::copy_from_slice(&recent), self.live.subscribe()),
+            Err(_) => (Bytes::new(), self.live.subscribe()),
+        }
+    }
+}
+
+struct Entry {
+    kill: watch::Sender<Option<String>>,
+    tap: Arc<OutputTap>,
+}
+
+/// What a running session holds: its kill switch's receiver and its output tap.
+pub struct LiveHandle {
+    pub killed: watch::Receiver<Option<String>>,
+    pub tap: Arc<OutputTap>,
+}
+
+/// The sessions this node runs.
+#[derive(Default)]
+pub struct LiveSessions(Mutex<HashMap<String, Entry>>);
+
+impl std::fmt::Debug for LiveSessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let count = self.0.lock().map(|m| m.len()).unwrap_or(0);
+        f.debug_struct("LiveSessions").field("count", &count).finish()
+    }
+}
+
+impl LiveSessions {
+    /// Registers a session.
+    pub fn insert(&self, id: &str) -> LiveHandle {
+        let (kill, killed) = watch::channel(None);
+        let tap = Arc::new(OutputTap::new());
+        if let Ok(mut map) = self.0.lock() {
+            map.insert(id.to_owned(), Entry { kill, tap: Arc::clone(&tap) });
+        }
+        LiveHandle { killed, tap }
+    }
+
+    /// Forgets a session (its watchers then see the end of their stream).
+    pub fn remove(&self, id: &str) {
+        if let Ok(mut map) = self.0.lock() {
+            map.remove(id);
+        }
+    }
+
+    pub fn contains(&self, id: &str) -> bool {
+        self.0.lock().map(|map| map.contains_key(id)).unwrap_or(true)
+    }
+
+    /// Ends a session this node runs, on behalf of `by`; false when it runs no such session.
+    pub fn kill(&self, id: &str, by: &str) -> bool {
+        let Ok(map) = self.0.lock() else { return false };
+        match map.get(id) {
+            Some(entry) => {
+                entry.kill.send_replace(Some(by.to_owned()));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The output tap of a session this node runs.
+    pub fn tap(&self, id: &str) -> Option<Arc<OutputTap>> {
+        self.0.lock().ok()?.get(id).map(|entry| Arc::clone(&entry.tap))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recent_output_is_bounded_and_starts_at_a_line() {
+        let tap = OutputTap::new();
+        for i in 0..20_000 {
+            tap.publish(&Bytes::from(format!("line {i}\n")));
+        }
+        let (recent, _) = tap.subscribe();
+        assert!(recent.len() <= RECENT_BYTES * 2);
+        assert!(recent.len() >= RECENT_BYTES);
+        assert!(recent.starts_with(b"line "));
+        assert!(recent.ends_with(b"line 19999\n"));
+    }
+
+    #[tokio::test]
+    async fn watchers_get_what_follows_and_never_slow_the_publisher() {
+        let live = LiveSessions::default();
+        let handle = live.insert("s");
+        handle.tap.publish(&Bytes::from_static(b"before\n"));
+        let (recent, mut rx) = live.tap("s").unwrap().subscribe();
+        assert_eq!(&recent[..], b"before\n");
+        handle.tap.publish(&Bytes::from_static(b"after\n"));
+        assert_eq!(&rx.recv().await.unwrap()[..], b"after\n");
+        // A watcher that never reads: publishing goes on, and the watcher finds it lagged.
+        for _ in 0..(WATCH_QUEUE * 3) {
+            handle.tap.publish(&Bytes::from_static(b"x"));
+        }
+        assert!(matches!(rx.recv().await, Err(broadcast::error::RecvError::Lagged(_))));
+        assert!(live.kill("s", "root"));
+        assert_eq!(handle.killed.borrow().as_deref(), Some("root"));
+        live.remove("s");
+        assert!(live.tap("s").is_none());
+    }
+}
