@@ -97,7 +97,18 @@ async fn a_sigkilled_gateway_s_shell_is_reaped_after_restart() {
     server.restart();
     let store = Store::open(&server.store_url()).await.unwrap();
     let id = newest(&store).await.id;
-    until(Duration::from_secs(10), "no marked process left", || container.marked_processes(&id) == 0).await;
+    let log = data.path().join("gateway.log");
+    let reaped = tokio::time::timeout(Duration::from_secs(10), async {
+        while container.marked_processes(&id) != 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(
+        reaped.is_ok(),
+        "marked processes left 10 s after the restart; gateway log:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
     println!("restart to no marked process: {:?}", restarted.elapsed());
     let row = reaped_row(&store).await;
     assert_eq!(row.status, SessionStatus::Interrupted);

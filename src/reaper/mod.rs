@@ -138,15 +138,24 @@ impl Reaper {
             }
             ScriptReport::Counted { found, killed, left } => (found, killed, left),
         };
-        let after = match self.runtime.inspect_exec(exec_id).await {
-            Ok(status) if status.running => "still running",
-            Ok(_) => "exited",
-            Err(_) => "unknown",
-        };
+        let after = self.final_inspect(exec_id).await;
         let detail =
             format!("{before}; found {found} marked processes, killed {killed}, {left} left; final inspect: {after}");
         let status = if left == 0 && after != "still running" { ReapStatus::Reaped } else { ReapStatus::Partial };
         ReapOutcome::new(status, killed, detail)
+    }
+
+    /// Inspects the exec after the kill; Docker notes an exec's end a moment after its process
+    /// died, so a running exec is asked again for up to a second.
+    async fn final_inspect(&self, exec_id: &str) -> &'static str {
+        for _ in 0..20 {
+            match self.runtime.inspect_exec(exec_id).await {
+                Ok(status) if status.running => tokio::time::sleep(Duration::from_millis(50)).await,
+                Ok(_) => return "exited",
+                Err(_) => return "unknown",
+            }
+        }
+        "still running"
     }
 
     /// Runs the kill script in the container; its report, or the outcome of a failure.

@@ -202,7 +202,9 @@ impl Store {
         Ok(())
     }
 
-    /// Records the stored recording and the session's final status.
+    /// Records the stored recording and the session's final status. A row still `live` (its
+    /// gateway crashed; the recording was recovered from the spool) keeps its status: the
+    /// sweeper claims it, reaps its processes and marks it `interrupted`.
     pub async fn set_recording(
         &self,
         id: &str,
@@ -213,7 +215,8 @@ impl Store {
     ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE sessions SET recording_location = $1, recording_size = $2, recording_sha256 = $3, \
-             status = $4, ended_at = COALESCE(ended_at, $5) WHERE id = $6",
+             status = CASE WHEN status = 'live' THEN status ELSE $4 END, \
+             ended_at = CASE WHEN status = 'live' THEN ended_at ELSE COALESCE(ended_at, $5) END WHERE id = $6",
         )
         .bind(location)
         .bind(i64::try_from(size).unwrap_or(i64::MAX))
