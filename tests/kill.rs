@@ -10,17 +10,12 @@ use common::db::{Backend, TestDb};
 use common::{BASH_IMAGE, Session, TestApp, TestContainer, WAIT, bearer};
 use entry::auth::Role;
 use entry::protocol::CloseReason;
-use entry::store::{SessionFilter, SessionRow, SessionStatus, Store};
-
-async fn newest(store: &Store) -> SessionRow {
-    let filter = SessionFilter { limit: 1, ..Default::default() };
-    store.sessions(&filter).await.unwrap().into_iter().next().expect("a session row")
-}
+use entry::store::{SessionRow, SessionStatus, Store};
 
 async fn settled(store: &Store) -> SessionRow {
     let deadline = Instant::now() + WAIT;
     loop {
-        let row = newest(store).await;
+        let row = common::newest_session(store).await;
         if row.reap_status.is_some() && !matches!(row.status, SessionStatus::Live | SessionStatus::Finalising) {
             return row;
         }
@@ -45,7 +40,7 @@ async fn busy_session(app: &TestApp, container: &TestContainer) -> (Session, Str
     let mut session = app.connect(&[("container", &container.compose()), ("authorization", &auth)]).await;
     session.type_text("sleep 1000 & echo bg-$((40+2))\r").await;
     session.read_until("bg-42", WAIT).await;
-    let id = newest(&app.store).await.id;
+    let id = common::newest_session(&app.store).await.id;
     (session, id)
 }
 

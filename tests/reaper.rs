@@ -11,12 +11,7 @@ use common::{BARE_IMAGE, BASH_IMAGE, Session, TestApp, TestContainer, WAIT, bear
 use entry::auth::Role;
 use entry::protocol::CloseReason;
 use entry::reaper::ReapPolicy;
-use entry::store::{SessionFilter, SessionRow, SessionStatus, Store};
-
-async fn newest(store: &Store) -> SessionRow {
-    let filter = SessionFilter { limit: 1, ..Default::default() };
-    store.sessions(&filter).await.unwrap().into_iter().next().expect("a session row")
-}
+use entry::store::{SessionRow, SessionStatus, Store};
 
 /// Waits until `check` holds, at most `within`; returns how long it took.
 async fn until(within: Duration, what: &str, mut check: impl FnMut() -> bool) -> Duration {
@@ -32,7 +27,7 @@ async fn until(within: Duration, what: &str, mut check: impl FnMut() -> bool) ->
 async fn reaped_row(store: &Store) -> SessionRow {
     let deadline = Instant::now() + WAIT;
     loop {
-        let row = newest(store).await;
+        let row = common::newest_session(store).await;
         if row.reap_status.is_some() && !matches!(row.status, SessionStatus::Live | SessionStatus::Finalising) {
             return row;
         }
@@ -47,7 +42,7 @@ async fn shell_running(app: &TestApp, container: &TestContainer, line: &str, nee
     let mut session = app.connect(&[("container", &container.compose()), ("authorization", &auth)]).await;
     session.type_text(line).await;
     until(WAIT, needle, || container.runs(needle)).await;
-    let id = newest(&app.store).await.id;
+    let id = common::newest_session(&app.store).await.id;
     (session, id)
 }
 
@@ -96,7 +91,7 @@ async fn a_sigkilled_gateway_s_shell_is_reaped_after_restart() {
     let restarted = Instant::now();
     server.restart();
     let store = Store::open(&server.store_url()).await.unwrap();
-    let id = newest(&store).await.id;
+    let id = common::newest_session(&store).await.id;
     let log = data.path().join("gateway.log");
     let reaped = tokio::time::timeout(Duration::from_secs(10), async {
         while container.marked_processes(&id) != 0 {
@@ -126,7 +121,7 @@ async fn a_shell_that_exited_by_itself_is_not_reaped() {
     assert_eq!(session.read_to_close(WAIT).await.exit_code(), Some(4));
     let deadline = Instant::now() + WAIT;
     let row = loop {
-        let row = newest(&app.store).await;
+        let row = common::newest_session(&app.store).await;
         if row.status == SessionStatus::Ended {
             break row;
         }

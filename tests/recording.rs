@@ -16,20 +16,15 @@ use entry::protocol::CloseReason;
 use entry::recorder::asciicast::{self, EventKind};
 use entry::recorder::spool::decompress;
 use entry::recorder::storage::RecordingStorage;
-use entry::store::{SessionFilter, SessionRow, SessionStatus, Store};
+use entry::store::{SessionRow, SessionStatus, Store};
 use tokio::io::AsyncReadExt;
 
 /// The newest session of the store.
-async fn newest(store: &Store) -> SessionRow {
-    let filter = SessionFilter { limit: 1, ..Default::default() };
-    store.sessions(&filter).await.unwrap().into_iter().next().expect("a session row")
-}
-
 /// Waits until the newest session has a final status (its recording stored).
 async fn settled(store: &Store, within: Duration) -> SessionRow {
     let deadline = Instant::now() + within;
     loop {
-        let row = newest(store).await;
+        let row = common::newest_session(store).await;
         if !matches!(row.status, SessionStatus::Live | SessionStatus::Finalising) {
             return row;
         }
@@ -289,7 +284,7 @@ async fn an_s3_outage_mid_session_loses_nothing() {
     assert_eq!(transcript.exit_code(), Some(0));
     // The session is over, but with S3 down its recording is not stored: not `ended` yet.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let waiting = newest(&app.store).await;
+    let waiting = common::newest_session(&app.store).await;
     assert_eq!(waiting.status, SessionStatus::Finalising);
     assert!(waiting.recording_location.is_none());
     s3.restart();

@@ -8,13 +8,7 @@ use std::time::Duration;
 use common::{BASH_IMAGE, Session, TestApp, TestContainer, WAIT, bearer};
 use entry::auth::Role;
 use entry::protocol::CloseReason;
-use entry::store::{SessionFilter, Store};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-
-async fn newest_id(store: &Store) -> String {
-    let filter = SessionFilter { limit: 1, ..Default::default() };
-    store.sessions(&filter).await.unwrap().into_iter().next().expect("a session row").id
-}
 
 fn watch_url(app: &TestApp, id: &str) -> String {
     format!("ws://{}/api/v1/sessions/{id}/watch", app.addr)
@@ -28,7 +22,7 @@ async fn an_auditor_watches_the_screen_then_the_live_output_then_the_end() {
     let mut session = app.connect(&[("container", &container.compose()), ("authorization", &auth)]).await;
     session.type_text("echo before-$((1+1))\r").await;
     session.read_until("before-2", WAIT).await;
-    let id = newest_id(&app.store).await;
+    let id = common::newest_session(&app.store).await.id;
 
     // Developers may not watch, not even their own session.
     let developer = app.token("alice", Role::Developer, &["proj*"]).await;
@@ -72,7 +66,7 @@ async fn a_watcher_that_never_reads_does_not_slow_the_session() {
         ])
         .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let id = newest_id(&app.store).await;
+    let id = common::newest_session(&app.store).await.id;
     let auditor = bearer(&app.token("audrey", Role::Auditor, &[]).await);
     // Connected, then never read.
     let _stalled = Session::connect(&watch_url(&app, &id), &[("authorization", &auditor)]).await;

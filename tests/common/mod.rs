@@ -350,6 +350,12 @@ fn until_now() -> String {
     format!("{}", now.as_secs() + 1)
 }
 
+/// The newest session row of a store.
+pub async fn newest_session(store: &Store) -> entry::store::SessionRow {
+    let filter = entry::store::SessionFilter { limit: 1, ..Default::default() };
+    store.sessions(&filter).await.expect("list sessions").into_iter().next().expect("a session row")
+}
+
 /// `Authorization: Bearer` header value.
 pub fn bearer(token: &str) -> String {
     format!("Bearer {token}")
