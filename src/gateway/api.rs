@@ -9,6 +9,7 @@
 
 mod audit;
 mod stream;
+mod tokens;
 mod watch;
 
 use audit::{audit, audit_log};
@@ -51,6 +52,7 @@ pub(super) fn routes() -> Router<Arc<Gateway>> {
         )
         .route("/api/v1/sessions/{id}/watch", read_only(get(watch::watch)))
         .route("/api/v1/audit", read_only(get(audit_log)))
+        .route("/api/v1/tokens", read_only(get(tokens::list)))
         .route("/api/v1", any(unknown_path))
         .route("/api/v1/{*rest}", any(unknown_path))
 }

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::rejection::PathRejection;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -28,7 +29,7 @@ pub(super) async fn watch(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let principal = authenticate(&gateway, &headers).await?;
     if !sees_everyone(&principal) {
@@ -43,6 +44,7 @@ pub(super) async fn watch(
         let message = format!("session {} runs on gateway {}: watch it there", row.id, row.node_id);
         return Err(ApiError::new(StatusCode::CONFLICT, "elsewhere", message));
     };
+    let upgrade = upgrade.map_err(|_| ApiError::bad_request("watch is a WebSocket: send an upgrade request"))?;
     audit(&gateway, &principal, "watch", &row.id, peer, None).await?;
     tracing::info!(session.id = %row.id, by = %principal.user, "live watch started");
     let shutdown = gateway.shutdown.clone();
