@@ -22,7 +22,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// `GET /api/v1/sessions`: one page of sessions, newest first.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct SessionPage {
     pub sessions: Vec<SessionRow>,
     /// The id to pass as `before` for the next page; `null` on the last page.
@@ -30,7 +30,7 @@ pub struct SessionPage {
 }
 
 /// The body of every API error.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// Stable, snake_case: `unauthorised`, `forbidden`, `not_found`, `bad_request`, …
     pub code: String,
@@ -105,7 +105,7 @@ impl Download {
 }
 
 /// The answer to a kill.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct KillOutcome {
     pub session: String,
     /// The gateway node that runs the session.

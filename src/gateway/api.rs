@@ -8,6 +8,7 @@
 //! streamed, never held whole in memory.
 
 mod audit;
+mod openapi;
 mod stream;
 mod tokens;
 mod watch;
@@ -53,6 +54,7 @@ pub(super) fn routes() -> Router<Arc<Gateway>> {
         .route("/api/v1/sessions/{id}/watch", read_only(get(watch::watch)))
         .route("/api/v1/audit", read_only(get(audit_log)))
         .route("/api/v1/tokens", read_only(get(tokens::list)))
+        .route("/api/v1/openapi.json", read_only(get(openapi::document)))
         .route("/api/v1", any(unknown_path))
         .route("/api/v1/{*rest}", any(unknown_path))
 }
@@ -173,7 +175,8 @@ async fn visible_session(gateway: &Gateway, principal: &Principal, id: &str) -> 
 }
 
 /// `GET /api/v1/sessions` query; empty values mean "any".
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListParams {
     user: Option<String>,
@@ -223,6 +226,10 @@ impl ListParams {
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/sessions", tag = "sessions", params(ListParams),
+    responses((status = 200, body = SessionPage), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
 async fn list(
     State(gateway): State<Arc<Gateway>>,
     headers: HeaderMap,
@@ -244,6 +251,10 @@ async fn list(
     Ok(axum::Json(SessionPage { sessions, next }))
 }
 
+#[utoipa::path(get, path = "/api/v1/sessions/{id}", tag = "sessions",
+    params(("id" = String, Path, description = "session id (UUID)")),
+    responses((status = 200, body = SessionRow), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
 async fn show(
     State(gateway): State<Arc<Gateway>>,
     headers: HeaderMap,
@@ -255,6 +266,11 @@ async fn show(
 }
 
 /// `POST /api/v1/sessions/{id}/kill`: admins end a live session wherever it runs.
+#[utoipa::path(post, path = "/api/v1/sessions/{id}/kill", tag = "sessions",
+    params(("id" = String, Path, description = "session id (UUID)")),
+    responses((status = 202, body = KillOutcome), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
 async fn kill(
     State(gateway): State<Arc<Gateway>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -287,6 +303,13 @@ struct RecordingParams {
     raw: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/v1/sessions/{id}/recording", tag = "sessions",
+    params(("id" = String, Path, description = "session id (UUID)"),
+        ("raw" = Option<bool>, Query, description = "the stored gzip bytes instead of asciicast")),
+    responses(
+        (status = 200, description = "asciicast v2 (application/x-asciicast), or with raw=true the stored object (application/gzip)", body = String),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
 async fn recording(
     State(gateway): State<Arc<Gateway>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

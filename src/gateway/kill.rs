@@ -15,7 +15,7 @@ use crate::store::SessionRow;
 const CHANNEL: &str = "entry_kill";
 
 /// Where a kill went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum KillDelivery {
     /// This node runs the session and ended it.

@@ -10,7 +10,7 @@ use sqlx::any::AnyRow;
 use super::{Store, StoreError, now_millis};
 
 /// One audited action.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     pub id: String,
     pub at: i64,

@@ -11,7 +11,7 @@ use sqlx::any::AnyRow;
 use super::{Store, StoreError, now_millis};
 
 /// Where a session stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SessionStatus {
     /// The shell runs.
@@ -48,7 +48,7 @@ impl SessionStatus {
 }
 
 /// A session row.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct SessionRow {
     pub id: String,
     pub user: String,

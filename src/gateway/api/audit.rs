@@ -34,7 +34,8 @@ pub(super) async fn audit(
 }
 
 /// `GET /api/v1/audit` query.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct AuditParams {
     session: Option<String>,
@@ -43,6 +44,10 @@ pub(super) struct AuditParams {
 }
 
 /// `GET /api/v1/audit`: who replayed, downloaded or killed which session (auditors, admins).
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditParams),
+    responses((status = 200, body = Vec<AuditEntry>), (status = 401, body = crate::client::api::ErrorBody),
+        (status = 403, body = crate::client::api::ErrorBody)),
+    security(("bearer" = [])))]
 pub(super) async fn audit_log(
     State(gateway): State<Arc<Gateway>>,
     headers: HeaderMap,

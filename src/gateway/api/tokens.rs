@@ -10,7 +10,7 @@ use crate::auth::Role;
 use crate::gateway::Gateway;
 
 /// A token as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub(super) struct TokenInfo {
     pub id: String,
     pub user: String,
@@ -22,6 +22,10 @@ pub(super) struct TokenInfo {
     pub last_used_at: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens",
+    responses((status = 200, body = Vec<TokenInfo>), (status = 401, body = crate::client::api::ErrorBody),
+        (status = 403, body = crate::client::api::ErrorBody)),
+    security(("bearer" = [])))]
 pub(super) async fn list(
     State(gateway): State<Arc<Gateway>>,
     headers: HeaderMap,

@@ -24,6 +24,12 @@ use crate::gateway::{Gateway, OutputTap};
 use crate::protocol::{CloseReason, ResponseMessage, encode};
 use crate::store::SessionStatus;
 
+#[utoipa::path(get, path = "/api/v1/sessions/{id}/watch", tag = "sessions",
+    description = "WebSocket: the live session's output as the terminal protocol's STDOUT messages (the current screen first), then CLOSE.",
+    params(("id" = String, Path, description = "session id (UUID)")),
+    responses((status = 101, description = "switching to the WebSocket"), (status = 401, body = crate::client::api::ErrorBody),
+        (status = 403, body = crate::client::api::ErrorBody), (status = 409, body = crate::client::api::ErrorBody)),
+    security(("bearer" = [])))]
 pub(super) async fn watch(
     State(gateway): State<Arc<Gateway>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
