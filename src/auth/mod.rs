@@ -83,6 +83,44 @@ impl Authenticator {
         self.stored_token(presented).await?.ok_or(AuthError::InvalidToken)
     }
 
+    /// The principal behind a browser sign-in cookie (see [`Authenticator::sign_in`]).
+    pub async fn authenticate_cookie(&self, secret: &str) -> Result<Principal, AuthError> {
+        let Some(token_id) = self.store.login_token(&login_id(secret)).await? else {
+            return Err(AuthError::InvalidToken);
+        };
+        let row = self.store.token(&token_id).await?.ok_or(AuthError::InvalidToken)?;
+        if row.revoked_at.is_some() {
+            return Err(AuthError::InvalidToken);
+        }
+        let role = Role::parse(&row.role).ok_or(AuthError::InvalidToken)?;
+        Ok(Principal {
+            user: row.user,
+            role,
+            token_id: Some(row.id),
+            patterns: Access::Patterns(Patterns::lenient(&row.allow)),
+        })
+    }
+
+    /// Signs a browser in with a token: returns the cookie secret (shown only to that browser)
+    /// and the principal. The sign-in lasts `lifetime` or until the token is revoked.
+    pub async fn sign_in(
+        &self,
+        presented: &str,
+        lifetime: std::time::Duration,
+    ) -> Result<(String, Principal), AuthError> {
+        let principal = self.authenticate_token(Some(presented)).await?;
+        let token_id = principal.token_id.clone().ok_or(AuthError::InvalidToken)?;
+        let secret = Token::generate().reveal();
+        let expires_at = crate::store::now_millis() + i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX / 2);
+        self.store.insert_login(&login_id(&secret), &token_id, expires_at).await?;
+        Ok((secret, principal))
+    }
+
+    /// Ends a browser sign-in.
+    pub async fn sign_out(&self, secret: &str) -> Result<(), AuthError> {
+        Ok(self.store.delete_login(&login_id(secret)).await?)
+    }
+
     /// The principal of a store token; `None` when the store does not know the token's id.
     async fn stored_token(&self, presented: &str) -> Result<Option<Principal>, AuthError> {
         let Some(token) = Token::parse(presented) else { return Ok(None) };
@@ -135,6 +173,13 @@ pub enum CreateTokenError {
     Hash(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// The stored id of a sign-in: the SHA-256 of its cookie secret (a random 256-bit value, so a
+/// fast hash suffices).
+fn login_id(secret: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(secret.as_bytes()))
 }
 
 impl Principal {

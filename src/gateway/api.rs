@@ -8,6 +8,7 @@
 //! streamed, never held whole in memory.
 
 mod audit;
+mod login;
 mod openapi;
 mod stream;
 mod tokens;
@@ -54,6 +55,8 @@ pub(super) fn routes() -> Router<Arc<Gateway>> {
         .route("/api/v1/sessions/{id}/watch", read_only(get(watch::watch)))
         .route("/api/v1/audit", read_only(get(audit_log)))
         .route("/api/v1/tokens", read_only(get(tokens::list)))
+        .route("/api/v1/login", post(login::login))
+        .route("/api/v1/logout", post(login::logout))
         .route("/api/v1/openapi.json", read_only(get(openapi::document)))
         .route("/api/v1", any(unknown_path))
         .route("/api/v1/{*rest}", any(unknown_path))
@@ -139,15 +142,35 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The principal behind the request's `Authorization: Bearer` token.
+/// The principal behind the request: its `Authorization: Bearer` token, else its sign-in
+/// cookie.
 async fn authenticate(gateway: &Gateway, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    Ok(authenticate_with(gateway, headers).await?.0)
+}
+
+/// Like [`authenticate`], for requests that change something: a cookie-authenticated one must
+/// come from this gateway's own origin.
+async fn authenticate_change(gateway: &Gateway, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let (principal, by_cookie) = authenticate_with(gateway, headers).await?;
+    if by_cookie {
+        login::same_origin(headers)?;
+    }
+    Ok(principal)
+}
+
+async fn authenticate_with(gateway: &Gateway, headers: &HeaderMap) -> Result<(Principal, bool), ApiError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token);
-    Ok(gateway.auth.authenticate_token(token).await?)
+    if token.is_none() {
+        if let Some(secret) = login::cookie_secret(headers) {
+            return Ok((gateway.auth.authenticate_cookie(secret).await?, true));
+        }
+    }
+    Ok((gateway.auth.authenticate_token(token).await?, false))
 }
 
 /// Whether `principal` sees every user's sessions.
@@ -277,7 +300,7 @@ async fn kill(
     headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<(StatusCode, axum::Json<KillOutcome>), ApiError> {
-    let principal = authenticate(&gateway, &headers).await?;
+    let principal = authenticate_change(&gateway, &headers).await?;
     if principal.role != Role::Admin {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "only admins may kill sessions"));
     }

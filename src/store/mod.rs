@@ -6,6 +6,7 @@
 //! a busy timeout, so `entry tokens` works while the gateway runs.
 
 mod audit;
+mod logins;
 mod sessions;
 mod tokens;
 

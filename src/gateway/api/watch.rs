@@ -19,7 +19,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use super::audit::audit;
-use super::{ApiError, authenticate, sees_everyone, visible_session};
+use super::{ApiError, authenticate_change, sees_everyone, visible_session};
 use crate::gateway::{Gateway, OutputTap};
 use crate::protocol::{CloseReason, ResponseMessage, encode};
 use crate::store::SessionStatus;
@@ -37,7 +37,7 @@ pub(super) async fn watch(
     id: Result<Path<String>, PathRejection>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let principal = authenticate(&gateway, &headers).await?;
+    let principal = authenticate_change(&gateway, &headers).await?;
     if !sees_everyone(&principal) {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "only auditors and admins watch sessions"));
     }

@@ -1,0 +1,89 @@
+//! Browser sign-in for the pages: `POST /api/v1/login` with a token sets an HttpOnly,
+//! SameSite=Strict session cookie (nothing secret ever goes in a URL); `POST /api/v1/logout`
+//! ends it. The API accepts the cookie wherever it accepts a bearer token.
+//!
+//! Guarantees: the cookie secret is random, stored only as its SHA-256, and dies with its
+//! token's revocation; a state-changing request authenticated by cookie must come from the
+//! gateway's own origin (no cross-site request forgery).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::ApiError;
+use crate::gateway::Gateway;
+
+/// The cookie's name.
+pub const COOKIE: &str = "entry_session";
+/// How long a browser sign-in lasts.
+const LIFETIME: Duration = Duration::from_secs(12 * 3600);
+
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+pub(super) struct LoginRequest {
+    token: String,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(super) struct LoginAnswer {
+    user: String,
+    role: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/login", tag = "sign-in", request_body = LoginRequest,
+    responses((status = 200, body = LoginAnswer, description = "signed in; sets the entry_session cookie"),
+        (status = 401, body = crate::client::api::ErrorBody)))]
+pub(super) async fn login(
+    State(gateway): State<Arc<Gateway>>,
+    body: Result<Json<LoginRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(request) = body.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
+    let (secret, principal) = gateway.auth.sign_in(&request.token, LIFETIME).await?;
+    tracing::info!(user = %principal.user, "browser signed in");
+    let cookie = format!("{COOKIE}={secret}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}", LIFETIME.as_secs());
+    let answer = LoginAnswer { user: principal.user, role: principal.role.as_str().to_owned() };
+    let mut response = Json(answer).into_response();
+    let value = HeaderValue::from_str(&cookie)
+        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "cookie"))?;
+    response.headers_mut().insert(header::SET_COOKIE, value);
+    Ok(response)
+}
+
+#[utoipa::path(post, path = "/api/v1/logout", tag = "sign-in", responses((status = 204, description = "signed out")))]
+pub(super) async fn logout(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    if let Some(secret) = cookie_secret(&headers) {
+        gateway.auth.sign_out(secret).await?;
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let expired = HeaderValue::from_static("entry_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    response.headers_mut().insert(header::SET_COOKIE, expired);
+    Ok(response)
+}
+
+/// The session cookie's secret, if the request carries one.
+pub(super) fn cookie_secret(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .find_map(|pair| pair.trim().strip_prefix(COOKIE)?.strip_prefix('='))
+        .filter(|secret| !secret.is_empty())
+}
+
+/// Refuses a cookie-authenticated request from another origin (CSRF): the `Origin` header,
+/// when present, must name this gateway's own host.
+pub(super) fn same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else { return Ok(()) };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+    let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    if !host.is_empty() && origin_host == host {
+        Ok(())
+    } else {
+        Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "cross-origin request refused"))
+    }
+}
