@@ -194,7 +194,7 @@ async fn rows_visibility_errors_and_the_recording() {
 }
 
 #[tokio::test]
-async fn a_live_session_has_no_recording_yet() {
+async fn a_live_session_is_replayed_up_to_its_last_flush() {
     let app = TestApp::start().await;
     let container = TestContainer::start(BASH_IMAGE);
     let alice = app.token("alice", Role::Developer, &["entrytest-*"]).await;
@@ -211,9 +211,22 @@ async fn a_live_session_has_no_recording_yet() {
     let page = get(&app, "/api/v1/sessions", Some(&alice)).await.json();
     let row = &page["sessions"][0];
     assert_eq!(row["status"], "live", "{page}");
-    let recording =
-        get(&app, &format!("/api/v1/sessions/{}/recording", row["id"].as_str().unwrap()), Some(&alice)).await;
-    assert_eq!(recording.error(StatusCode::CONFLICT), "recording_not_ready");
+    let id = row["id"].as_str().unwrap().to_owned();
+    // After one flush interval the output so far is in the spool.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let url = format!("{}/api/v1/sessions/{id}/recording", app.url());
+    let partial = reqwest::Client::new().get(&url).bearer_auth(&alice).send().await.unwrap();
+    assert_eq!(partial.status(), StatusCode::OK);
+    assert_eq!(partial.headers()["x-entry-recording"], "partial");
+    let text = partial.text().await.unwrap();
+    let (_, events) = entry::recorder::asciicast::parse(&text).unwrap();
+    assert!(
+        events.iter().any(|e| e.kind == entry::recorder::asciicast::EventKind::Output("started\n".into())),
+        "{text}"
+    );
+    // The stored object does not exist until the session ends.
+    let raw = get(&app, &format!("/api/v1/sessions/{id}/recording?raw=true"), Some(&alice)).await;
+    assert_eq!(raw.error(StatusCode::CONFLICT), "recording_not_ready");
 }
 
 /// Runs `entry <args>` against the app with `token`; returns (exit code, stdout, stderr).

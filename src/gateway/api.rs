@@ -350,6 +350,14 @@ async fn recording(
     };
     let row = visible_session(&gateway, &principal, &id).await?;
     let Some(location) = row.recording_location.as_deref() else {
+        // A session still running here can be replayed up to its last flush.
+        let running = matches!(row.status, SessionStatus::Live | SessionStatus::Finalising);
+        if running && !raw && row.node_id == gateway.node_id {
+            if let Some(text) = stream::so_far(&gateway.config.spool_dir(), &row.id).await {
+                audit(&gateway, &principal, "replay", &row.id, peer, Some("live, up to the last flush")).await?;
+                return Ok(stream::partial_response(&row.id, text));
+            }
+        }
         return Err(no_recording(&row));
     };
     let Some(recorder) = gateway.recorder.as_ref() else {

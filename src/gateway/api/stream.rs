@@ -87,6 +87,27 @@ pub(super) fn decompressed(reader: ObjectReader) -> impl futures::Stream<Item = 
     })
 }
 
+/// The asciicast of a session still being recorded, up to its last flush: read from its spool
+/// (`None` when nothing is flushed yet or the spool is not here).
+pub(super) async fn so_far(spool_dir: &std::path::Path, session_id: &str) -> Option<bytes::Bytes> {
+    let spool = spool_dir.join(format!("{session_id}.cast.gz"));
+    let text = tokio::task::spawn_blocking(move || crate::recorder::spool::recover_lines(&spool)).await.ok()?.ok()?;
+    (!text.is_empty()).then(|| bytes::Bytes::from(text))
+}
+
+/// The answer carrying a partial recording: marked with `x-entry-recording: partial`.
+pub(super) fn partial_response(session_id: &str, text: bytes::Bytes) -> axum::response::Response {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    let headers = [
+        (header::CONTENT_TYPE, "application/x-asciicast".to_owned()),
+        (header::CACHE_CONTROL, "no-store".to_owned()),
+        (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{session_id}.partial.cast\"")),
+        (header::HeaderName::from_static("x-entry-recording"), "partial".to_owned()),
+    ];
+    (headers, text).into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
