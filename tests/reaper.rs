@@ -66,6 +66,16 @@ async fn a_vanished_client_leaves_no_marked_process() {
         assert!(row.reap_killed.unwrap_or(0) >= 3, "{:?}", row.reap_detail);
         assert!(!container.runs("sleep 1000"));
     }
+    // The reaps show in /metrics (counters are per process: other tests may add to them).
+    let metrics = reqwest::get(format!("{}/metrics", app.url())).await.unwrap().text().await.unwrap();
+    let value = |name: &str| -> u64 {
+        let line =
+            metrics.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} missing:\n{metrics}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(value("entry_reaped_sessions_total") >= runs as u64);
+    assert!(value("entry_reaped_processes_total") >= 3 * runs as u64);
+    assert!(metrics.contains("entry_reap_failures_total") && metrics.contains("entry_sessions_live"));
     times.sort();
     println!(
         "client loss to no marked process, {runs} sessions: min {:?} median {:?} max {:?}",

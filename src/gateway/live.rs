@@ -94,6 +94,15 @@ impl LiveSessions {
         }
     }
 
+    /// How many sessions run here.
+    pub fn len(&self) -> usize {
+        self.0.lock().map(|map| map.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn contains(&self, id: &str) -> bool {
         self.0.lock().map(|map| map.contains_key(id)).unwrap_or(true)
     }

@@ -8,6 +8,7 @@ mod admit;
 mod api;
 mod kill;
 mod live;
+mod metrics;
 mod relay;
 mod request;
 mod session;
@@ -101,6 +102,7 @@ impl Gateway {
         Router::new()
             .route("/enter", get(enter))
             .route("/healthz", get(|| async { "ok\n" }))
+            .route("/metrics", get(metrics::metrics))
             .merge(api::routes())
             .with_state(Arc::clone(self))
     }

@@ -28,6 +28,14 @@ use crate::protocol::WindowSize;
 use crate::store::{SessionStatus, Store};
 use storage::{FsStorage, RecordingStorage, S3Storage, StorageError};
 
+/// Frames dropped because a recorder could not keep up, since start.
+static FRAMES_DROPPED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Frames dropped because a recorder could not keep up, since start.
+pub fn frames_dropped() -> u64 {
+    FRAMES_DROPPED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Why a recording could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordingError {

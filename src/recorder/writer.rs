@@ -86,6 +86,7 @@ impl SessionRecorder {
             let _ = self.tx.send(message).await;
         } else if self.tx.try_send(message).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
+            super::FRAMES_DROPPED.fetch_add(1, Ordering::Relaxed);
         }
     }
 
