@@ -84,6 +84,25 @@ async fn serve_tokens_enter_and_sigterm() {
 }
 
 #[test]
+fn enter_over_tls_to_a_server_that_is_not_tls_fails_clearly() {
+    // A plain TCP server where the client expects TLS: a clean error, never a panic.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        if let Ok((mut stream, _)) = listener.accept() {
+            let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+        }
+    });
+    let output = Command::new(ENTRY)
+        .args(["enter", "x", "--server", &format!("https://127.0.0.1:{port}"), "--token", "t"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(255), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot connect"));
+}
+
+#[test]
 fn enter_without_a_gateway_fails_clearly() {
     let output = Command::new(ENTRY)
         .args(["enter", "x", "--server", "http://127.0.0.1:9", "--token", "t"])
