@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::db::{Backend, TestDb};
 use common::{BASH_IMAGE, Session, TestApp, TestContainer, WAIT, bearer};
@@ -13,15 +13,8 @@ use entry::protocol::CloseReason;
 use entry::store::{SessionRow, SessionStatus, Store};
 
 async fn settled(store: &Store) -> SessionRow {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let row = common::newest_session(store).await;
-        if row.reap_status.is_some() && !matches!(row.status, SessionStatus::Live | SessionStatus::Finalising) {
-            return row;
-        }
-        assert!(Instant::now() < deadline, "not settled: {row:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::wait_for_newest(store, WAIT, "final status and reap", |r| common::is_final(r) && r.reap_status.is_some())
+        .await
 }
 
 async fn post_kill(app: &TestApp, id: &str, token: Option<&str>) -> (u16, serde_json::Value) {

@@ -25,15 +25,7 @@ async fn until(within: Duration, what: &str, mut check: impl FnMut() -> bool) ->
 
 /// Waits until the newest row has its reap recorded.
 async fn reaped_row(store: &Store) -> SessionRow {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let row = common::newest_session(store).await;
-        if row.reap_status.is_some() && !matches!(row.status, SessionStatus::Live | SessionStatus::Finalising) {
-            return row;
-        }
-        assert!(Instant::now() < deadline, "no reap recorded: {row:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::wait_for_newest(store, WAIT, "reap recorded", |r| common::is_final(r) && r.reap_status.is_some()).await
 }
 
 /// Opens a bash session that runs `line`, and waits until `needle` runs in the container.
@@ -129,15 +121,7 @@ async fn a_shell_that_exited_by_itself_is_not_reaped() {
     let mut session =
         app.connect(&[("container", &container.compose()), ("authorization", &auth), ("command", command)]).await;
     assert_eq!(session.read_to_close(WAIT).await.exit_code(), Some(4));
-    let deadline = Instant::now() + WAIT;
-    let row = loop {
-        let row = common::newest_session(&app.store).await;
-        if row.status == SessionStatus::Ended {
-            break row;
-        }
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let row = common::wait_for_newest(&app.store, WAIT, "ended", |r| r.status == SessionStatus::Ended).await;
     assert_eq!((row.exit_code, row.reap_status), (Some(4), None));
     assert_eq!(container.exec_creates().len(), 1, "no kill exec for a shell that exited");
 }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::s3::S3Server;
 use common::server::Server;
@@ -19,18 +19,9 @@ use entry::recorder::storage::RecordingStorage;
 use entry::store::{SessionRow, SessionStatus, Store};
 use tokio::io::AsyncReadExt;
 
-/// The newest session of the store.
 /// Waits until the newest session has a final status (its recording stored).
 async fn settled(store: &Store, within: Duration) -> SessionRow {
-    let deadline = Instant::now() + within;
-    loop {
-        let row = common::newest_session(store).await;
-        if !matches!(row.status, SessionStatus::Live | SessionStatus::Finalising) {
-            return row;
-        }
-        assert!(Instant::now() < deadline, "session still {:?}: {row:?}", row.status);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::wait_for_newest(store, within, "final status", common::is_final).await
 }
 
 /// The stored object of a row, read through `storage`.
@@ -154,15 +145,8 @@ async fn a_sigkilled_gateway_s_session_is_recovered_as_interrupted() {
     server.restart();
     let store = Store::open(&server.store_url()).await.unwrap();
     // The sweeper marks the session interrupted at once; the recovered recording follows.
-    let deadline = Instant::now() + WAIT;
-    let row = loop {
-        let row = settled(&store, WAIT).await;
-        if row.recording_location.is_some() {
-            break row;
-        }
-        assert!(Instant::now() < deadline, "the recording was not recovered: {row:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let recovered = |r: &SessionRow| common::is_final(r) && r.recording_location.is_some();
+    let row = common::wait_for_newest(&store, WAIT, "recovered recording", recovered).await;
     assert_eq!(row.status, SessionStatus::Interrupted);
     let storage = entry::recorder::storage::FsStorage::new(data.path().join("recordings"));
     let stored = stored_bytes(&storage, &row).await;

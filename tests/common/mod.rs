@@ -356,6 +356,29 @@ pub async fn newest_session(store: &Store) -> entry::store::SessionRow {
     store.sessions(&filter).await.expect("list sessions").into_iter().next().expect("a session row")
 }
 
+/// Waits (at most `within`) until the newest session row satisfies `done`; returns it.
+pub async fn wait_for_newest(
+    store: &Store,
+    within: Duration,
+    what: &str,
+    done: impl Fn(&entry::store::SessionRow) -> bool,
+) -> entry::store::SessionRow {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let row = newest_session(store).await;
+        if done(&row) {
+            return row;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what} not reached: {row:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Whether a row has its final status (the session is over and its recording handled).
+pub fn is_final(row: &entry::store::SessionRow) -> bool {
+    !matches!(row.status, entry::store::SessionStatus::Live | entry::store::SessionStatus::Finalising)
+}
+
 /// `Authorization: Bearer` header value.
 pub fn bearer(token: &str) -> String {
     format!("Bearer {token}")
