@@ -1,5 +1,6 @@
 //! The read-only session API under `/api/v1`: the session list, one session's row, and its
-//! recording (decompressed asciicast, or the stored gzip bytes with `?raw=true`).
+//! recording (decompressed asciicast, or the stored gzip bytes with `?raw=true`; all of it, or
+//! one byte range with `Range`).
 //!
 //! Guarantees: every request is authenticated with a store token before anything else;
 //! developers see only their own sessions (another user's is 404, as if it did not exist);
@@ -8,8 +9,10 @@
 //! streamed, never held whole in memory.
 
 mod audit;
+mod download;
 mod login;
 mod openapi;
+mod range;
 mod stream;
 mod tokens;
 mod watch;
@@ -20,13 +23,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, any, get, post};
-use futures::TryStreamExt;
 
 use super::Gateway;
 use super::KillError;
@@ -57,6 +58,7 @@ pub(super) fn routes() -> Router<Arc<Gateway>> {
         .route("/api/v1/tokens", read_only(get(tokens::list)))
         .route("/api/v1/login", post(login::login))
         .route("/api/v1/logout", post(login::logout))
+        .route("/api/v1/me", read_only(get(login::me)))
         .route("/api/v1/openapi.json", read_only(get(openapi::document)))
         .route("/api/v1", any(unknown_path))
         .route("/api/v1/{*rest}", any(unknown_path))
@@ -328,10 +330,14 @@ struct RecordingParams {
 
 #[utoipa::path(get, path = "/api/v1/sessions/{id}/recording", tag = "sessions",
     params(("id" = String, Path, description = "session id (UUID)"),
-        ("raw" = Option<bool>, Query, description = "the stored gzip bytes instead of asciicast")),
+        ("raw" = Option<bool>, Query, description = "the stored gzip bytes instead of asciicast"),
+        ("Range" = Option<String>, Header, description = "one byte range, `bytes=a-b`, `bytes=a-` or `bytes=-n`, of the asciicast or (raw) of the stored object; several ranges, or any with `If-Range`, are ignored (200)")),
     responses(
         (status = 200, description = "asciicast v2 (application/x-asciicast), or with raw=true the stored object (application/gzip)", body = String),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+        (status = 206, description = "the byte range asked for with `Range`; `Content-Range: bytes a-b/length`", body = String),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 416, description = "range_not_satisfiable: the range starts after the end; `Content-Range: bytes */length`", body = ErrorBody),
+        (status = 500, description = "recording_damaged: the stored object cannot be decompressed (found while counting a range)", body = ErrorBody)),
     security(("bearer" = [])))]
 async fn recording(
     State(gateway): State<Arc<Gateway>>,
@@ -350,7 +356,9 @@ async fn recording(
     };
     let row = visible_session(&gateway, &principal, &id).await?;
     let Some(location) = row.recording_location.as_deref() else {
-        // A session still running here can be replayed up to its last flush.
+        // A session still running here can be replayed up to its last flush. Its text grows
+        // between two requests, so byte ranges are not served there: a Range header is
+        // ignored (200, the whole text so far, no Accept-Ranges).
         let running = matches!(row.status, SessionStatus::Live | SessionStatus::Finalising);
         if running && !raw && row.node_id == gateway.node_id {
             if let Some(text) = stream::so_far(&gateway.config.spool_dir(), &row.id).await {
@@ -364,32 +372,17 @@ async fn recording(
         let message = "recording is off on this gateway, so it cannot read stored recordings";
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", message));
     };
-    let reader = recorder.storage().fetch(location).await.map_err(|e| ApiError::storage(&row.id, location, e))?;
-    audit(&gateway, &principal, if raw { "download" } else { "replay" }, &row.id, peer, None).await?;
-    tracing::info!(session.id = %row.id, by = %principal.user, raw, "recording fetched through the API");
-    let broke_off = {
-        let id = row.id.clone();
-        move |error: &std::io::Error| {
-            tracing::error!(session.id = %id, %error, "recording download broke off: the stored object is unreadable or damaged");
-        }
+    let storage = recorder.storage();
+    let download = download::Download {
+        gateway: &gateway,
+        principal: &principal,
+        peer,
+        row: &row,
+        location,
+        storage: &*storage,
+        raw,
     };
-    let (body, content_type, filename) = if raw {
-        let body = Body::from_stream(stream::raw(reader).inspect_err(broke_off));
-        (body, "application/gzip", format!("{}.cast.gz", row.id))
-    } else {
-        let body = Body::from_stream(stream::decompressed(reader).inspect_err(broke_off));
-        (body, "application/x-asciicast", format!("{}.cast", row.id))
-    };
-    let disposition = format!("attachment; filename=\"{filename}\"");
-    let mut response = Response::new(body);
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    // A UUID is always a valid header value; the fallback is never used.
-    let disposition = HeaderValue::from_str(&disposition).unwrap_or_else(|_| HeaderValue::from_static("attachment"));
-    headers.insert(header::CONTENT_DISPOSITION, disposition);
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    Ok(response)
+    download.answer(&headers).await
 }
 
 /// Why a row has no recording: not stored yet (409) or never will be (404).

@@ -64,6 +64,15 @@ pub(super) async fn logout(State(gateway): State<Arc<Gateway>>, headers: HeaderM
     Ok(response)
 }
 
+#[utoipa::path(get, path = "/api/v1/me", tag = "sign-in",
+    responses((status = 200, body = LoginAnswer, description = "who the credential belongs to"),
+        (status = 401, body = crate::client::api::ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn me(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Result<Json<LoginAnswer>, ApiError> {
+    let principal = super::authenticate(&gateway, &headers).await?;
+    Ok(Json(LoginAnswer { user: principal.user, role: principal.role.as_str().to_owned() }))
+}
+
 /// The session cookie's secret, if the request carries one.
 pub(super) fn cookie_secret(headers: &HeaderMap) -> Option<&str> {
     headers

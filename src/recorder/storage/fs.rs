@@ -1,11 +1,14 @@
 //! Recordings in a local directory, by default `<data_dir>/recordings`.
 //!
 //! Guarantees: an object appears under its final name only complete and fsynced (written to
-//! a temporary name, fsynced, renamed, directory fsynced); fetch refuses paths outside the root.
+//! a temporary name, fsynced, renamed, directory fsynced); fetch refuses paths outside the root;
+//! a ranged fetch seeks, it does not read the bytes before the range.
 
+use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::watch;
 
 use super::{ObjectReader, RecordingStorage, SpoolProgress, StorageError, StoredObject, wait_finished};
@@ -23,6 +26,15 @@ impl FsStorage {
 
     fn location(&self, path: &Path) -> String {
         format!("file://{}", path.display())
+    }
+
+    async fn open(&self, location: &str) -> Result<tokio::fs::File, StorageError> {
+        let path = self.path_of(location)?;
+        match tokio::fs::File::open(&path).await {
+            Ok(file) => Ok(file),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StorageError::NotFound(location.to_owned())),
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn path_of(&self, location: &str) -> Result<PathBuf, StorageError> {
@@ -61,12 +73,14 @@ impl RecordingStorage for FsStorage {
     }
 
     async fn fetch(&self, location: &str) -> Result<ObjectReader, StorageError> {
-        let path = self.path_of(location)?;
-        match tokio::fs::File::open(&path).await {
-            Ok(file) => Ok(Box::pin(file)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StorageError::NotFound(location.to_owned())),
-            Err(e) => Err(e.into()),
-        }
+        Ok(Box::pin(self.open(location).await?))
+    }
+
+    async fn fetch_range(&self, location: &str, start: u64, len: u64) -> Result<ObjectReader, StorageError> {
+        let mut file = self.open(location).await?;
+        // Seeking past the end is allowed; reading there reads nothing.
+        file.seek(SeekFrom::Start(start)).await?;
+        Ok(Box::pin(file.take(len)))
     }
 
     fn kind(&self) -> &'static str {
@@ -77,7 +91,6 @@ impl RecordingStorage for FsStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::AsyncReadExt;
 
     #[tokio::test]
     async fn stores_after_finish_and_fetches() {
@@ -100,6 +113,24 @@ mod tests {
         assert!(matches!(storage.fetch("file:///etc/passwd").await, Err(StorageError::ForeignLocation(_))));
         let traversal = format!("file://{}/recordings/../s.cast.gz", dir.path().display());
         assert!(matches!(storage.fetch(&traversal).await, Err(StorageError::ForeignLocation(_))));
+    }
+
+    #[tokio::test]
+    async fn fetches_a_range() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.cast.gz"), b"0123456789").unwrap();
+        let storage = FsStorage::new(dir.path());
+        let location = format!("file://{}/a.cast.gz", dir.path().display());
+        for (start, len, expected) in
+            [(0, 1, &b"0"[..]), (3, 4, b"3456"), (7, 100, b"789"), (0, 10, b"0123456789"), (10, 5, b""), (50, 5, b"")]
+        {
+            let mut bytes = Vec::new();
+            storage.fetch_range(&location, start, len).await.unwrap().read_to_end(&mut bytes).await.unwrap();
+            assert_eq!(bytes, expected, "{start}+{len}");
+        }
+        let missing = format!("file://{}/missing.cast.gz", dir.path().display());
+        assert!(matches!(storage.fetch_range(&missing, 0, 1).await, Err(StorageError::NotFound(_))));
+        assert!(matches!(storage.fetch_range("file:///etc/passwd", 0, 1).await, Err(StorageError::ForeignLocation(_))));
     }
 
     #[tokio::test]

@@ -4,7 +4,8 @@
 //! how many bytes of it are flushed and, at the end, its final size and SHA-256. A backend may
 //! start storing before the end (S3 uploads multipart parts as the spool grows); `store`
 //! returns only once the whole object is durably stored. Guarantees: `store` never deletes or
-//! changes the spool; on error the caller keeps the spool and retries later.
+//! changes the spool; on error the caller keeps the spool and retries later; `fetch_range`
+//! reads only the bytes asked for (a file seek, an S3 ranged `GetObject`).
 
 mod fs;
 mod s3;
@@ -69,6 +70,12 @@ pub trait RecordingStorage: Send + Sync {
 
     /// Opens a stored object (the compressed bytes, exactly as stored).
     async fn fetch(&self, location: &str) -> Result<ObjectReader, StorageError>;
+
+    /// Opens at most `len` bytes of a stored object from byte `start` on (of the compressed
+    /// bytes, exactly as stored), without reading the bytes before `start`. The reader ends
+    /// early where the object does; from a `start` at or past its end it reads nothing. Errors
+    /// as [`fetch`](Self::fetch).
+    async fn fetch_range(&self, location: &str, start: u64, len: u64) -> Result<ObjectReader, StorageError>;
 
     /// A short name for logs: `fs` or `s3`.
     fn kind(&self) -> &'static str;

@@ -14,6 +14,8 @@
 //! - A multipart upload that is not completed (the spool was abandoned, an I/O error, the future
 //!   was dropped) is aborted in the background, best effort; a bucket lifecycle rule for
 //!   incomplete multipart uploads is still advisable.
+//! - Reading is `GetObject`, tried a few times (a reader is waiting); `fetch_range` sends a
+//!   `Range` header, so only the bytes asked for cross the network.
 //!
 //! Limit: at most 10 000 parts (S3's maximum), i.e. 80 GB of recording with 8 MiB parts.
 
@@ -138,6 +140,38 @@ impl S3Storage {
             delay = (delay * 2).min(self.max_backoff);
         }
     }
+
+    /// `GetObject` of `location` (of `range`, an HTTP `Range` value, if given), tried
+    /// [`FETCH_ATTEMPTS`] times. A range past the object's end (416) reads nothing.
+    async fn get_object(&self, location: &str, range: Option<String>) -> Result<ObjectReader, StorageError> {
+        let key = location
+            .strip_prefix("s3://")
+            .and_then(|rest| rest.split_once('/'))
+            .filter(|(bucket, key)| *bucket == self.bucket && !key.is_empty())
+            .map(|(_, key)| key)
+            .ok_or_else(|| StorageError::ForeignLocation(location.to_owned()))?;
+        let mut delay = FIRST_BACKOFF;
+        let mut attempt = 1;
+        loop {
+            match self.client.get_object().bucket(&self.bucket).key(key).set_range(range.clone()).send().await {
+                Ok(object) => return Ok(Box::pin(object.body.into_async_read())),
+                Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
+                    return Err(StorageError::NotFound(location.to_owned()));
+                }
+                Err(e) if range.is_some() && e.raw_response().is_some_and(|r| r.status().as_u16() == 416) => {
+                    return Ok(Box::pin(tokio::io::empty()));
+                }
+                Err(e) if attempt >= FETCH_ATTEMPTS => return Err(s3_error(&e)),
+                Err(e) => {
+                    let error = DisplayErrorContext(&e);
+                    tracing::warn!(key, attempt, range = range.as_deref(), %error, "S3 GetObject failed; retrying");
+                }
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(self.max_backoff);
+            attempt += 1;
+        }
+    }
 }
 
 #[async_trait]
@@ -168,30 +202,14 @@ impl RecordingStorage for S3Storage {
     }
 
     async fn fetch(&self, location: &str) -> Result<ObjectReader, StorageError> {
-        let key = location
-            .strip_prefix("s3://")
-            .and_then(|rest| rest.split_once('/'))
-            .filter(|(bucket, key)| *bucket == self.bucket && !key.is_empty())
-            .map(|(_, key)| key)
-            .ok_or_else(|| StorageError::ForeignLocation(location.to_owned()))?;
-        let mut delay = FIRST_BACKOFF;
-        let mut attempt = 1;
-        loop {
-            match self.client.get_object().bucket(&self.bucket).key(key).send().await {
-                Ok(object) => return Ok(Box::pin(object.body.into_async_read())),
-                Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
-                    return Err(StorageError::NotFound(location.to_owned()));
-                }
-                Err(e) if attempt >= FETCH_ATTEMPTS => return Err(s3_error(&e)),
-                Err(e) => {
-                    let error = DisplayErrorContext(&e);
-                    tracing::warn!(key, attempt, %error, "S3 GetObject failed; retrying");
-                }
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(self.max_backoff);
-            attempt += 1;
-        }
+        self.get_object(location, None).await
+    }
+
+    async fn fetch_range(&self, location: &str, start: u64, len: u64) -> Result<ObjectReader, StorageError> {
+        // A Range cannot ask for nothing: zero bytes are asked as one, then cut.
+        let last = start.saturating_add(len.max(1) - 1);
+        let reader = self.get_object(location, Some(format!("bytes={start}-{last}"))).await?;
+        Ok(Box::pin(reader.take(len)))
     }
 
     fn kind(&self) -> &'static str {

@@ -1,0 +1,218 @@
+//! A stored recording as the answer to `GET /api/v1/sessions/{id}/recording`: all of it (200)
+//! or one byte range of it (206, RFC 9110), of the stored gzip object (`raw`) or of the
+//! decompressed asciicast.
+//!
+//! Guarantees:
+//! - Memory stays bounded whatever the recording's size: bodies are streamed. The asciicast's
+//!   length is not stored; only when a `Range` header asks for part of it is it counted, by a
+//!   first streaming pass that decompresses and keeps nothing, before the second pass streams
+//!   the part.
+//! - A body is exactly its `Content-Length`, or it breaks off with an error (logged); the whole
+//!   stored object is sent only if it has its recorded size, so a download that completes is
+//!   the object as stored (what `entry verify` relies on); a damaged object found by the
+//!   counting pass is an error answer, before any byte is sent.
+//! - An answer with content is audited once, before it is streamed; error answers (416 among
+//!   them) are not audited, as no recording content is sent.
+//! - A `Range` this server does not serve as one byte range (several ranges, another unit, a
+//!   malformed one, or one sent with `If-Range`, whose validator is not evaluated) is ignored:
+//!   200 and the whole recording.
+
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::TryStreamExt;
+
+use super::audit::audit;
+use super::range::{self, ByteRange, Requested};
+use super::{ApiError, stream};
+use crate::auth::Principal;
+use crate::gateway::Gateway;
+use crate::recorder::storage::{ObjectReader, RecordingStorage};
+use crate::store::SessionRow;
+
+/// One request for a stored recording.
+pub(super) struct Download<'a> {
+    pub gateway: &'a Gateway,
+    pub principal: &'a Principal,
+    pub peer: SocketAddr,
+    pub row: &'a SessionRow,
+    /// Where the recording is stored (`row.recording_location`).
+    pub location: &'a str,
+    pub storage: &'a dyn RecordingStorage,
+    /// The stored gzip object rather than the asciicast.
+    pub raw: bool,
+}
+
+/// How much of the representation a response carries.
+enum Extent {
+    /// All of it, of this length if known.
+    Whole(Option<u64>),
+    /// Bytes `start..=end` of `total`.
+    Part { start: u64, end: u64, total: u64 },
+}
+
+impl Download<'_> {
+    /// The answer to the request with these `headers`.
+    pub(super) async fn answer(&self, headers: &HeaderMap) -> Result<Response, ApiError> {
+        let range = asked_range(headers);
+        if self.raw { self.stored_object(range).await } else { self.asciicast(range).await }
+    }
+
+    /// The stored object, whose length is the row's `recording_size`.
+    async fn stored_object(&self, range: Option<ByteRange>) -> Result<Response, ApiError> {
+        let Some(total) = self.row.recording_size.and_then(|size| u64::try_from(size).ok()) else {
+            // Not known (never the case for a stored recording): no ranges, no Content-Length.
+            let reader = self.fetch().await?;
+            self.audit(None).await?;
+            return Ok(self.respond(Extent::Whole(None), stream::raw(reader), false));
+        };
+        match range.map_or(Requested::Full, |range| range.resolve(total)) {
+            Requested::Unsatisfiable => Ok(self.unsatisfiable(total)),
+            Requested::Full => {
+                let reader = self.fetch().await?;
+                self.audit(None).await?;
+                Ok(self.respond(Extent::Whole(Some(total)), stream::raw_exact(reader, total), true))
+            }
+            Requested::Partial { start, end } => {
+                let len = end - start + 1;
+                let reader = self
+                    .storage
+                    .fetch_range(self.location, start, len)
+                    .await
+                    .map_err(|e| ApiError::storage(&self.row.id, self.location, e))?;
+                let extent = Extent::Part { start, end, total };
+                self.audit(Some(&extent)).await?;
+                Ok(self.respond(extent, stream::slice(stream::raw(reader), 0, len), true))
+            }
+        }
+    }
+
+    /// The decompressed asciicast; counted first if a range of it is asked for.
+    async fn asciicast(&self, range: Option<ByteRange>) -> Result<Response, ApiError> {
+        let reader = self.fetch().await?;
+        let Some(range) = range else {
+            self.audit(None).await?;
+            return Ok(self.respond(Extent::Whole(None), stream::decompressed(reader), true));
+        };
+        let total = stream::count(stream::decompressed(reader)).await.map_err(|e| self.unreadable(&e))?;
+        let (skip, len, extent) = match range.resolve(total) {
+            Requested::Unsatisfiable => return Ok(self.unsatisfiable(total)),
+            Requested::Full => (0, total, Extent::Whole(Some(total))),
+            Requested::Partial { start, end } => (start, end - start + 1, Extent::Part { start, end, total }),
+        };
+        let reader = self.fetch().await?;
+        self.audit(Some(&extent)).await?;
+        Ok(self.respond(extent, stream::slice(stream::decompressed(reader), skip, len), true))
+    }
+
+    async fn fetch(&self) -> Result<ObjectReader, ApiError> {
+        self.storage.fetch(self.location).await.map_err(|e| ApiError::storage(&self.row.id, self.location, e))
+    }
+
+    /// The request's one audit entry; a part is noted with its range.
+    async fn audit(&self, extent: Option<&Extent>) -> Result<(), ApiError> {
+        let action = if self.raw { "download" } else { "replay" };
+        let detail = match extent {
+            Some(Extent::Part { start, end, total }) => Some(format!("bytes {start}-{end}/{total}")),
+            _ => None,
+        };
+        audit(self.gateway, self.principal, action, &self.row.id, self.peer, detail.as_deref()).await?;
+        let (id, by, raw) = (&self.row.id, &self.principal.user, self.raw);
+        tracing::info!(session.id = %id, by = %by, raw, range = detail.as_deref(), "recording fetched through the API");
+        Ok(())
+    }
+
+    /// A response streaming `body`; `ranges` says whether a `Range` would be served.
+    fn respond<S>(&self, extent: Extent, body: S, ranges: bool) -> Response
+    where
+        S: futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+    {
+        let id = self.row.id.clone();
+        let body = Body::from_stream(body.inspect_err(move |error| {
+            tracing::error!(session.id = %id, %error, "recording download broke off: the stored object is unreadable or damaged");
+        }));
+        let (content_type, filename) = if self.raw {
+            ("application/gzip", format!("{}.cast.gz", self.row.id))
+        } else {
+            ("application/x-asciicast", format!("{}.cast", self.row.id))
+        };
+        let mut response = Response::new(body);
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        // A UUID is always a valid header value; the fallback is never used.
+        let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\""))
+            .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
+        headers.insert(header::CONTENT_DISPOSITION, disposition);
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+        if ranges {
+            headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        }
+        match extent {
+            Extent::Whole(None) => {}
+            // Zero is left out: with it hyper may not read the body at all, and a stored object
+            // that is not empty would not break off (see `stream::raw_exact`).
+            Extent::Whole(Some(0)) => {}
+            Extent::Whole(Some(total)) => {
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(total));
+            }
+            Extent::Part { start, end, total } => {
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start + 1));
+                headers.insert(header::CONTENT_RANGE, byte_header(format!("bytes {start}-{end}/{total}")));
+                *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+            }
+        }
+        response
+    }
+
+    /// 416: the range starts at or after the end of the `total` bytes.
+    fn unsatisfiable(&self, total: u64) -> Response {
+        let what = if self.raw { "stored object" } else { "asciicast" };
+        let message =
+            format!("the range is outside the recording of session {}: its {what} has {total} bytes", self.row.id);
+        let mut response =
+            ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable", message).into_response();
+        response.headers_mut().insert(header::CONTENT_RANGE, byte_header(format!("bytes */{total}")));
+        response
+    }
+
+    /// The stored object could not be read to its end while counting its text.
+    fn unreadable(&self, error: &std::io::Error) -> ApiError {
+        let id = &self.row.id;
+        tracing::error!(session.id = %id, %error, "recording download: the stored object is unreadable or damaged");
+        match error.kind() {
+            std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput | std::io::ErrorKind::UnexpectedEof => {
+                let message = format!("the recording of session {id} is damaged: it cannot be decompressed");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "recording_damaged", message)
+            }
+            _ => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                "recording storage is unavailable",
+            ),
+        }
+    }
+}
+
+/// The one byte range `headers` ask for and this server serves, if any.
+fn asked_range(headers: &HeaderMap) -> Option<ByteRange> {
+    // This server does not evaluate If-Range's validator, so it must ignore the Range
+    // (RFC 9110, section 13.1.5) and send everything.
+    if headers.contains_key(header::IF_RANGE) {
+        return None;
+    }
+    let mut values = headers.get_all(header::RANGE).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None; // several Range lines: several ranges
+    }
+    range::parse(value.to_str().ok()?)
+}
+
+/// A `Content-Range` value (ASCII digits and punctuation, always valid).
+fn byte_header(text: String) -> HeaderValue {
+    HeaderValue::try_from(text).unwrap_or_else(|_| HeaderValue::from_static("bytes */0"))
+}
