@@ -75,7 +75,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
-    tracing::info!(listen = %listener.local_addr()?, "gateway ready");
+    tracing::info!(listen = %listener.local_addr()?, pages = crate::gateway::pages_built(), "gateway ready");
 
     let stop = gateway.shutdown_token();
     tokio::spawn(async move {

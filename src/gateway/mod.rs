@@ -9,6 +9,7 @@ mod api;
 mod kill;
 mod live;
 mod metrics;
+mod pages;
 mod relay;
 mod request;
 mod session;
@@ -16,6 +17,7 @@ mod session;
 pub use admit::Refusal;
 pub use kill::{KillDelivery, KillError};
 pub use live::{LiveHandle, LiveSessions, OutputTap};
+pub use pages::built as pages_built;
 pub use relay::Ending;
 pub use relay::SessionStats;
 pub use request::{ClientKind, EnterRequest, RequestError};
@@ -104,6 +106,7 @@ impl Gateway {
             .route("/healthz", get(|| async { "ok\n" }))
             .route("/metrics", get(metrics::metrics))
             .merge(api::routes())
+            .merge(pages::routes())
             .with_state(Arc::clone(self))
     }
 

@@ -356,7 +356,8 @@ pub async fn newest_session(store: &Store) -> entry::store::SessionRow {
     store.sessions(&filter).await.expect("list sessions").into_iter().next().expect("a session row")
 }
 
-/// Waits (at most `within`) until the newest session row satisfies `done`; returns it.
+/// Waits (at most `within`) until there is a session row and the newest satisfies `done`;
+/// returns it.
 pub async fn wait_for_newest(
     store: &Store,
     within: Duration,
@@ -364,12 +365,13 @@ pub async fn wait_for_newest(
     done: impl Fn(&entry::store::SessionRow) -> bool,
 ) -> entry::store::SessionRow {
     let deadline = tokio::time::Instant::now() + within;
+    let filter = entry::store::SessionFilter { limit: 1, ..Default::default() };
     loop {
-        let row = newest_session(store).await;
-        if done(&row) {
-            return row;
+        let row = store.sessions(&filter).await.expect("list sessions").into_iter().next();
+        match row {
+            Some(row) if done(&row) => return row,
+            row => assert!(tokio::time::Instant::now() < deadline, "{what} not reached: {row:?}"),
         }
-        assert!(tokio::time::Instant::now() < deadline, "{what} not reached: {row:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
