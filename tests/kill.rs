@@ -4,9 +4,11 @@
 
 mod common;
 
+use std::process::Stdio;
 use std::time::Duration;
 
 use common::db::{Backend, TestDb};
+use common::server::Server;
 use common::{BASH_IMAGE, Session, TestApp, TestContainer, WAIT, bearer};
 use entry::auth::Role;
 use entry::protocol::CloseReason;
@@ -119,4 +121,45 @@ async fn a_kill_sent_to_any_gateway_reaches_the_one_running_the_session() {
     let row = settled(&a.store).await;
     assert_eq!((row.status, row.node_id.as_str()), (SessionStatus::Killed, "node-a"));
     assert_eq!(container.marked_processes(&id), 0);
+}
+
+#[tokio::test]
+async fn two_serve_processes_on_one_postgres_the_cli_entered_through_a_is_killed_through_b() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let data = tempfile::tempdir().unwrap();
+    let env = |node: &'static str| [("ENTRY_STORE__URL", db.url.as_str()), ("ENTRY_NODE_ID", node)];
+    let a = Server::start_with(&data.path().join("a"), &env("node-a"));
+    let b = Server::join(&data.path().join("b"), &env("node-b"));
+    let container = TestContainer::start(BASH_IMAGE);
+    let cli = a
+        .entry(&a.admin_token)
+        .args(["enter", &container.name, "-T", "--", "sh", "-c", "echo cli-ready; exec sleep 1000"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let live = common::wait_for_newest(&db.store, WAIT, "a live session", |r| r.status == SessionStatus::Live).await;
+    assert_eq!(live.node_id, "node-a");
+
+    let kill = b.entry(&a.admin_token).args(["sessions", "kill", &live.id]).output().unwrap();
+    assert!(kill.status.success(), "{}", String::from_utf8_lossy(&kill.stderr));
+    let ended = std::thread::spawn(move || cli.wait_with_output().unwrap());
+    let deadline = std::time::Instant::now() + WAIT;
+    while !ended.is_finished() {
+        assert!(std::time::Instant::now() < deadline, "the CLI on node A did not end");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let output = ended.join().unwrap();
+    let printed = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(printed.contains("cli-ready") && printed.contains("terminated by admin"), "{printed}");
+    assert!(!output.status.success(), "{:?}", output.status);
+
+    let row = settled(&db.store).await;
+    assert_eq!(
+        (row.id.as_str(), row.status, row.node_id.as_str()),
+        (live.id.as_str(), SessionStatus::Killed, "node-a")
+    );
+    assert_eq!(row.reap_status.as_deref(), Some("reaped"), "{:?}", row.reap_detail);
+    assert_eq!(container.marked_processes(&row.id), 0);
 }
