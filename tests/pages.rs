@@ -35,7 +35,7 @@ macro_rules! in_both_browsers {
 in_both_browsers!(
     an_auditor_replays_a_finished_session_in_the_player,
     an_admin_kills_a_live_cli_session_from_the_sessions_page,
-    the_live_watch_page_shows_the_screen_then_new_output_then_the_end,
+    a_live_session_is_watched_and_replayed_up_to_now_until_it_ends,
     pages_say_clearly_when_the_api_refuses,
 );
 
@@ -165,7 +165,7 @@ async fn an_admin_kills_a_live_cli_session_from_the_sessions_page(engine: Engine
     assert_eq!(container.marked_processes(&row.id), 0);
 }
 
-async fn the_live_watch_page_shows_the_screen_then_new_output_then_the_end(engine: Engine) {
+async fn a_live_session_is_watched_and_replayed_up_to_now_until_it_ends(engine: Engine) {
     let app = TestApp::start().await;
     let container = TestContainer::start(BASH_IMAGE);
     let auth = bearer(&app.token("alice", Role::Developer, &["*"]).await);
@@ -183,6 +183,15 @@ async fn the_live_watch_page_shows_the_screen_then_new_output_then_the_end(engin
     browser.wait_for_text("#status", "live", WAIT).await;
     session.type_text("echo during-$((40+2))\r").await;
     browser.wait_for_text("#terminal", "during-42", WAIT).await;
+
+    // The running session replays up to its last flush, and the page says it is running.
+    browser.goto(&format!("{}/sessions/{id}", app.url())).await;
+    browser.wait_for_text("#notice", "still running", WAIT).await;
+    browser.click(".ap-playback-button").await;
+    browser.wait_for_text(".ap-term", "before-41", WAIT).await;
+
+    browser.goto(&format!("{}/sessions/{id}/live", app.url())).await;
+    browser.wait_for_text("#status", "live", WAIT).await;
     session.type_text("exit 5\r").await;
     session.read_to_close(WAIT).await;
     let status = browser.wait_for_text("#status", "exit", WAIT).await;
