@@ -1,0 +1,173 @@
+// Live watch page (/sessions/<id>/live): the output of a running session, read-only, in
+// xterm.js. The gateway's WebSocket sends the current screen first, then live output, then
+// a CLOSE frame when the session ends. Nothing is ever sent on the socket.
+
+import '@xterm/xterm/css/xterm.css';
+import './watch.css';
+import { FitAddon } from '@xterm/addon-fit';
+import { Terminal } from '@xterm/xterm';
+import { api, describeError, sessionIdFromPath } from './lib/api.js';
+import { el, showError, showNotice } from './lib/dom.js';
+import { initHeader, seesEveryone } from './lib/header.js';
+import { decodeResponse } from './lib/protocol.js';
+
+const id = sessionIdFromPath();
+const statusLine = document.getElementById('status');
+const reconnectButton = document.getElementById('reconnect');
+const utf8 = new TextDecoder();
+
+const terminal = new Terminal({
+  disableStdin: true,
+  convertEol: false,
+  scrollback: 5000,
+  cursorBlink: false,
+  fontFamily: 'ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace',
+  fontSize: 14,
+});
+const fit = new FitAddon();
+terminal.loadAddon(fit);
+window.entryTerminal = terminal;
+
+let me = null; // {user, role} of who is signed in
+let fixedSize = false; // true when the session's own size is known: the terminal keeps it
+let socket = null;
+
+/** Shows the connection state in `#status` (`data-state` is for styling and tests). */
+function setStatus(state, text) {
+  statusLine.dataset.state = state;
+  statusLine.textContent = text;
+  reconnectButton.hidden = state !== 'disconnected';
+}
+
+/** Sizes the terminal as the session's terminal was last, else to fit its box. */
+function sizeTerminal(row) {
+  fixedSize = Boolean(row.last_cols && row.last_rows);
+  if (fixedSize) terminal.resize(row.last_cols, row.last_rows);
+  else fit.fit();
+}
+
+window.addEventListener('resize', () => {
+  if (!fixedSize) fit.fit();
+});
+
+/**
+ * Checks the session is live and may be watched (a refused WebSocket upgrade cannot be read
+ * by the browser, so the reason is found out first), then connects.
+ */
+async function start() {
+  showError();
+  showNotice();
+  setStatus('connecting', 'connecting…');
+  let row;
+  try {
+    row = await api(`/api/v1/sessions/${id}`);
+  } catch (error) {
+    showError(describeError(error, 'watch this session'));
+    setStatus('unavailable', 'not available');
+    return;
+  }
+  document.getElementById('title').textContent = `${row.user}@${row.container_name}`;
+  document.title = `Watch ${row.user}@${row.container_name} · Entry`;
+  if (row.status !== 'live') {
+    setStatus('not-live', `not live (${row.status})`);
+    showError(`This session is not live (it is ${row.status}): there is nothing to watch. `, replayLink('Replay it'), '.');
+    return;
+  }
+  if (!seesEveryone(me.role)) {
+    showError(`You may not watch live sessions: only auditors and admins watch them (you are ${me.role}).`);
+    setStatus('unavailable', 'not available');
+    return;
+  }
+  sizeTerminal(row);
+  connect();
+}
+
+function replayLink(text) {
+  return el('a', { href: `/sessions/${id}` }, text);
+}
+
+/** Opens the watch socket and writes what it sends to the terminal. */
+function connect() {
+  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  const ws = new WebSocket(`${scheme}//${location.host}/api/v1/sessions/${id}/watch`);
+  ws.binaryType = 'arraybuffer';
+  socket = ws;
+  let closed = false; // a CLOSE frame came: the session ended, the socket's end is expected
+
+  ws.addEventListener('open', () => setStatus('live', 'live'));
+  ws.addEventListener('message', (event) => {
+    if (!(event.data instanceof ArrayBuffer)) return; // the protocol is binary frames only
+    let message;
+    try {
+      message = decodeResponse(event.data);
+    } catch (error) {
+      showError(`Could not read a frame from the gateway: ${error.message}`);
+      return;
+    }
+    switch (message.msg_type) {
+      case 'STDOUT':
+      case 'STDERR':
+        terminal.write(message.content);
+        break;
+      case 'CLOSE':
+        closed = true;
+        setStatus('closed', closeText(message));
+        showNotice('The session has ended. ', replayLink('Replay the whole session'), '.');
+        if (message.exit_code === undefined) addExitCode(closeText(message));
+        break;
+      default:
+        break; // PING, and types this page does not know
+    }
+  });
+  ws.addEventListener('close', () => {
+    if (socket !== ws) return;
+    socket = null;
+    if (!closed) setStatus('disconnected', 'disconnected');
+  });
+}
+
+/** The status line for a CLOSE frame: its text, and the exit code when there is one. */
+function closeText(message) {
+  const line = utf8.decode(message.content).trim() || 'session closed';
+  return message.exit_code === undefined ? line : `${line} (exit code ${message.exit_code})`;
+}
+
+/**
+ * A CLOSE frame without an exit code (the watch socket does not always know it): the
+ * session's row has it once the gateway has recorded the end, which may take a moment.
+ */
+async function addExitCode(line) {
+  for (const delay of [300, 1500, 4000]) {
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    let row;
+    try {
+      row = await api(`/api/v1/sessions/${id}`);
+    } catch {
+      return; // the status line stays as the CLOSE frame said
+    }
+    if (row.exit_code !== null && row.exit_code !== undefined) {
+      setStatus('closed', `${line} (exit code ${row.exit_code})`);
+      return;
+    }
+    if (row.ended_at) return; // ended without an exit code (killed, say)
+  }
+}
+
+reconnectButton.addEventListener('click', () => {
+  terminal.reset(); // the gateway sends the current screen again
+  start();
+});
+
+async function main() {
+  document.getElementById('replay-link').href = `/sessions/${id}`;
+  terminal.open(document.getElementById('terminal'));
+  try {
+    me = await initHeader('sessions');
+  } catch (error) {
+    showError(describeError(error, 'find out who is signed in'));
+    return;
+  }
+  start();
+}
+
+main();
