@@ -181,8 +181,12 @@ async fn a_live_session_is_watched_and_replayed_up_to_now_until_it_ends(engine: 
     browser.goto(&format!("{}/sessions/{id}/live", app.url())).await;
     browser.wait_for_text("#terminal", "before-41", WAIT).await;
     browser.wait_for_text("#status", "live", WAIT).await;
+    let size = || browser.js("return [window.entryTerminal.cols, window.entryTerminal.rows]", vec![]);
+    assert_eq!(size().await, serde_json::json!([100, 30]), "the watch terminal has the session's size");
+    session.winch(90, 25).await;
     session.type_text("echo during-$((40+2))\r").await;
     browser.wait_for_text("#terminal", "during-42", WAIT).await;
+    assert_eq!(size().await, serde_json::json!([90, 25]), "the watch terminal follows resizes");
 
     // The running session replays up to its last flush, and the page says it is running.
     browser.goto(&format!("{}/sessions/{id}", app.url())).await;

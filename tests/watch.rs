@@ -1,5 +1,6 @@
-//! Live watch: an auditor sees the current screen, then the live output, then the end; a
-//! developer may not watch; a watcher that never reads cannot slow the session.
+//! Live watch: an auditor sees the current screen at its size, then the live output and
+//! resizes, then the end; a developer may not watch; a watcher that never reads cannot slow
+//! the session.
 
 mod common;
 
@@ -20,8 +21,10 @@ async fn an_auditor_watches_the_screen_then_the_live_output_then_the_end() {
     let container = TestContainer::start(BASH_IMAGE);
     let auth = bearer(&app.token("alice", Role::Developer, &["proj*"]).await);
     let mut session = app.connect(&[("container", &container.compose()), ("authorization", &auth)]).await;
+    session.winch(100, 30).await;
     session.type_text("echo before-$((1+1))\r").await;
-    session.read_until("before-2", WAIT).await;
+    let before = session.read_until("before-2", WAIT).await;
+    assert!(before.resizes.is_empty(), "a session got a watch stream's RESIZE");
     let id = common::newest_session(&app.store).await.id;
 
     // Developers may not watch, not even their own session.
@@ -37,8 +40,12 @@ async fn an_auditor_watches_the_screen_then_the_live_output_then_the_end() {
     let mut watcher = Session::connect(&watch_url(&app, &id), &[("authorization", &auditor)]).await;
     let screen = watcher.read_until("before-2", WAIT).await;
     assert!(screen.stdout_text().contains("echo before-$((1+1))"));
-    session.type_text("echo during-$((2+2))\r").await;
-    watcher.read_until("during-4", WAIT).await;
+    // The screen comes at its size, and the watcher follows the session's resizes.
+    assert_eq!(screen.resizes, ["100 30"]);
+    session.winch(90, 20).await;
+    session.type_text("echo during-$((2+2)) $(stty size)\r").await;
+    let during = watcher.read_until("during-4 20 90", WAIT).await;
+    assert_eq!(during.resizes, ["90 20"]);
     session.type_text("exit\r").await;
     session.read_to_close(WAIT).await;
     let end = watcher.read_to_close(WAIT).await;

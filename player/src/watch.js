@@ -46,6 +46,14 @@ function sizeTerminal(row) {
   else fit.fit();
 }
 
+/** Follows the watched terminal's size, sent as "<cols> <rows>" first and at every resize. */
+function resizeTo(content) {
+  const [cols, rows] = utf8.decode(content).split(' ').map(Number);
+  if (!(cols > 0 && rows > 0)) return;
+  fixedSize = true;
+  terminal.resize(cols, rows);
+}
+
 window.addEventListener('resize', () => {
   if (!fixedSize) fit.fit();
 });
@@ -108,6 +116,9 @@ function connect() {
       case 'STDOUT':
       case 'STDERR':
         terminal.write(message.content);
+        break;
+      case 'RESIZE':
+        resizeTo(message.content);
         break;
       case 'CLOSE':
         closed = true;

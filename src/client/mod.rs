@@ -162,7 +162,7 @@ where
                         let _ = stderr.flush().await;
                     }
                     Some(ResponseType::Close) => break End::Closed(response),
-                    Some(ResponseType::Ping) | None => {}
+                    Some(ResponseType::Ping | ResponseType::Resize) | None => {}
                 }
             }
             message = input.recv(), if input_open => match message {

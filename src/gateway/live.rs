@@ -3,7 +3,8 @@
 //!
 //! Guarantees: publishing output never waits (a watcher that falls behind loses its place and
 //! is disconnected, the session goes on); the tap keeps the last `RECENT_BYTES` of output,
-//! starting at a line boundary, so a new watcher sees the current screen.
+//! starting at a line boundary, and the terminal's size, so a new watcher sees the current
+//! screen at the right size.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,26 +12,59 @@ use std::sync::{Arc, Mutex};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{broadcast, watch};
 
+use crate::protocol::WindowSize;
+
 /// How much recent output a new watcher gets first.
 pub const RECENT_BYTES: usize = 64 * 1024;
 /// Output messages a watcher may fall behind before it is dropped.
 const WATCH_QUEUE: usize = 1024;
 
+/// What a watcher is told, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TapEvent {
+    Output(Bytes),
+    Resize(WindowSize),
+}
+
+/// What a new watcher starts from.
+#[derive(Debug, Default)]
+pub struct Screen {
+    /// The terminal's size, once the client has sent one.
+    pub size: Option<WindowSize>,
+    /// The recent output.
+    pub output: Bytes,
+}
+
 /// One session's output, for watchers.
 #[derive(Debug)]
 pub struct OutputTap {
-    recent: Mutex<BytesMut>,
-    live: broadcast::Sender<Bytes>,
+    recent: Mutex<Recent>,
+    live: broadcast::Sender<TapEvent>,
+}
+
+#[derive(Debug, Default)]
+struct Recent {
+    output: BytesMut,
+    size: Option<WindowSize>,
 }
 
 impl OutputTap {
     fn new() -> Self {
-        Self { recent: Mutex::new(BytesMut::new()), live: broadcast::channel(WATCH_QUEUE).0 }
+        Self { recent: Mutex::new(Recent::default()), live: broadcast::channel(WATCH_QUEUE).0 }
+    }
+
+    /// Records a new terminal size: kept for new watchers and sent to current ones.
+    pub fn resized(&self, size: WindowSize) {
+        if let Ok(mut recent) = self.recent.lock() {
+            recent.size = Some(size);
+        }
+        let _ = self.live.send(TapEvent::Resize(size));
     }
 
     /// Records output: kept for new watchers and sent to current ones.
     pub fn publish(&self, data: &Bytes) {
-        if let Ok(mut recent) = self.recent.lock() {
+        if let Ok(mut guard) = self.recent.lock() {
+            let recent = &mut guard.output;
             recent.extend_from_slice(data);
             if recent.len() > RECENT_BYTES * 2 {
                 let excess = recent.len() - RECENT_BYTES;
@@ -41,15 +75,18 @@ impl OutputTap {
             }
         }
         // No watcher is not an error.
-        let _ = self.live.send(data.clone());
+        let _ = self.live.send(TapEvent::Output(data.clone()));
     }
 
-    /// The recent output and a subscription to what follows, taken together so nothing is
+    /// The current screen and a subscription to what follows, taken together so nothing is
     /// missed or repeated.
-    pub fn subscribe(&self) -> (Bytes, broadcast::Receiver<Bytes>) {
+    pub fn subscribe(&self) -> (Screen, broadcast::Receiver<TapEvent>) {
         match self.recent.lock() {
-            Ok(recent) => (Bytes::copy_from_slice(&recent), self.live.subscribe()),
-            Err(_) => (Bytes::new(), self.live.subscribe()),
+            Ok(recent) => {
+                let screen = Screen { size: recent.size, output: Bytes::copy_from_slice(&recent.output) };
+                (screen, self.live.subscribe())
+            }
+            Err(_) => (Screen::default(), self.live.subscribe()),
         }
     }
 }
@@ -135,7 +172,8 @@ mod tests {
         for i in 0..20_000 {
             tap.publish(&Bytes::from(format!("line {i}\n")));
         }
-        let (recent, _) = tap.subscribe();
+        let (screen, _) = tap.subscribe();
+        let recent = screen.output;
         assert!(recent.len() <= RECENT_BYTES * 2);
         assert!(recent.len() >= RECENT_BYTES);
         assert!(recent.starts_with(b"line "));
@@ -147,10 +185,13 @@ mod tests {
         let live = LiveSessions::default();
         let handle = live.insert("s");
         handle.tap.publish(&Bytes::from_static(b"before\n"));
-        let (recent, mut rx) = live.tap("s").unwrap().subscribe();
-        assert_eq!(&recent[..], b"before\n");
+        handle.tap.resized(WindowSize { cols: 100, rows: 30 });
+        let (screen, mut rx) = live.tap("s").unwrap().subscribe();
+        assert_eq!((&screen.output[..], screen.size), (&b"before\n"[..], Some(WindowSize { cols: 100, rows: 30 })));
         handle.tap.publish(&Bytes::from_static(b"after\n"));
-        assert_eq!(&rx.recv().await.unwrap()[..], b"after\n");
+        handle.tap.resized(WindowSize { cols: 80, rows: 24 });
+        assert_eq!(rx.recv().await.unwrap(), TapEvent::Output(Bytes::from_static(b"after\n")));
+        assert_eq!(rx.recv().await.unwrap(), TapEvent::Resize(WindowSize { cols: 80, rows: 24 }));
         // A watcher that never reads: publishing goes on, and the watcher finds it lagged.
         for _ in 0..(WATCH_QUEUE * 3) {
             handle.tap.publish(&Bytes::from_static(b"x"));

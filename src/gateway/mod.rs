@@ -16,7 +16,7 @@ mod session;
 
 pub use admit::Refusal;
 pub use kill::{KillDelivery, KillError};
-pub use live::{LiveHandle, LiveSessions, OutputTap};
+pub use live::{LiveHandle, LiveSessions, OutputTap, Screen, TapEvent};
 pub use pages::built as pages_built;
 pub use relay::Ending;
 pub use relay::SessionStats;

@@ -169,6 +169,7 @@ impl Gateway {
             cancel: stop_input.clone(),
             recorder: recorder.clone(),
             stats: Arc::clone(&stats),
+            tap: Arc::clone(&tap),
         };
         let input_task = self.tracker.spawn(pump.run(stream, input));
 
@@ -305,6 +306,8 @@ struct InputPump {
     cancel: CancellationToken,
     recorder: Option<Arc<SessionRecorder>>,
     stats: Arc<SessionStats>,
+    /// Watchers learn of resizes through it.
+    tap: Arc<super::OutputTap>,
 }
 
 impl InputPump {
@@ -361,6 +364,7 @@ impl InputPump {
                 Some(RequestType::Winch) => match WindowSize::parse(&message.content) {
                     Ok(size) => {
                         self.stats.resized(size);
+                        self.tap.resized(size);
                         if let Some(recorder) = &self.recorder {
                             recorder.record(Frame::Resize(size)).await;
                         }

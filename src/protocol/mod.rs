@@ -61,6 +61,11 @@ impl ResponseMessage {
         Self::of(ResponseType::Ping, Bytes::from_static(PING_CONTENT))
     }
 
+    /// The watched terminal's new size (watch streams only).
+    pub fn resize(size: WindowSize) -> Self {
+        Self::of(ResponseType::Resize, Bytes::from(format!("{} {}", size.cols, size.rows)))
+    }
+
     /// The last message of a session: a human line, why, and the shell's exit code if it exited.
     pub fn close(reason: CloseReason, line: impl Into<String>, exit_code: Option<i32>) -> Self {
         Self {
@@ -138,6 +143,10 @@ mod tests {
         // A PLAIN omits the zero enum value, as proto3 does.
         assert_eq!(&encode(&RequestMessage::plain(Bytes::from_static(b"ls\r")))[..], b"\x12\x03ls\r");
         assert_eq!(&encode(&ResponseMessage::ping())[..], b"\x08\x03\x12\x04ping");
+        assert_eq!(
+            &encode(&ResponseMessage::resize(WindowSize { cols: 100, rows: 30 }))[..],
+            b"\x08\x04\x12\x06100 30"
+        );
         assert_eq!(&encode(&ResponseMessage::stderr(Bytes::from_static(b"e")))[..], b"\x08\x01\x12\x01e");
         // CLOSE: LAIN's two fields first, then the extensions (3: exit code, 4: reason).
         let close = encode(&ResponseMessage::close(CloseReason::Exited, "bye", Some(7)));

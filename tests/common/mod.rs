@@ -254,6 +254,8 @@ pub struct Transcript {
     /// Every STDOUT/STDERR message's content, in order.
     pub messages: Vec<Bytes>,
     pub pings: usize,
+    /// RESIZE contents ("cols rows"), which only watch streams carry.
+    pub resizes: Vec<String>,
     pub close: Option<ResponseMessage>,
 }
 
@@ -312,8 +314,14 @@ impl Session {
     }
 
     async fn read(&mut self, needle: Option<&str>, within: Duration) -> Transcript {
-        let mut transcript =
-            Transcript { stdout: Vec::new(), stderr: Vec::new(), messages: Vec::new(), pings: 0, close: None };
+        let mut transcript = Transcript {
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            messages: Vec::new(),
+            pings: 0,
+            resizes: Vec::new(),
+            close: None,
+        };
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let next = tokio::time::timeout_at(deadline, self.ws.next()).await;
@@ -334,6 +342,9 @@ impl Session {
                     transcript.messages.push(message.content);
                 }
                 Some(ResponseType::Ping) => transcript.pings += 1,
+                Some(ResponseType::Resize) => {
+                    transcript.resizes.push(String::from_utf8_lossy(&message.content).into_owned())
+                }
                 Some(ResponseType::Close) => transcript.close = Some(message),
                 None => panic!("unknown message type {}", message.msg_type),
             }

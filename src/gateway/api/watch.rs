@@ -1,6 +1,7 @@
 //! `GET /api/v1/sessions/{id}/watch`: a read-only WebSocket that streams a live session's
 //! output to an auditor or admin, in the terminal protocol's STDOUT messages, starting with
-//! the recent output (the current screen) and ending with CLOSE when the session ends.
+//! the terminal's size (RESIZE) and the recent output (the current screen), then output and a
+//! RESIZE at every resize, and ending with CLOSE when the session ends.
 //!
 //! Guarantees: a watcher can never slow the session — one that falls behind is disconnected
 //! with CLOSE `limit_exceeded`; anything a watcher sends is ignored; every watch is audited.
@@ -20,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::audit::audit;
 use super::{ApiError, authenticate_change, sees_everyone, visible_session};
-use crate::gateway::{Gateway, OutputTap};
+use crate::gateway::{Gateway, OutputTap, TapEvent};
 use crate::protocol::{CloseReason, ResponseMessage, encode};
 use crate::store::SessionStatus;
 
@@ -62,19 +63,28 @@ pub(super) async fn watch(
 }
 
 async fn relay(socket: WebSocket, tap: Arc<OutputTap>, shutdown: CancellationToken) {
-    let (recent, mut output) = tap.subscribe();
+    let (screen, mut output) = tap.subscribe();
     // Holding the tap would keep its channel open after the session ends.
     drop(tap);
     let (mut sink, mut incoming) = socket.split();
     let send = |message: ResponseMessage| Message::Binary(encode(&message));
-    if !recent.is_empty() && sink.send(send(ResponseMessage::stdout(recent))).await.is_err() {
+    if let Some(size) = screen.size {
+        if sink.send(send(ResponseMessage::resize(size))).await.is_err() {
+            return;
+        }
+    }
+    if !screen.output.is_empty() && sink.send(send(ResponseMessage::stdout(screen.output))).await.is_err() {
         return;
     }
     let close = loop {
         tokio::select! {
             next = output.recv() => match next {
-                Ok(data) => {
-                    if sink.send(send(ResponseMessage::stdout(data))).await.is_err() {
+                Ok(event) => {
+                    let message = match event {
+                        TapEvent::Output(data) => ResponseMessage::stdout(data),
+                        TapEvent::Resize(size) => ResponseMessage::resize(size),
+                    };
+                    if sink.send(send(message)).await.is_err() {
                         return;
                     }
                 }
