@@ -37,6 +37,22 @@ async fn an_auditor_watches_the_screen_then_the_live_output_then_the_end() {
     }
 
     let auditor = bearer(&app.token("audrey", Role::Auditor, &[]).await);
+    // The API shows a live session's counters so far, which the store has only at its end.
+    let row: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/sessions/{id}", app.url()))
+        .header("authorization", &auditor)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (row["status"].as_str(), row["last_cols"].as_i64(), row["last_rows"].as_i64()),
+        (Some("live"), Some(100), Some(30))
+    );
+    assert_eq!(row["bytes_in"].as_i64(), Some("echo before-$((1+1))\r".len() as i64));
+    assert!(row["bytes_out"].as_i64().unwrap() > 20, "{row}");
     let mut watcher = Session::connect(&watch_url(&app, &id), &[("authorization", &auditor)]).await;
     let screen = watcher.read_until("before-2", WAIT).await;
     assert!(screen.stdout_text().contains("echo before-$((1+1))"));

@@ -270,7 +270,8 @@ async fn list(
         }
         filter.user = Some(principal.user.clone());
     }
-    let sessions = gateway.store.sessions(&filter).await.map_err(ApiError::store)?;
+    let mut sessions = gateway.store.sessions(&filter).await.map_err(ApiError::store)?;
+    sessions.iter_mut().for_each(|row| gateway.live.fill_in(row));
     let full = i64::try_from(sessions.len()).is_ok_and(|n| n >= filter.limit);
     let next = if full { sessions.last().map(|row| row.id.clone()) } else { None };
     Ok(axum::Json(SessionPage { sessions, next }))
@@ -287,7 +288,9 @@ async fn show(
 ) -> Result<axum::Json<SessionRow>, ApiError> {
     let principal = authenticate(&gateway, &headers).await?;
     let Path(id) = id.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
-    Ok(axum::Json(visible_session(&gateway, &principal, &id).await?))
+    let mut row = visible_session(&gateway, &principal, &id).await?;
+    gateway.live.fill_in(&mut row);
+    Ok(axum::Json(row))
 }
 
 /// `POST /api/v1/sessions/{id}/kill`: admins end a live session wherever it runs.

@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{broadcast, watch};
 
+use super::SessionStats;
 use crate::protocol::WindowSize;
+use crate::store::{SessionRow, SessionStatus};
 
 /// How much recent output a new watcher gets first.
 pub const RECENT_BYTES: usize = 64 * 1024;
@@ -94,6 +96,7 @@ impl OutputTap {
 struct Entry {
     kill: watch::Sender<Option<String>>,
     tap: Arc<OutputTap>,
+    stats: Arc<SessionStats>,
 }
 
 /// What a running session holds: its kill switch's receiver and its output tap.
@@ -114,12 +117,12 @@ impl std::fmt::Debug for LiveSessions {
 }
 
 impl LiveSessions {
-    /// Registers a session.
-    pub fn insert(&self, id: &str) -> LiveHandle {
+    /// Registers a session and the counters its relay keeps.
+    pub fn insert(&self, id: &str, stats: Arc<SessionStats>) -> LiveHandle {
         let (kill, killed) = watch::channel(None);
         let tap = Arc::new(OutputTap::new());
         if let Ok(mut map) = self.0.lock() {
-            map.insert(id.to_owned(), Entry { kill, tap: Arc::clone(&tap) });
+            map.insert(id.to_owned(), Entry { kill, tap: Arc::clone(&tap), stats });
         }
         LiveHandle { killed, tap }
     }
@@ -156,6 +159,25 @@ impl LiveSessions {
         }
     }
 
+    /// The counters of a session this node runs (bytes so far, window sizes).
+    pub fn stats(&self, id: &str) -> Option<Arc<SessionStats>> {
+        self.0.lock().ok()?.get(id).map(|entry| Arc::clone(&entry.stats))
+    }
+
+    /// Fills a live row of a session this node runs with its counters so far (the store has
+    /// them only once the session ends).
+    pub fn fill_in(&self, row: &mut SessionRow) {
+        if row.status != SessionStatus::Live {
+            return;
+        }
+        let Some(stats) = self.stats(&row.id) else { return };
+        row.bytes_in = stats.bytes_in();
+        row.bytes_out = stats.bytes_out();
+        let size = |size: Option<(u16, u16)>| size.map(|(cols, rows)| (i64::from(cols), i64::from(rows))).unzip();
+        (row.initial_cols, row.initial_rows) = size(stats.initial_size());
+        (row.last_cols, row.last_rows) = size(stats.last_size());
+    }
+
     /// The output tap of a session this node runs.
     pub fn tap(&self, id: &str) -> Option<Arc<OutputTap>> {
         self.0.lock().ok()?.get(id).map(|entry| Arc::clone(&entry.tap))
@@ -183,7 +205,7 @@ mod tests {
     #[tokio::test]
     async fn watchers_get_what_follows_and_never_slow_the_publisher() {
         let live = LiveSessions::default();
-        let handle = live.insert("s");
+        let handle = live.insert("s", Arc::default());
         handle.tap.publish(&Bytes::from_static(b"before\n"));
         handle.tap.resized(WindowSize { cols: 100, rows: 30 });
         let (screen, mut rx) = live.tap("s").unwrap().subscribe();

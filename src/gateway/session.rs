@@ -90,7 +90,8 @@ impl Gateway {
             exec_id: String::new(),
             started_at,
         };
-        let live = self.live.insert(session_id);
+        let stats = Arc::new(SessionStats::default());
+        let live = self.live.insert(session_id, Arc::clone(&stats));
         let _live = LiveGuard { live: &self.live, id: session_id };
         if let Err(error) = self.store.insert_session(&row).await {
             if self.recording_required() {
@@ -105,7 +106,6 @@ impl Gateway {
         if let Some(problem) = &recording_problem {
             self.note_recording_error(session_id, problem).await;
         }
-        let stats = Arc::new(SessionStats::default());
         match self.start_exec(&request, &container, session_id).await {
             Err(refusal) => {
                 let ending = Ending::from(refusal);
