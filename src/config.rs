@@ -140,6 +140,9 @@ pub struct GatewayConfig {
     /// No session lasts longer than this.
     #[serde(with = "humantime_serde")]
     pub max_duration: Duration,
+    /// Origins (`https://console.example.com`) besides the gateway's own whose pages may use
+    /// the browser's sign-in: open the web terminal and watch WebSockets, kill sessions.
+    pub allowed_origins: Vec<String>,
 }
 
 /// How to reach the Docker Engine.
@@ -248,6 +251,7 @@ impl Default for GatewayConfig {
             self_container_id: None,
             idle_timeout: Duration::from_secs(30 * 60),
             max_duration: Duration::from_secs(12 * 3600),
+            allowed_origins: Vec::new(),
         }
     }
 }

@@ -91,6 +91,7 @@ mod tests {
 
     fn container(name: &str, compose: Option<(&str, &str, u32)>) -> ContainerInfo {
         ContainerInfo {
+            state: "running".into(),
             id: "0".repeat(64),
             name: name.into(),
             image: "img".into(),

@@ -66,7 +66,10 @@ impl Gateway {
     /// Authenticates the request and finds and authorises its container. No exec exists yet.
     pub(super) async fn authorise(&self, request: &EnterRequest) -> Result<(Principal, ContainerInfo), Refusal> {
         let address = request.address.to_string();
-        let principal = self.auth.authenticate(request.token.as_deref(), &address).await?;
+        let principal = match &request.cookie {
+            Some(secret) => self.auth.authenticate_cookie(secret).await?,
+            None => self.auth.authenticate(request.token.as_deref(), &address).await?,
+        };
         let container = self.runtime.resolve(&request.address).await?;
         principal.may_enter(&container, self.own_container.as_deref())?;
         if !container.running {

@@ -14,6 +14,7 @@ mod login;
 mod openapi;
 mod range;
 mod stream;
+mod terminal;
 mod tokens;
 mod watch;
 
@@ -59,6 +60,8 @@ pub(super) fn routes() -> Router<Arc<Gateway>> {
         .route("/api/v1/login", post(login::login))
         .route("/api/v1/logout", post(login::logout))
         .route("/api/v1/me", read_only(get(login::me)))
+        .route("/api/v1/containers", read_only(get(terminal::containers)))
+        .route("/api/v1/terminal", read_only(get(terminal::terminal)))
         .route("/api/v1/openapi.json", read_only(get(openapi::document)))
         .route("/api/v1", any(unknown_path))
         .route("/api/v1/{*rest}", any(unknown_path))
@@ -155,7 +158,7 @@ async fn authenticate(gateway: &Gateway, headers: &HeaderMap) -> Result<Principa
 async fn authenticate_change(gateway: &Gateway, headers: &HeaderMap) -> Result<Principal, ApiError> {
     let (principal, by_cookie) = authenticate_with(gateway, headers).await?;
     if by_cookie {
-        login::same_origin(headers)?;
+        login::same_origin(headers, &gateway.config.gateway.allowed_origins, false)?;
     }
     Ok(principal)
 }

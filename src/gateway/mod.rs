@@ -173,12 +173,24 @@ async fn enter(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let limit = gateway.config.gateway.max_message_bytes;
     let request = EnterRequest::from_headers(&headers);
-    // Counts the session as a tracked task until it ends.
-    let tracked = gateway.tracker.token();
-    upgrade.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| async move {
-        gateway.session(socket, request, peer).await;
-        drop(tracked);
-    })
+    gateway.start_session(upgrade, request, peer)
+}
+
+impl Gateway {
+    /// Upgrades to the session's WebSocket and runs the session as a tracked task.
+    fn start_session(
+        self: Arc<Self>,
+        upgrade: WebSocketUpgrade,
+        request: Result<EnterRequest, RequestError>,
+        peer: SocketAddr,
+    ) -> Response {
+        let limit = self.config.gateway.max_message_bytes;
+        // Counts the session as a tracked task until it ends.
+        let tracked = self.tracker.token();
+        upgrade.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| async move {
+            self.session(socket, request, peer).await;
+            drop(tracked);
+        })
+    }
 }

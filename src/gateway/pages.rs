@@ -1,5 +1,5 @@
-//! The web pages (sign-in, sessions, replay, live watch, audit) built from `player/` and
-//! embedded in the binary, served at clean paths beside the API.
+//! The web pages (sign-in, sessions, replay, live watch, audit, containers, web terminal)
+//! built from `player/` and embedded in the binary, served at clean paths beside the API.
 //!
 //! Guarantees: pages are static files and carry no data; the API behind them does every
 //! check. Every page is sent with a Content-Security-Policy that allows only this gateway's
@@ -47,6 +47,8 @@ pub(super) fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/sessions/{id}", get(|| async { page("replay.html") }))
         .route("/sessions/{id}/live", get(|| async { page("watch.html") }))
         .route("/audit", get(|| async { page("audit.html") }))
+        .route("/containers", get(|| async { page("containers.html") }))
+        .route("/terminal", get(|| async { page("terminal.html") }))
         .route("/assets/{*file}", get(asset))
 }
 

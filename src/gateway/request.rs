@@ -21,6 +21,8 @@ pub struct EnterRequest {
     pub address: ContainerAddress,
     /// The presented credential, if any; never logged.
     pub token: Option<String>,
+    /// The browser sign-in cookie's secret (web terminal only); never logged.
+    pub cookie: Option<String>,
     pub term: Option<String>,
     pub command: Option<Vec<String>>,
     pub env: Vec<String>,
@@ -107,6 +109,7 @@ impl EnterRequest {
         Ok(Self {
             address,
             token,
+            cookie: None,
             term,
             command,
             env,
@@ -114,6 +117,29 @@ impl EnterRequest {
             workdir: text(headers, "workdir")?.filter(|w| !w.is_empty()),
             tty,
             client,
+        })
+    }
+}
+
+impl EnterRequest {
+    /// A web terminal's request: the default shell with a TTY in `container`, authorised by
+    /// the browser's sign-in cookie.
+    pub fn web(container: &str, cookie: Option<String>, term: Option<&str>) -> Result<Self, RequestError> {
+        let term = term.map(str::trim).filter(|t| !t.is_empty());
+        if term.is_some_and(|t| t.len() > 64 || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b))) {
+            return Err(RequestError::BadValue("term"));
+        }
+        Ok(Self {
+            address: ContainerAddress::parse(container)?,
+            token: None,
+            cookie,
+            term: term.map(str::to_owned),
+            command: None,
+            env: Vec::new(),
+            user: None,
+            workdir: None,
+            tty: true,
+            client: ClientKind::Web,
         })
     }
 }

@@ -79,7 +79,8 @@ impl DockerRuntime {
             id: response.id.unwrap_or_default(),
             name: response.name.unwrap_or_default().trim_start_matches('/').to_owned(),
             image: response.config.and_then(|c| c.image).unwrap_or_default(),
-            running: response.state.and_then(|s| s.running).unwrap_or(false),
+            running: response.state.as_ref().and_then(|s| s.running).unwrap_or(false),
+            state: response.state.and_then(|s| s.status).map(|s| s.to_string()).unwrap_or_default(),
             compose: compose_of(&labels),
         })
     }
@@ -110,6 +111,26 @@ impl ContainerRuntime for DockerRuntime {
                 None => self.inspect(&compose.to_string()).await,
             },
         }
+    }
+
+    async fn list(&self) -> Result<Vec<ContainerInfo>, RuntimeError> {
+        let options = ListContainersOptions { all: true, ..Default::default() };
+        let found = self.client().await?.list_containers(Some(options)).await.map_err(api_error)?;
+        Ok(found
+            .into_iter()
+            .map(|summary| {
+                let state = summary.state.map(|s| s.to_string()).unwrap_or_default();
+                let name = summary.names.and_then(|names| names.into_iter().next()).unwrap_or_default();
+                ContainerInfo {
+                    id: summary.id.unwrap_or_default(),
+                    name: name.trim_start_matches('/').to_owned(),
+                    image: summary.image.unwrap_or_default(),
+                    running: state == "running",
+                    state,
+                    compose: compose_of(&summary.labels.unwrap_or_default()),
+                }
+            })
+            .collect())
     }
 
     async fn create_exec(&self, container_id: &str, spec: &ExecSpec) -> Result<String, RuntimeError> {

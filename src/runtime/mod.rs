@@ -27,6 +27,8 @@ pub struct ContainerInfo {
     pub name: String,
     pub image: String,
     pub running: bool,
+    /// Docker's word for it: `running`, `exited`, `paused`, …
+    pub state: String,
     /// Set when the container carries Compose labels.
     pub compose: Option<ComposeAddress>,
 }
@@ -96,6 +98,8 @@ pub enum RuntimeError {
 pub trait ContainerRuntime: Send + Sync {
     /// Finds the container an address names.
     async fn resolve(&self, address: &ContainerAddress) -> Result<ContainerInfo, RuntimeError>;
+    /// Every container, running or not.
+    async fn list(&self) -> Result<Vec<ContainerInfo>, RuntimeError>;
     /// Creates an exec; returns its id.
     async fn create_exec(&self, container_id: &str, spec: &ExecSpec) -> Result<String, RuntimeError>;
     /// Starts an exec attached.

@@ -84,15 +84,22 @@ pub(super) fn cookie_secret(headers: &HeaderMap) -> Option<&str> {
         .filter(|secret| !secret.is_empty())
 }
 
-/// Refuses a cookie-authenticated request from another origin (CSRF): the `Origin` header,
-/// when present, must name this gateway's own host.
-pub(super) fn same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else { return Ok(()) };
+/// Refuses a cookie-authenticated request from another origin (cross-site request forgery,
+/// cross-site WebSocket hijacking): the `Origin` header, when present (`required`: it must
+/// be), must name this gateway's own host or be one of the `allowed` origins.
+pub(super) fn same_origin(headers: &HeaderMap, allowed: &[String], required: bool) -> Result<(), ApiError> {
+    let refused =
+        |why: &str| ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("cross-origin request refused: {why}"));
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return if required { Err(refused("no Origin header")) } else { Ok(()) };
+    };
+    let origin = origin.to_str().map_err(|_| refused("unreadable Origin header"))?;
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
     let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
-    if !host.is_empty() && origin_host == host {
+    let own = !host.is_empty() && origin_host.eq_ignore_ascii_case(host);
+    if own || allowed.iter().any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin)) {
         Ok(())
     } else {
-        Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "cross-origin request refused"))
+        Err(refused(&format!("{origin} is neither this gateway nor an allowed origin")))
     }
 }

@@ -19,7 +19,8 @@ use crate::store::{AuditEntry, SessionRow, SessionStatus};
 #[openapi(
     info(title = "Entry session API", description = "Sessions, recordings, live watch, kills and the audit log of an Entry gateway."),
     paths(super::list, super::show, super::recording, super::kill, super::watch::watch, super::audit::audit_log,
-        super::tokens::list, super::login::login, super::login::logout, super::login::me),
+        super::tokens::list, super::login::login, super::login::logout, super::login::me,
+        super::terminal::containers, super::terminal::terminal),
     components(schemas(SessionPage, SessionRow, SessionStatus, ErrorBody, KillOutcome, KillDelivery, AuditEntry, super::tokens::TokenInfo)),
     modifiers(&BearerAuth)
 )]

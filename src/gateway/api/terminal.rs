@@ -1,0 +1,103 @@
+//! The web terminal's API: `GET /api/v1/containers`, the containers the signed-in user may
+//! enter, and `GET /api/v1/terminal?container=…`, the WebSocket of a session opened from the
+//! browser. It speaks the same protocol as `/enter` and is recorded and reaped like any
+//! session, marked `web`.
+//!
+//! Guarantees: the terminal is authorised only by the sign-in cookie (a browser never puts a
+//! token in a URL), and only for pages of this gateway's own origin or of an allowed one
+//! (cross-site WebSocket hijacking is refused before the upgrade); the container list shows
+//! only containers the user may enter, never Entry's own.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+
+use super::{ApiError, authenticate, login};
+use crate::auth::Role;
+use crate::gateway::{EnterRequest, Gateway};
+
+/// A container as the container list shows it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(super) struct ContainerEntry {
+    /// Docker's id, shortened to 12 characters.
+    id: String,
+    name: String,
+    /// `project.service.N` when the container belongs to a Compose project.
+    address: Option<String>,
+    image: String,
+    /// Docker's state: `running`, `exited`, `paused`, …
+    state: String,
+    running: bool,
+}
+
+#[utoipa::path(get, path = "/api/v1/containers", tag = "terminal",
+    description = "The containers the caller may enter (running or not), by Compose address, then name.",
+    responses((status = 200, body = Vec<ContainerEntry>), (status = 401, body = crate::client::api::ErrorBody),
+        (status = 403, body = crate::client::api::ErrorBody), (status = 503, body = crate::client::api::ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn containers(
+    State(gateway): State<Arc<Gateway>>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<ContainerEntry>>, ApiError> {
+    let principal = authenticate(&gateway, &headers).await?;
+    if principal.role == Role::Auditor {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "auditors never enter containers"));
+    }
+    let all = gateway.runtime.list().await.map_err(|error| {
+        tracing::warn!(%error, "container list: the container runtime failed");
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "runtime_unavailable", "the container runtime is unavailable")
+    })?;
+    let mut entries: Vec<ContainerEntry> = all
+        .into_iter()
+        .filter(|container| principal.may_enter(container, gateway.own_container.as_deref()).is_ok())
+        .map(|container| ContainerEntry {
+            id: container.id.chars().take(12).collect(),
+            address: container.compose.as_ref().map(ToString::to_string),
+            name: container.name,
+            image: container.image,
+            state: container.state,
+            running: container.running,
+        })
+        .collect();
+    entries.sort_by(|a, b| (a.address.is_none(), &a.address, &a.name).cmp(&(b.address.is_none(), &b.address, &b.name)));
+    Ok(Json(entries))
+}
+
+/// `GET /api/v1/terminal` query.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TerminalParams {
+    /// The container: id, name or Compose address `project.service.N`.
+    container: String,
+    /// `TERM` for the shell (default: the gateway's `shell.term`).
+    term: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/terminal", tag = "terminal",
+    description = "WebSocket: a session in the container, in the terminal protocol of /enter (binary protobuf frames), authorised by the sign-in cookie. Refusals after the upgrade come as CLOSE with a reason.",
+    params(TerminalParams),
+    responses((status = 101, description = "switching to the WebSocket"),
+        (status = 400, body = crate::client::api::ErrorBody),
+        (status = 403, body = crate::client::api::ErrorBody, description = "the page's Origin is neither this gateway nor an allowed origin")))]
+pub(super) async fn terminal(
+    State(gateway): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    query: Result<Query<TerminalParams>, QueryRejection>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    login::same_origin(&headers, &gateway.config.gateway.allowed_origins, true)?;
+    let upgrade = upgrade.map_err(|_| ApiError::bad_request("the terminal is a WebSocket: send an upgrade request"))?;
+    let Query(params) = query.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
+    let cookie = login::cookie_secret(&headers).map(str::to_owned);
+    let request = EnterRequest::web(&params.container, cookie, params.term.as_deref());
+    Ok(gateway.start_session(upgrade, request, peer))
+}
