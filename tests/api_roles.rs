@@ -93,6 +93,8 @@ async fn every_endpoint_for_every_caller() {
         (Call::Get("/api/v1/tokens"), [401, 401, 401, 403, 403, 403, 200]),
         (Call::Get("/api/v1/openapi.json"), [401, 401, 401, 200, 200, 200, 200]),
         (Call::Post(&paths[3]), [401, 401, 401, 403, 403, 403, 202]),
+        (Call::Get("/api/v1/me"), [401, 401, 401, 200, 200, 200, 200]),
+        (Call::Get("/api/v1/containers"), [401, 401, 401, 200, 200, 403, 200]),
     ];
     let mut wrong = Vec::new();
     for (call, expected) in &table {
@@ -111,16 +113,29 @@ async fn every_endpoint_for_every_caller() {
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 
     // Another developer's list never holds alice's sessions; the token list holds no secret.
-    let listed: serde_json::Value = reqwest::Client::new()
-        .get(format!("{}/api/v1/sessions", app.url()))
-        .bearer_auth(&other)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let get_json = |path: &str, token: &str| {
+        let request = reqwest::Client::new().get(format!("{}{path}", app.url())).bearer_auth(token).send();
+        async move { request.await.unwrap().json::<serde_json::Value>().await.unwrap() }
+    };
+    let listed = get_json("/api/v1/sessions", &other).await;
     assert_eq!(listed["sessions"].as_array().unwrap().len(), 0);
+    let me = get_json("/api/v1/me", &auditor).await;
+    assert_eq!((me["user"].as_str(), me["role"].as_str()), (Some("audrey"), Some("auditor")));
+
+    // The container list holds what the caller may enter, with its Compose address.
+    let names = |list: serde_json::Value| -> Vec<String> {
+        list.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_owned()).collect()
+    };
+    let listed = get_json("/api/v1/containers", &owner).await;
+    let mine = listed.as_array().unwrap().iter().find(|c| c["name"] == container.name.as_str()).unwrap();
+    assert_eq!(
+        (mine["address"].as_str(), mine["state"].as_str()),
+        (Some(container.compose().as_str()), Some("running"))
+    );
+    assert_eq!(mine["image"], BASH_IMAGE);
+    assert!(names(get_json("/api/v1/containers", &admin).await).contains(&container.name));
+    let outsider = app.token("carol", Role::Developer, &["shop.*"]).await;
+    assert!(!names(get_json("/api/v1/containers", &outsider).await).contains(&container.name));
     let body = reqwest::Client::new()
         .get(format!("{}/api/v1/tokens", app.url()))
         .bearer_auth(&admin)

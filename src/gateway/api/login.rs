@@ -103,3 +103,32 @@ pub(super) fn same_origin(headers: &HeaderMap, allowed: &[String], required: boo
         Err(refused(&format!("{origin} is neither this gateway nor an allowed origin")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn only_this_gateway_and_allowed_origins_pass() {
+        let allowed = ["https://console.example".to_owned()];
+        let check = |pairs: &[(&'static str, &str)], required| same_origin(&headers(pairs), &allowed, required).is_ok();
+        let host = ("host", "entry.example:8080");
+        assert!(check(&[host, ("origin", "http://entry.example:8080")], true));
+        assert!(check(&[host, ("origin", "https://ENTRY.example:8080")], true));
+        assert!(check(&[host, ("origin", "https://console.example")], true));
+        assert!(check(&[host], false), "a request without Origin is not from a browser page");
+        assert!(!check(&[host], true));
+        for foreign in ["http://evil.example", "http://entry.example:8081", "https://console.example.evil", "null"] {
+            assert!(!check(&[host, ("origin", foreign)], false), "{foreign}");
+        }
+        assert!(!check(&[("origin", "http://entry.example:8080")], false), "no Host to compare with");
+    }
+}
