@@ -1,5 +1,6 @@
-// The header bar every signed-in page shares: "Entry", links to Sessions and (for auditors
-// and admins) Audit, who is signed in (`#whoami`) and a sign-out button (`#logout`).
+// The header bar every signed-in page shares: "Entry", links to Sessions, (for developers
+// and admins) Containers and (for auditors and admins) Audit, who is signed in (`#whoami`)
+// and a sign-out button (`#logout`).
 
 import { api, describeError, request } from './api.js';
 import { el, showError } from './dom.js';
@@ -9,10 +10,15 @@ export function seesEveryone(role) {
   return role === 'auditor' || role === 'admin';
 }
 
+/** Whether a role may enter containers (auditors never do). */
+export function entersContainers(role) {
+  return role === 'developer' || role === 'admin';
+}
+
 /**
  * Asks the API who is signed in (going to the sign-in page when nobody is), fills the
  * page's `<header id="topbar">` and returns `{user, role}`. `current` names the nav link
- * to mark as the current page ("sessions" or "audit").
+ * to mark as the current page ("sessions", "containers" or "audit").
  */
 export async function initHeader(current) {
   const me = await api('/api/v1/me');
@@ -26,6 +32,7 @@ export async function initHeader(current) {
       'nav',
       { 'aria-label': 'Main' },
       link('sessions', '/sessions', 'Sessions'),
+      entersContainers(me.role) ? link('containers', '/containers', 'Containers') : null,
       seesEveryone(me.role) ? link('audit', '/audit', 'Audit') : null,
     ),
     el('span', { className: 'spacer' }),
