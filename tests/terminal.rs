@@ -172,6 +172,22 @@ async fn a_developer_opens_a_terminal_from_the_container_list_and_utf8_goes_both
     type_line(&browser, "echo 你好-$((6*7))").await;
     wait_for_output(&browser, "# echo 你好-$((6*7))\n你好-42", WAIT).await;
 
+    // Ctrl+Shift+C copies the selection (Ctrl+C stays the shell's interrupt); the clipboard
+    // is stubbed, as a headless browser has none to read back.
+    let stub = "window.copied = []; navigator.clipboard.writeText = async (text) => { window.copied.push(text); };";
+    browser.js(stub, vec![]).await;
+    browser.js("window.entryTerminal.selectAll()", vec![]).await;
+    let input = browser.client.find(Locator::Css(".xterm-helper-textarea")).await.unwrap();
+    let chord = [Key::Control, Key::Shift].map(char::from).iter().collect::<String>()
+        + "c"
+        + &char::from(Key::Null).to_string();
+    input.send_keys(&chord).await.unwrap();
+    browser
+        .wait_until("the selection copied", WAIT, || async {
+            browser.js("return window.copied.join('')", vec![]).await.as_str().is_some_and(|t| t.contains("你好-42"))
+        })
+        .await;
+
     // A 64 KiB paste of mixed UTF-8 reaches the shell byte for byte (raw mode: no line
     // editing, no echo, no 4 KiB line limit).
     type_line(

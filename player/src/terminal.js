@@ -52,6 +52,34 @@ terminal.loadAddon(new Unicode11Addon());
 terminal.unicode.activeVersion = '11';
 window.entryTerminal = terminal;
 
+// Copy and paste with Ctrl+Shift+C / Ctrl+Shift+V, as in desktop terminals: Ctrl+C stays the
+// shell's interrupt. (The browser's own copy — the context menu, or Cmd+C — works too.)
+terminal.attachCustomKeyEventHandler((event) => {
+  if (event.type !== 'keydown' || !event.ctrlKey || !event.shiftKey || event.altKey) return true;
+  if (event.code === 'KeyC') {
+    const selection = terminal.getSelection();
+    if (selection) copyText(selection);
+    return false;
+  }
+  // Ctrl+Shift+V: let the browser paste into xterm's textarea, not send ^V to the shell.
+  return event.code !== 'KeyV';
+});
+
+/** Puts text on the clipboard: the Clipboard API where the page may use it, else execCommand. */
+function copyText(text) {
+  const fallback = () => {
+    const area = el('textarea');
+    area.value = text;
+    document.body.append(area);
+    area.select();
+    document.execCommand('copy');
+    area.remove();
+    terminal.focus();
+  };
+  if (navigator.clipboard?.writeText) navigator.clipboard.writeText(text).catch(fallback);
+  else fallback();
+}
+
 let socket = null; // the open (or opening) WebSocket of the current session
 let sentSize = ''; // the last "<cols> <rows>" sent on it
 
