@@ -246,8 +246,8 @@ async fn the_shell_follows_the_window_size_and_says_when_the_connection_is_lost(
             terminal_size(&browser).await != before
         })
         .await;
-    // The WINCH leaves with the fit; give the gateway a moment to resize the exec.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The WINCH leaves with the fit, and the gateway resizes the exec before it reads the
+    // keys typed next.
     let after = terminal_size(&browser).await;
     assert_eq!(stty_size(&browser, "after").await, after, "the WINCH after the resize (before: {before})");
     let [rows, cols] = [0, 1].map(|i| after.split(' ').nth(i).unwrap().parse::<u32>().unwrap());
@@ -255,12 +255,22 @@ async fn the_shell_follows_the_window_size_and_says_when_the_connection_is_lost(
     assert!(cols < cols_before && rows < rows_before, "{before} -> {after}");
 
     // A connection that drops after opening (here: closed under the page's feet) leaves the
-    // page disconnected; with the gateway gone, a new session's socket never opens.
+    // page disconnected, and the shell and its background job are reaped like a CLI
+    // session's; with the gateway gone, a new session's socket never opens.
+    type_line(&browser, "sleep 1000 & echo bg-$((6*7))").await;
+    wait_for_output(&browser, "bg-42", WAIT).await;
     browser.js("window.entrySocket.close()", vec![]).await;
     wait_for_state(&browser, "disconnected").await;
     assert!(!browser.js("return document.querySelector('#reconnect').hidden", vec![]).await.as_bool().unwrap());
-    let row = common::newest_session(&app.store).await;
+    let row =
+        common::wait_for_newest(&app.store, WAIT, "reaped", |r| common::is_final(r) && r.reap_status.is_some()).await;
     assert_eq!((row.initial_rows, row.initial_cols), (Some(rows_before.into()), Some(cols_before.into())));
+    assert_eq!(
+        (row.close_reason.as_deref(), row.reap_status.as_deref()),
+        (Some("client_gone"), Some("reaped")),
+        "{row:?}"
+    );
+    assert_eq!(container.marked_processes(&row.id), 0);
     app.shutdown().await;
     browser.click("#reconnect").await;
     wait_for_state(&browser, "refused").await;
