@@ -339,7 +339,7 @@ async fn a_web_session_is_listed_as_web_and_replays(engine: Engine) {
 
     type_line(&browser, "exit 4").await;
     let status = wait_for_state(&browser, "closed").await;
-    assert!(status.contains("exited with code 4") && status.contains("exit code 4"), "{status}");
+    assert!(status.contains("The shell exited with code 4.") && !status.contains(">>>"), "{status}");
     assert!(!buffer(&browser).await.contains("exited with code"), "the CLOSE line went into the terminal");
     assert!(!browser.js("return document.querySelector('#reconnect').hidden", vec![]).await.as_bool().unwrap());
     let row = common::wait_for_newest(&app.store, WAIT, "the recorded session", common::is_final).await;

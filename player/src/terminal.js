@@ -217,8 +217,10 @@ function connect() {
 
 /** The session is over (a CLOSE frame): its line goes to the status bar, and for a refusal to `#error`. */
 function ended(message) {
-  const line = utf8.decode(message.content).trim() || 'session closed';
-  const text = message.exit_code === undefined ? line : `${line} (exit code ${message.exit_code})`;
+  // The CLI's ">>> " prefix means nothing here; the code is added unless the line says it.
+  const line = utf8.decode(message.content).trim().replace(/^>>> /, '') || 'session closed';
+  const said = message.exit_code === undefined || line.includes(`code ${message.exit_code}`);
+  const text = said ? line : `${line} (exit code ${message.exit_code})`;
   terminal.options.disableStdin = true;
   if (!REFUSALS.has(message.close_reason)) {
     setStatus('closed', text, true);
