@@ -37,8 +37,18 @@ async fn bad_missing_and_revoked_tokens_are_unauthorised_and_create_no_exec() {
         assert_eq!(reason, CloseReason::Unauthorised, "{headers:?}: {line}");
         assert!(line.starts_with("unauthorised"), "{line}");
     }
+    // Used once (its secret is then remembered as verified), then revoked: refused at once,
+    // and a wrong secret for the same id is still refused while the right one is remembered.
+    let me = |token: String| {
+        let request = reqwest::Client::new().get(format!("{}/api/v1/me", app.url())).bearer_auth(token).send();
+        async move { request.await.unwrap().status().as_u16() }
+    };
+    assert_eq!(me(good.clone()).await, 200);
+    assert_eq!(me(good.clone()).await, 200);
+    assert_eq!(me(wrong_secret.clone()).await, 401);
     let id = good.split('.').next().unwrap();
     assert!(app.store.revoke_token(id).await.unwrap());
+    assert_eq!(me(good.clone()).await, 401);
     let auth = bearer(&good);
     let (reason, _) = refused(&app, &[("container", &address), ("authorization", &auth)]).await;
     assert_eq!(reason, CloseReason::Unauthorised);

@@ -3,10 +3,12 @@
 //! Guarantees, fail-closed: a request without a valid, unrevoked token (or a console's
 //! explicit yes) is unauthorised; a valid one is checked against its role and container
 //! patterns before any exec exists; auditors never enter; Entry never enters its own
-//! container. Tokens are compared only through their argon2id hashes.
+//! container. Tokens are compared only through their argon2id hashes (a secret that passed is
+//! then remembered for a minute as a keyed SHA-256, see `verified`).
 
 mod policy;
 mod token;
+mod verified;
 mod webhook;
 
 pub use policy::{PatternError, Patterns, Role};
@@ -58,11 +60,14 @@ pub enum AuthError {
 pub struct Authenticator {
     store: Store,
     webhook: Option<Webhook>,
+    verified: std::sync::Arc<verified::VerifiedTokens>,
 }
 
 impl Authenticator {
     pub fn new(store: Store, webhook: Option<Webhook>) -> Self {
-        Self { store, webhook }
+        // One argon2id check per core at most: each takes 19 MiB and a core for ~30 ms.
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 4);
+        Self { store, webhook, verified: std::sync::Arc::new(verified::VerifiedTokens::new(cores)) }
     }
 
     /// Authenticates a presented token for a request to enter `address`: the store first,
@@ -124,15 +129,25 @@ impl Authenticator {
     /// The principal of a store token; `None` when the store does not know the token's id.
     async fn stored_token(&self, presented: &str) -> Result<Option<Principal>, AuthError> {
         let Some(token) = Token::parse(presented) else { return Ok(None) };
+        // The row is read every time: a revoked token is refused at once, cached or not.
         let Some(row) = self.store.token(token.id()).await? else { return Ok(None) };
-        let hash = row.secret_hash.clone();
-        let matches = tokio::task::spawn_blocking(move || token.verify(&hash)).await.unwrap_or(false);
-        if !matches || row.revoked_at.is_some() {
+        let cached = self.verified.recently_verified(token.id(), token.secret(), &row.secret_hash);
+        if !cached {
+            let (hash, check) = (row.secret_hash.clone(), token.clone());
+            if !self.verified.verify(move || check.verify(&hash)).await {
+                return Err(AuthError::InvalidToken);
+            }
+        }
+        if row.revoked_at.is_some() {
             return Err(AuthError::InvalidToken);
         }
         let role = Role::parse(&row.role).ok_or(AuthError::InvalidToken)?;
-        if let Err(error) = self.store.touch_token(&row.id).await {
-            tracing::warn!(token.id = %row.id, %error, "could not record token use");
+        if !cached {
+            self.verified.remember(token.id(), token.secret(), &row.secret_hash);
+            // last_used_at is therefore exact to `verified::TTL`, not to the request.
+            if let Err(error) = self.store.touch_token(&row.id).await {
+                tracing::warn!(token.id = %row.id, %error, "could not record token use");
+            }
         }
         Ok(Some(Principal {
             user: row.user,

@@ -63,6 +63,11 @@ impl Token {
     }
 
     /// Whether the secret matches a stored hash. A malformed hash never matches.
+    /// The secret part (for the verified-secret cache only; never log it).
+    pub(super) fn secret(&self) -> &str {
+        &self.secret
+    }
+
     pub fn verify(&self, hash: &str) -> bool {
         PasswordHash::new(hash)
             .map(|parsed| Argon2::default().verify_password(self.secret.as_bytes(), &parsed).is_ok())
