@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::protocol::{CloseReason, RequestMessage, RequestType, ResponseMessage, Utf8Carry, WindowSize, encode};
 use crate::recorder::{Frame, SessionRecorder};
-use crate::runtime::{ContainerRuntime, InputSink, Output, OutputStream};
+use crate::runtime::{ContainerRuntime, InputSink, Output, OutputStream, RuntimeError};
 
 /// A started exec as the relay needs it.
 pub(super) struct Exec {
@@ -393,12 +393,20 @@ impl InputPump {
     }
 
     /// Resizes the TTY, retrying briefly while the process is still starting.
+    /// Gives up at once when the exec is gone (a short command that already exited) or the
+    /// session is ending, so a late WINCH never holds the session open.
     async fn resize(&self, size: WindowSize) {
         for attempt in 0..20u64 {
             match self.runtime.resize_exec(&self.exec_id, size).await {
                 Ok(()) => return,
+                Err(error @ RuntimeError::ExecNotFound(_)) => {
+                    return tracing::debug!(%error, "resize: the exec is gone");
+                }
                 Err(error) if attempt == 19 => tracing::debug!(%error, "resize failed"),
-                Err(_) => tokio::time::sleep(Duration::from_millis(10 * (attempt + 1))).await,
+                Err(_) => tokio::select! {
+                    _ = self.cancel.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(10 * (attempt + 1))) => {}
+                },
             }
         }
     }
