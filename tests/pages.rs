@@ -3,6 +3,7 @@
 //! shows when the API refuses.
 
 #[path = "common/browser.rs"]
+#[macro_use]
 mod browser;
 mod common;
 
@@ -13,24 +14,6 @@ use common::{BASH_IMAGE, TestApp, TestContainer, WAIT, bearer};
 use entry::auth::Role;
 use entry::store::SessionStatus;
 use tokio::io::AsyncReadExt;
-
-/// Each scenario runs in Chromium and in Firefox.
-macro_rules! in_both_browsers {
-    ($($scenario:ident),* $(,)?) => {
-        mod chromium {
-            $(#[tokio::test(flavor = "multi_thread")]
-            async fn $scenario() {
-                super::$scenario(super::Engine::Chromium).await
-            })*
-        }
-        mod firefox {
-            $(#[tokio::test(flavor = "multi_thread")]
-            async fn $scenario() {
-                super::$scenario(super::Engine::Firefox).await
-            })*
-        }
-    };
-}
 
 in_both_browsers!(
     an_auditor_replays_a_finished_session_in_the_player,

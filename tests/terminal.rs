@@ -5,6 +5,7 @@
 //! other sites' pages off the terminal WebSocket.
 
 #[path = "common/browser.rs"]
+#[macro_use]
 mod browser;
 mod common;
 
@@ -18,24 +19,6 @@ use fantoccini::Locator;
 use fantoccini::key::Key;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-
-/// Each scenario runs in Chromium and in Firefox.
-macro_rules! in_both_browsers {
-    ($($scenario:ident),* $(,)?) => {
-        mod chromium {
-            $(#[tokio::test(flavor = "multi_thread")]
-            async fn $scenario() {
-                super::$scenario(super::Engine::Chromium).await
-            })*
-        }
-        mod firefox {
-            $(#[tokio::test(flavor = "multi_thread")]
-            async fn $scenario() {
-                super::$scenario(super::Engine::Firefox).await
-            })*
-        }
-    };
-}
 
 in_both_browsers!(
     a_developer_opens_a_terminal_from_the_container_list_and_utf8_goes_both_ways,

@@ -14,7 +14,8 @@ import { Terminal } from '@xterm/xterm';
 import { currentPath, describeError, query } from './lib/api.js';
 import { el, showError, showNotice } from './lib/dom.js';
 import { entersContainers, initHeader } from './lib/header.js';
-import { decodeResponse, encodeRequest } from './lib/protocol.js';
+import { encodeRequest } from './lib/protocol.js';
+import { openTerminalSocket } from './lib/socket.js';
 
 /** TERM for the shell: xterm.js is an xterm with 256 colours. */
 const TERM = 'xterm-256color';
@@ -157,15 +158,20 @@ terminal.onBinary((data) => sendInput(Uint8Array.from(data, (char) => char.charC
 
 /** Opens a new session: the terminal WebSocket, with the shell's output going to the terminal. */
 function connect() {
-  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  const ws = new WebSocket(`${scheme}//${location.host}/api/v1/terminal${query({ container, term: TERM })}`);
-  ws.binaryType = 'arraybuffer';
+  let opened = false; // the upgrade succeeded
+  let closed = false; // a CLOSE frame came: the end of the socket is expected
+  const ws = openTerminalSocket(`/api/v1/terminal${query({ container, term: TERM })}`, {
+    onOutput: (bytes) => terminal.write(bytes),
+    onClose: (message) => {
+      closed = true;
+      ended(message);
+    },
+    onBadFrame: (error) => showError(`Could not read a frame from the gateway: ${error.message}`),
+  });
   socket = ws;
   window.entrySocket = ws;
   sentSize = '';
   pendingSurrogate = '';
-  let opened = false; // the upgrade succeeded
-  let closed = false; // a CLOSE frame came: the end of the socket is expected
   terminal.options.disableStdin = false;
   setStatus('connecting', `connecting to ${container}…`);
 
@@ -174,28 +180,6 @@ function connect() {
     setStatus('live', 'live');
     fitTerminal();
     terminal.focus();
-  });
-  ws.addEventListener('message', (event) => {
-    if (!(event.data instanceof ArrayBuffer)) return; // the protocol is binary frames only
-    let message;
-    try {
-      message = decodeResponse(event.data);
-    } catch (error) {
-      showError(`Could not read a frame from the gateway: ${error.message}`);
-      return;
-    }
-    switch (message.msg_type) {
-      case 'STDOUT':
-      case 'STDERR':
-        terminal.write(message.content);
-        break;
-      case 'CLOSE':
-        closed = true;
-        ended(message);
-        break;
-      default:
-        break; // PING, and types this page does not know
-    }
   });
   ws.addEventListener('close', () => {
     if (socket !== ws) return;

@@ -9,7 +9,7 @@ import { Terminal } from '@xterm/xterm';
 import { api, describeError, sessionIdFromPath } from './lib/api.js';
 import { el, showError, showNotice } from './lib/dom.js';
 import { initHeader, seesEveryone } from './lib/header.js';
-import { decodeResponse } from './lib/protocol.js';
+import { openTerminalSocket } from './lib/socket.js';
 
 const id = sessionIdFromPath();
 const statusLine = document.getElementById('status');
@@ -96,40 +96,20 @@ function replayLink(text) {
 
 /** Opens the watch socket and writes what it sends to the terminal. */
 function connect() {
-  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  const ws = new WebSocket(`${scheme}//${location.host}/api/v1/sessions/${id}/watch`);
-  ws.binaryType = 'arraybuffer';
-  socket = ws;
   let closed = false; // a CLOSE frame came: the session ended, the socket's end is expected
-
-  ws.addEventListener('open', () => setStatus('live', 'live'));
-  ws.addEventListener('message', (event) => {
-    if (!(event.data instanceof ArrayBuffer)) return; // the protocol is binary frames only
-    let message;
-    try {
-      message = decodeResponse(event.data);
-    } catch (error) {
-      showError(`Could not read a frame from the gateway: ${error.message}`);
-      return;
-    }
-    switch (message.msg_type) {
-      case 'STDOUT':
-      case 'STDERR':
-        terminal.write(message.content);
-        break;
-      case 'RESIZE':
-        resizeTo(message.content);
-        break;
-      case 'CLOSE':
-        closed = true;
-        setStatus('closed', closeText(message));
-        showNotice('The session has ended. ', replayLink('Replay the whole session'), '.');
-        if (message.exit_code === undefined) addExitCode(closeText(message));
-        break;
-      default:
-        break; // PING, and types this page does not know
-    }
+  const ws = openTerminalSocket(`/api/v1/sessions/${id}/watch`, {
+    onOutput: (bytes) => terminal.write(bytes),
+    onResize: resizeTo,
+    onClose: (message) => {
+      closed = true;
+      setStatus('closed', closeText(message));
+      showNotice('The session has ended. ', replayLink('Replay the whole session'), '.');
+      if (message.exit_code === undefined) addExitCode(closeText(message));
+    },
+    onBadFrame: (error) => showError(`Could not read a frame from the gateway: ${error.message}`),
   });
+  socket = ws;
+  ws.addEventListener('open', () => setStatus('live', 'live'));
   ws.addEventListener('close', () => {
     if (socket !== ws) return;
     socket = null;

@@ -8,6 +8,25 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
+/// Declares a test per browser for each scenario `async fn scenario(engine: Engine)` of the
+/// test file: `chromium::scenario` and `firefox::scenario`.
+macro_rules! in_both_browsers {
+    ($($scenario:ident),* $(,)?) => {
+        mod chromium {
+            $(#[tokio::test(flavor = "multi_thread")]
+            async fn $scenario() {
+                super::$scenario($crate::browser::Engine::Chromium).await
+            })*
+        }
+        mod firefox {
+            $(#[tokio::test(flavor = "multi_thread")]
+            async fn $scenario() {
+                super::$scenario($crate::browser::Engine::Firefox).await
+            })*
+        }
+    };
+}
+
 /// Which browser.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
