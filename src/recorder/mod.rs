@@ -36,6 +36,22 @@ pub fn frames_dropped() -> u64 {
     FRAMES_DROPPED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// Frames handed to recorders and not yet encoded, across all recordings.
+static QUEUE_DEPTH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Recordings that failed (spool I/O, or a spool that could not be completed), since start.
+static FAILURES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Frames handed to recorders and not yet encoded, across all recordings on this gateway.
+pub fn queue_depth() -> u64 {
+    QUEUE_DEPTH.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Recordings that failed (spool I/O, or a spool that could not be completed), since start.
+pub fn failures() -> u64 {
+    FAILURES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Why a recording could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordingError {

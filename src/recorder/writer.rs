@@ -83,8 +83,16 @@ impl SessionRecorder {
         if self.strict {
             // Waiting slows the session but loses nothing; a closed queue is a failure the
             // relay learns about through `failed`.
-            let _ = self.tx.send(message).await;
-        } else if self.tx.try_send(message).is_err() {
+            // Counted before sending: the writer may take it off the queue at once.
+            super::QUEUE_DEPTH.fetch_add(1, Ordering::Relaxed);
+            if self.tx.send(message).await.is_err() {
+                super::QUEUE_DEPTH.fetch_sub(1, Ordering::Relaxed);
+            }
+            return;
+        }
+        super::QUEUE_DEPTH.fetch_add(1, Ordering::Relaxed);
+        if self.tx.try_send(message).is_err() {
+            super::QUEUE_DEPTH.fetch_sub(1, Ordering::Relaxed);
             self.dropped.fetch_add(1, Ordering::Relaxed);
             super::FRAMES_DROPPED.fetch_add(1, Ordering::Relaxed);
         }
@@ -150,7 +158,10 @@ impl Writer {
         let (at, exit_code, status) = loop {
             tokio::select! {
                 message = rx.recv() => match message {
-                    Some(Message::Frame(at, frame)) => self.write_frame(at, frame),
+                    Some(Message::Frame(at, frame)) => {
+                        super::QUEUE_DEPTH.fetch_sub(1, Ordering::Relaxed);
+                        self.write_frame(at, frame);
+                    }
                     Some(Message::End { at, exit_code, status }) => break (at, exit_code, status),
                     None => break (Duration::ZERO, None, SessionStatus::Interrupted),
                 },
@@ -339,6 +350,7 @@ impl Writer {
     }
 
     fn spool_failed(&mut self, error: std::io::Error) {
+        super::FAILURES.fetch_add(1, Ordering::Relaxed);
         let reason = format!("writing the recording spool failed: {error}");
         tracing::error!(session.id = %self.meta.session_id, %error, "recording failed");
         self.spool = None;
@@ -358,6 +370,7 @@ impl Writer {
         store_task: tokio::task::JoinHandle<Result<super::storage::StoredObject, super::storage::StorageError>>,
     ) {
         store_task.abort();
+        super::FAILURES.fetch_add(1, Ordering::Relaxed);
         self.report(&format!("completing the recording spool failed: {error}")).await;
     }
 
