@@ -21,7 +21,13 @@ pub enum ConfigError {
     MissingFile(PathBuf),
     #[error("invalid configuration: {0}")]
     Invalid(#[from] Box<figment::Error>),
+    #[error("invalid configuration: {key} must be {bound}")]
+    Duration { key: &'static str, bound: &'static str },
 }
+
+/// The longest any duration setting may be (`"100y"`): the gateway adds settings to the clock,
+/// and a century is beyond any sensible setting yet far from overflowing it.
+pub const MAX_DURATION_SETTING: Duration = Duration::from_secs(100 * 31_557_600);
 
 /// The whole configuration.
 #[derive(Clone, Serialize, Deserialize)]
@@ -85,8 +91,12 @@ pub struct RecordingConfig {
     /// How often the spool is flushed to its file (and so survives a crash of the gateway).
     #[serde(with = "humantime_serde")]
     pub flush_interval: Duration,
-    /// Frames the relay may queue for the recorder before frames are dropped.
+    /// Frames the relay may queue for the recorder; when it is full the session waits.
     pub queue_capacity: usize,
+    /// How long a session waits for a stalled recorder (a hung disk) before it goes on and
+    /// loses frames; strict sessions wait for ever and end if the recording fails.
+    #[serde(with = "humantime_serde")]
+    pub stall_timeout: Duration,
     /// Directory of the `fs` storage; default `<data_dir>/recordings`.
     pub dir: Option<PathBuf>,
     pub s3: S3Config,
@@ -140,9 +150,26 @@ pub struct GatewayConfig {
     /// No session lasts longer than this.
     #[serde(with = "humantime_serde")]
     pub max_duration: Duration,
+    /// Most sessions this gateway runs at once (0: no limit).
+    pub max_sessions: usize,
+    /// Most sessions one user runs on this gateway at once (0: no limit).
+    pub max_sessions_per_user: usize,
     /// Origins (`https://console.example.com`) besides the gateway's own whose pages may use
     /// the browser's sign-in: open the web terminal and watch WebSockets, kill sessions.
     pub allowed_origins: Vec<String>,
+    /// Serve HTTPS and WSS on `listen` (`[gateway.tls]`); unset means plain HTTP.
+    pub tls: Option<TlsConfig>,
+}
+
+/// TLS termination in the gateway: a certificate chain and its private key, PEM files
+/// (`ENTRY_GATEWAY__TLS__CERT`, `ENTRY_GATEWAY__TLS__KEY`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The server's certificate first, then any intermediates.
+    pub cert: PathBuf,
+    /// Its private key: PKCS#8, PKCS#1 (RSA) or SEC1 (EC).
+    pub key: PathBuf,
 }
 
 /// How to reach the Docker Engine.
@@ -165,11 +192,22 @@ pub struct StoreConfig {
 }
 
 /// Who may enter.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     /// A console asked whether a token unknown to the store may enter a container.
     pub webhook: Option<WebhookConfig>,
+    /// Failed authentications one source address may make in `failure_window` before it is
+    /// refused until the window passes (0: no limit).
+    pub max_failures: usize,
+    #[serde(with = "humantime_serde")]
+    pub failure_window: Duration,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self { webhook: None, max_failures: 20, failure_window: Duration::from_secs(60) }
+    }
 }
 
 /// LAIN-style console authorisation.
@@ -221,7 +259,8 @@ impl Default for RecordingConfig {
             required: false,
             storage: StorageKind::Fs,
             flush_interval: Duration::from_secs(1),
-            queue_capacity: 4096,
+            queue_capacity: 256,
+            stall_timeout: Duration::from_secs(5),
             dir: None,
             s3: S3Config::default(),
         }
@@ -251,7 +290,10 @@ impl Default for GatewayConfig {
             self_container_id: None,
             idle_timeout: Duration::from_secs(30 * 60),
             max_duration: Duration::from_secs(12 * 3600),
+            max_sessions: 4096,
+            max_sessions_per_user: 64,
             allowed_origins: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -293,8 +335,53 @@ impl Config {
         figment
             .merge(env)
             .merge(Serialized::defaults(overrides))
-            .extract()
-            .map_err(|e| ConfigError::Invalid(Box::new(e)))
+            .extract::<Self>()
+            .map_err(|e| ConfigError::Invalid(Box::new(e)))?
+            .validated()
+    }
+
+    /// Loads defaults, then `text` as a configuration file's TOML; no environment, no flags,
+    /// no filesystem (the file layer of [`Config::load`] alone).
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(text))
+            .extract::<Self>()
+            .map_err(|e| ConfigError::Invalid(Box::new(e)))?
+            .validated()
+    }
+
+    /// Every duration setting by key, and whether it is the period of a repeating timer.
+    pub fn durations(&self) -> Vec<(&'static str, Duration, bool)> {
+        let mut all = vec![
+            ("gateway.ping_interval", self.gateway.ping_interval, true),
+            ("gateway.client_timeout", self.gateway.client_timeout, false),
+            ("gateway.idle_timeout", self.gateway.idle_timeout, false),
+            ("gateway.max_duration", self.gateway.max_duration, false),
+            ("docker.request_timeout", self.docker.request_timeout, false),
+            ("auth.failure_window", self.auth.failure_window, false),
+            ("recording.flush_interval", self.recording.flush_interval, true),
+            ("recording.stall_timeout", self.recording.stall_timeout, false),
+            ("recording.s3.max_backoff", self.recording.s3.max_backoff, false),
+            ("reaper.grace", self.reaper.grace, false),
+            ("reaper.sweep_interval", self.reaper.sweep_interval, true),
+            ("reaper.node_expiry", self.reaper.node_expiry, false),
+        ];
+        all.extend(self.auth.webhook.as_ref().map(|w| ("auth.webhook.timeout", w.timeout, false)));
+        all
+    }
+
+    /// Refuses durations the gateway cannot run with: a repeating timer's period of zero
+    /// (tokio's intervals panic on it) and anything over [`MAX_DURATION_SETTING`].
+    fn validated(self) -> Result<Self, ConfigError> {
+        for (key, duration, period) in self.durations() {
+            if period && duration.is_zero() {
+                return Err(ConfigError::Duration { key, bound: "more than 0" });
+            }
+            if duration > MAX_DURATION_SETTING {
+                return Err(ConfigError::Duration { key, bound: "at most 100 years" });
+            }
+        }
+        Ok(self)
     }
 
     /// The store URL, defaulting to a SQLite file in the data directory.
@@ -402,11 +489,49 @@ mod tests {
     }
 
     #[test]
+    fn tls_from_the_file_or_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            assert!(Config::load(None, NoFlags {}).unwrap().gateway.tls.is_none());
+            jail.create_file("tls.toml", "[gateway.tls]\ncert = \"/c.pem\"\nkey = \"/k.pem\"\n")?;
+            let tls = Config::load(Some(Path::new("tls.toml")), NoFlags {}).unwrap().gateway.tls.unwrap();
+            assert_eq!((tls.cert, tls.key), (PathBuf::from("/c.pem"), PathBuf::from("/k.pem")));
+            jail.set_env("ENTRY_GATEWAY__TLS__CERT", "/env-c.pem");
+            jail.set_env("ENTRY_GATEWAY__TLS__KEY", "/env-k.pem");
+            let tls = Config::load(None, NoFlags {}).unwrap().gateway.tls.unwrap();
+            assert_eq!((tls.cert, tls.key), (PathBuf::from("/env-c.pem"), PathBuf::from("/env-k.pem")));
+            jail.create_file("half.toml", "[gateway.tls]\ncert = \"/c.pem\"\n")?;
+            jail.clear_env();
+            assert!(matches!(Config::load(Some(Path::new("half.toml")), NoFlags {}), Err(ConfigError::Invalid(_))));
+            Ok(())
+        });
+    }
+
+    #[test]
     fn typos_and_missing_files_are_errors() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("bad.toml", "[gateway]\nping_intervall = \"3s\"\n")?;
             assert!(matches!(Config::load(Some(Path::new("bad.toml")), NoFlags {}), Err(ConfigError::Invalid(_))));
             assert!(matches!(Config::load(Some(Path::new("nope.toml")), NoFlags {}), Err(ConfigError::MissingFile(_))));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn durations_the_gateway_cannot_run_with_are_errors() {
+        let refused = |text: &str| Config::from_toml_str(text).err().map(|e| e.to_string());
+        assert_eq!(
+            refused("[gateway]\nping_interval = \"0s\"\n").as_deref(),
+            Some("invalid configuration: gateway.ping_interval must be more than 0")
+        );
+        assert_eq!(
+            refused("[reaper]\ngrace = \"1000years\"\n").as_deref(),
+            Some("invalid configuration: reaper.grace must be at most 100 years")
+        );
+        assert_eq!(refused("[gateway]\nmax_duration = \"100y\"\nclient_timeout = \"0s\"\n"), None);
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ENTRY_RECORDING__FLUSH_INTERVAL", "0s");
+            let error = Config::load(None, NoFlags {}).err().map(|e| e.to_string());
+            assert_eq!(error.as_deref(), Some("invalid configuration: recording.flush_interval must be more than 0"));
             Ok(())
         });
     }

@@ -51,7 +51,11 @@ impl Gateway {
     pub async fn start(root: &Path, name: &str, recording: &Recording) -> Result<Self> {
         let data_dir = root.join(name);
         std::fs::create_dir_all(&data_dir)?;
-        let mut env = vec![("ENTRY_NODE_ID".to_owned(), format!("bench-{name}"))];
+        let mut env = vec![
+            ("ENTRY_NODE_ID".to_owned(), format!("bench-{name}")),
+            // One bench user opens 1,000 sessions; the default per-user limit is for people.
+            ("ENTRY_GATEWAY__MAX_SESSIONS_PER_USER".to_owned(), "0".to_owned()),
+        ];
         match recording {
             Recording::Off => env.push(("ENTRY_RECORDING__ENABLED".into(), "false".into())),
             Recording::Fs => {}

@@ -6,11 +6,13 @@
 //! container. Tokens are compared only through their argon2id hashes (a secret that passed is
 //! then remembered for a minute as a keyed SHA-256, see `verified`).
 
+mod failures;
 mod policy;
 mod token;
 mod verified;
 mod webhook;
 
+pub use failures::failures;
 pub use policy::{PatternError, Patterns, Role};
 pub use token::Token;
 pub use webhook::{Webhook, WebhookDenial};
@@ -73,6 +75,10 @@ impl Authenticator {
     /// Authenticates a presented token for a request to enter `address`: the store first,
     /// then (for tokens it does not know) the console.
     pub async fn authenticate(&self, presented: Option<&str>, address: &str) -> Result<Principal, AuthError> {
+        failures::counted(self.authenticate_enter(presented, address).await)
+    }
+
+    async fn authenticate_enter(&self, presented: Option<&str>, address: &str) -> Result<Principal, AuthError> {
         let presented = presented.map(str::trim).filter(|t| !t.is_empty()).ok_or(AuthError::MissingToken)?;
         if let Some(principal) = self.stored_token(presented).await? {
             return Ok(principal);
@@ -84,12 +90,20 @@ impl Authenticator {
 
     /// Authenticates a store token (the HTTP API accepts no console-vouched users).
     pub async fn authenticate_token(&self, presented: Option<&str>) -> Result<Principal, AuthError> {
+        failures::counted(self.token_principal(presented).await)
+    }
+
+    async fn token_principal(&self, presented: Option<&str>) -> Result<Principal, AuthError> {
         let presented = presented.map(str::trim).filter(|t| !t.is_empty()).ok_or(AuthError::MissingToken)?;
         self.stored_token(presented).await?.ok_or(AuthError::InvalidToken)
     }
 
     /// The principal behind a browser sign-in cookie (see [`Authenticator::sign_in`]).
     pub async fn authenticate_cookie(&self, secret: &str) -> Result<Principal, AuthError> {
+        failures::counted(self.cookie_principal(secret).await)
+    }
+
+    async fn cookie_principal(&self, secret: &str) -> Result<Principal, AuthError> {
         let Some(token_id) = self.store.login_token(&login_id(secret)).await? else {
             return Err(AuthError::InvalidToken);
         };

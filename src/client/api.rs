@@ -72,6 +72,8 @@ pub enum ApiError {
     Body(String),
     #[error("the gateway's answer is not what the API returns: {0}")]
     Decode(serde_json::Error),
+    #[error(transparent)]
+    Ca(super::tls::CaError),
 }
 
 impl ApiError {
@@ -117,6 +119,11 @@ impl ApiClient {
     /// A client of the gateway at `server` (`http(s)://host:port[/prefix]`; `ws(s)://` is
     /// taken as its HTTP twin).
     pub fn new(server: &str, token: Option<&str>) -> Result<Self, ApiError> {
+        Self::with_ca(server, token, None)
+    }
+
+    /// Like [`ApiClient::new`], also trusting the CA certificates of the PEM file `ca`.
+    pub fn with_ca(server: &str, token: Option<&str>, ca: Option<&std::path::Path>) -> Result<Self, ApiError> {
         let bad = || ApiError::BadServer(server.to_owned());
         let mut base = Url::parse(server.trim()).map_err(|_| bad())?;
         let scheme = match base.scheme() {
@@ -139,12 +146,19 @@ impl ApiClient {
                 Ok(value)
             })
             .transpose()?;
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .read_timeout(READ_TIMEOUT)
-            .user_agent(concat!("entry/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ApiError::Unreachable { url: server.to_owned(), reason: describe(&e) })?;
+            .user_agent(concat!("entry/", env!("CARGO_PKG_VERSION")));
+        if let Some(ca) = ca {
+            for cert in super::tls::ca_certificates(ca).map_err(ApiError::Ca)? {
+                let cert = reqwest::Certificate::from_der(cert.as_ref()).map_err(|e| {
+                    ApiError::Ca(super::tls::CaError::Refused { path: ca.to_owned(), reason: describe(&e) })
+                })?;
+                http = http.add_root_certificate(cert);
+            }
+        }
+        let http = http.build().map_err(|e| ApiError::Unreachable { url: server.to_owned(), reason: describe(&e) })?;
         Ok(Self { http, base, authorization })
     }
 

@@ -8,6 +8,7 @@
 
 pub mod api;
 mod terminal;
+pub mod tls;
 
 pub use terminal::RawMode;
 
@@ -45,6 +46,8 @@ pub struct EnterOptions {
     pub env: Vec<String>,
     /// Allocate a TTY (default: when stdin is a terminal).
     pub tty: bool,
+    /// A PEM file of CA certificates trusted besides the web PKI's (`wss://` only).
+    pub ca: Option<std::path::PathBuf>,
 }
 
 /// Why a session could not run.
@@ -56,6 +59,8 @@ pub enum ClientError {
     BadHeader(&'static str),
     #[error("cannot connect to {url}: {source}")]
     Connect { url: String, source: Box<tokio_tungstenite::tungstenite::Error> },
+    #[error(transparent)]
+    Ca(#[from] tls::CaError),
 }
 
 /// The `/enter` URL for a server base URL.
@@ -101,7 +106,11 @@ pub async fn enter(options: EnterOptions) -> Result<i32, ClientError> {
     if let Some(workdir) = &options.workdir {
         set("workdir", workdir)?;
     }
-    let (socket, _) = tokio_tungstenite::connect_async(request)
+    let connector = match &options.ca {
+        Some(ca) => Some(tokio_tungstenite::Connector::Rustls(tls::client_config(ca)?)),
+        None => None,
+    };
+    let (socket, _) = tokio_tungstenite::connect_async_tls_with_config(request, None, false, connector)
         .await
         .map_err(|source| ClientError::Connect { url: url.clone(), source: Box::new(source) })?;
     Ok(relay(socket, options.tty).await)

@@ -18,6 +18,9 @@ pub struct Args {
     /// Access token.
     #[arg(long, env = "ENTRY_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// PEM file of CA certificates to trust for an https:// gateway, besides the usual ones.
+    #[arg(long, env = "ENTRY_CA")]
+    ca: Option<std::path::PathBuf>,
     /// User to run as in the container.
     #[arg(short, long)]
     user: Option<String>,
@@ -46,6 +49,7 @@ pub async fn run(args: Args) -> u8 {
         workdir: args.workdir,
         env: args.env,
         tty,
+        ca: args.ca,
     };
     match client::enter(options).await {
         // Exit codes are 0..=255 on Unix; a signal death is reported by Docker as 128+n.

@@ -51,6 +51,9 @@ pub struct ServerArgs {
     /// Access token.
     #[arg(long, env = "ENTRY_TOKEN", hide_env_values = true, global = true)]
     token: Option<String>,
+    /// PEM file of CA certificates to trust for an https:// gateway, besides the usual ones.
+    #[arg(long, env = "ENTRY_CA", global = true)]
+    ca: Option<PathBuf>,
 }
 
 impl ServerArgs {
@@ -58,7 +61,7 @@ impl ServerArgs {
         let Some(token) = self.token.as_deref().filter(|t| !t.trim().is_empty()) else {
             anyhow::bail!("no access token: set ENTRY_TOKEN or pass --token");
         };
-        Ok(crate::client::api::ApiClient::new(&self.server, Some(token))?)
+        Ok(crate::client::api::ApiClient::with_ca(&self.server, Some(token), self.ca.as_deref())?)
     }
 }
 

@@ -1,7 +1,8 @@
 //! `entry serve`: runs the gateway until SIGTERM or SIGINT.
 //!
 //! On the first start with an empty store it creates an admin token and prints it once on
-//! stdout, so a new user needs no second step.
+//! stdout (never in the logs), so a new user needs no second step. With `[gateway.tls]` a
+//! certificate or key that cannot be used stops the start-up with an error naming the file.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,8 +27,8 @@ pub struct Args {
     /// Address to listen on (default 127.0.0.1:8080).
     #[arg(long)]
     listen: Option<SocketAddr>,
-    /// Log JSON lines instead of text.
-    #[arg(long, env = "ENTRY_LOG_JSON")]
+    /// Log JSON lines instead of text (ENTRY_LOG_JSON=1, true, yes or on).
+    #[arg(long, env = "ENTRY_LOG_JSON", value_parser = clap::builder::BoolishValueParser::new())]
     log_json: bool,
 }
 
@@ -41,6 +42,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     crate::telemetry::init(args.log_json);
     let config = Arc::new(args.config.load(Flags { listen: args.listen })?);
     tracing::info!(?config, "starting");
+    if let Some(tls) = &config.gateway.tls {
+        // Checked before anything else starts, so a bad path stops the start-up at once.
+        crate::gateway::tls::server_config(tls).context("configuring TLS ([gateway.tls])")?;
+    }
     let store = Store::open(&config.store_url()).await.context("opening the store")?;
     let auth = Authenticator::new(store.clone(), webhook(&config)?);
     first_admin_token(&store, &auth).await?;
@@ -75,7 +80,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
-    tracing::info!(listen = %listener.local_addr()?, pages = crate::gateway::pages_built(), "gateway ready");
+    let tls = config.gateway.tls.is_some();
+    tracing::info!(listen = %listener.local_addr()?, tls, pages = crate::gateway::pages_built(), "gateway ready");
 
     let stop = gateway.shutdown_token();
     tokio::spawn(async move {

@@ -1,16 +1,19 @@
-//! Admission of one `/enter` request: authenticate, resolve the container, authorise; then
+//! Admission of one `/enter` request: check the source's failed-authentication budget,
+//! authenticate, take a session slot, resolve the container, authorise; then
 //! (once the session's recording has started) create and start the exec, falling back from
 //! `bash` to `sh` when the image has no bash.
 //!
 //! Guarantees: no exec is created before the principal is authorised for the resolved
 //! container; every refusal carries a [`CloseReason`] and a line the client may read.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::auth::{AuthError, Principal};
 use crate::protocol::CloseReason;
 use crate::runtime::{ContainerInfo, ExecIo, ExecSpec, RuntimeError};
 
+use super::limits::Slot;
 use super::request::EnterRequest;
 use super::{Gateway, SESSION_MARKER};
 
@@ -64,18 +67,39 @@ const START_PROBE: Duration = Duration::from_secs(2);
 
 impl Gateway {
     /// Authenticates the request and finds and authorises its container. No exec exists yet.
-    pub(super) async fn authorise(&self, request: &EnterRequest) -> Result<(Principal, ContainerInfo), Refusal> {
+    /// The returned slot counts the session against the gateway's limits until it drops.
+    pub(super) async fn authorise(
+        &self,
+        request: &EnterRequest,
+        source: IpAddr,
+    ) -> Result<(Principal, ContainerInfo, Slot), Refusal> {
+        self.throttle
+            .check(source)
+            .map_err(|throttled| Refusal::new(CloseReason::LimitExceeded, throttled.to_string()))?;
         let address = request.address.to_string();
-        let principal = match &request.cookie {
-            Some(secret) => self.auth.authenticate_cookie(secret).await?,
-            None => self.auth.authenticate(request.token.as_deref(), &address).await?,
+        let authenticated = match &request.cookie {
+            Some(secret) => self.auth.authenticate_cookie(secret).await,
+            None => self.auth.authenticate(request.token.as_deref(), &address).await,
         };
+        let principal = match authenticated {
+            Ok(principal) => principal,
+            Err(error) => {
+                if matches!(error, AuthError::InvalidToken | AuthError::Console(_)) {
+                    self.throttle.failed(source);
+                }
+                return Err(error.into());
+            }
+        };
+        let slot = self
+            .slots
+            .take(&principal.user)
+            .map_err(|limit| Refusal::new(CloseReason::LimitExceeded, limit.to_string()))?;
         let container = self.runtime.resolve(&request.address).await?;
         principal.may_enter(&container, self.own_container.as_deref())?;
         if !container.running {
             return Err(RuntimeError::ContainerNotRunning(container.name.clone()).into());
         }
-        Ok((principal, container))
+        Ok((principal, container, slot))
     }
 
     /// The command a request runs (before any fallback).

@@ -15,10 +15,12 @@ mod openapi;
 mod range;
 mod stream;
 mod terminal;
+mod throttle;
 mod tokens;
 mod watch;
 
 use audit::{audit, audit_log};
+pub(super) use throttle::throttle;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -37,30 +37,45 @@ pub struct Screen {
     pub output: Bytes,
 }
 
-/// One session's output, for watchers.
-#[derive(Debug)]
+/// One session's output, for watchers. The broadcast channel (about 64 KiB) exists only while
+/// someone watches.
+#[derive(Debug, Default)]
 pub struct OutputTap {
     recent: Mutex<Recent>,
-    live: broadcast::Sender<TapEvent>,
 }
 
 #[derive(Debug, Default)]
 struct Recent {
     output: BytesMut,
     size: Option<WindowSize>,
+    /// `None` while nobody watches.
+    live: Option<broadcast::Sender<TapEvent>>,
+}
+
+impl Recent {
+    fn send(&mut self, event: TapEvent) {
+        if let Some(live) = &self.live {
+            if live.receiver_count() == 0 {
+                self.live = None;
+            } else {
+                // A watcher that left in between is not an error.
+                let _ = live.send(event);
+            }
+        }
+    }
 }
 
 impl OutputTap {
     fn new() -> Self {
-        Self { recent: Mutex::new(Recent::default()), live: broadcast::channel(WATCH_QUEUE).0 }
+        Self::default()
     }
 
     /// Records a new terminal size: kept for new watchers and sent to current ones.
     pub fn resized(&self, size: WindowSize) {
         if let Ok(mut recent) = self.recent.lock() {
             recent.size = Some(size);
+            recent.send(TapEvent::Resize(size));
         }
-        let _ = self.live.send(TapEvent::Resize(size));
     }
 
     /// Records output: kept for new watchers and sent to current ones.
@@ -75,20 +90,21 @@ impl OutputTap {
                 let cut = cut.min(recent.len());
                 let _ = recent.split_to(cut);
             }
+            guard.send(TapEvent::Output(data.clone()));
         }
-        // No watcher is not an error.
-        let _ = self.live.send(TapEvent::Output(data.clone()));
     }
 
     /// The current screen and a subscription to what follows, taken together so nothing is
     /// missed or repeated.
     pub fn subscribe(&self) -> (Screen, broadcast::Receiver<TapEvent>) {
         match self.recent.lock() {
-            Ok(recent) => {
+            Ok(mut recent) => {
                 let screen = Screen { size: recent.size, output: Bytes::copy_from_slice(&recent.output) };
-                (screen, self.live.subscribe())
+                let live = recent.live.get_or_insert_with(|| broadcast::channel(WATCH_QUEUE).0);
+                (screen, live.subscribe())
             }
-            Err(_) => (Screen::default(), self.live.subscribe()),
+            // A poisoned lock: a subscription that ends at once.
+            Err(_) => (Screen::default(), broadcast::channel(1).1),
         }
     }
 }
@@ -219,6 +235,10 @@ mod tests {
             handle.tap.publish(&Bytes::from_static(b"x"));
         }
         assert!(matches!(rx.recv().await, Err(broadcast::error::RecvError::Lagged(_))));
+        // The channel exists only while someone watches.
+        drop(rx);
+        handle.tap.publish(&Bytes::from_static(b"unwatched\n"));
+        assert!(handle.tap.recent.lock().unwrap().live.is_none());
         assert!(live.kill("s", "root"));
         assert_eq!(handle.killed.borrow().as_deref(), Some("root"));
         live.remove("s");

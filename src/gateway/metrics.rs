@@ -1,37 +1,262 @@
-//! `GET /metrics`: the gateway's counters in the Prometheus text format — live sessions,
-//! reaps (sessions, processes, failures), recording upload retries and dropped frames.
+//! `GET /metrics`: the gateway's counters for Prometheus — live sessions, sessions ended by
+//! status and refused by reason, bytes relayed, the recorder (queue depth, failures, dropped
+//! frames, upload retries), the reaper (sessions reaped, processes killed, failures) and
+//! authentication failures by reason.
+//!
+//! Format: the Prometheus text format 0.0.4 (`text/plain; version=0.0.4`), which every
+//! scraper reads; OpenMetrics 1.0 (`application/openmetrics-text; version=1.0.0`) to a
+//! scraper whose `Accept` prefers it, as Prometheus's does. Both are written here from one
+//! list of families, so the two can never disagree: counters are `<name>_total` samples
+//! (OpenMetrics names the family without the suffix), gauges plain.
+//!
+//! Guarantees: counters only grow while the process lives; labels come from fixed sets of
+//! values (statuses, close reasons, auth failure kinds), never from user input.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::counter::ConstCounter;
-use prometheus_client::metrics::gauge::ConstGauge;
-use prometheus_client::registry::Registry;
 
 use super::Gateway;
+use crate::protocol::CloseReason;
 use crate::reaper::{KILLED_PROCESSES, REAP_FAILURES, REAPED_SESSIONS};
+use crate::store::SessionStatus;
 
-pub(super) async fn metrics(State(gateway): State<Arc<Gateway>>) -> Response {
-    let mut registry = Registry::with_prefix("entry");
-    let live = i64::try_from(gateway.live.len()).unwrap_or(i64::MAX);
-    registry.register("sessions_live", "Sessions running on this gateway", ConstGauge::new(live));
-    let counters = [
-        ("reaped_sessions", "Sessions whose processes the reaper ended", REAPED_SESSIONS.load(Ordering::Relaxed)),
-        ("reaped_processes", "Processes the reaper killed", KILLED_PROCESSES.load(Ordering::Relaxed)),
-        ("reap_failures", "Reaps that could not run", REAP_FAILURES.load(Ordering::Relaxed)),
-        ("recording_upload_retries", "Failed S3 calls retried", crate::recorder::storage::S3Storage::upload_retries()),
-        ("recording_frames_dropped", "Frames the recorder could not keep up with", crate::recorder::frames_dropped()),
-    ];
-    for (name, help, value) in counters {
-        registry.register(name, help, ConstCounter::new(value));
+/// The final statuses a session ends with, in the order they are exposed.
+const FINAL_STATUSES: [SessionStatus; 4] =
+    [SessionStatus::Ended, SessionStatus::Killed, SessionStatus::Interrupted, SessionStatus::Failed];
+static ENDED: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+/// Indexed by the close reason's protobuf number.
+const REASONS: usize = 17;
+/// The reasons a session is refused for, always exposed (others only once counted).
+const REFUSALS: [CloseReason; 11] = [
+    CloseReason::Unauthorised,
+    CloseReason::Forbidden,
+    CloseReason::ContainerNotFound,
+    CloseReason::ContainerNotRunning,
+    CloseReason::NoShell,
+    CloseReason::RuntimeUnavailable,
+    CloseReason::BadRequest,
+    CloseReason::Shutdown,
+    CloseReason::RecordingFailed,
+    CloseReason::LimitExceeded,
+    CloseReason::Internal,
+];
+static REFUSED: [AtomicU64; REASONS] = [const { AtomicU64::new(0) }; REASONS];
+static BYTES_IN: AtomicU64 = AtomicU64::new(0);
+static BYTES_OUT: AtomicU64 = AtomicU64::new(0);
+
+/// Counts a session that ended with `status` after relaying `bytes_in` (client to shell)
+/// and `bytes_out` (shell to client).
+pub(super) fn session_ended(status: SessionStatus, bytes_in: i64, bytes_out: i64) {
+    if let Some(i) = FINAL_STATUSES.iter().position(|s| *s == status) {
+        ENDED[i].fetch_add(1, Ordering::Relaxed);
     }
-    let mut text = String::new();
-    if encode(&mut text, &registry).is_err() {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    BYTES_IN.fetch_add(u64::try_from(bytes_in).unwrap_or(0), Ordering::Relaxed);
+    BYTES_OUT.fetch_add(u64::try_from(bytes_out).unwrap_or(0), Ordering::Relaxed);
+}
+
+/// Counts a session refused before it started (no exec, no row).
+pub(super) fn session_refused(reason: CloseReason) {
+    if let Some(counter) = usize::try_from(i32::from(reason)).ok().and_then(|i| REFUSED.get(i)) {
+        counter.fetch_add(1, Ordering::Relaxed);
     }
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Counter,
+    Gauge,
+}
+
+/// One metric family: its name (without `_total`), help, kind, and samples with at most
+/// one label.
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    kind: Kind,
+    samples: Vec<(Option<(&'static str, &'static str)>, u64)>,
+}
+
+impl Family {
+    fn single(name: &'static str, help: &'static str, kind: Kind, value: u64) -> Self {
+        Self { name, help, kind, samples: vec![(None, value)] }
+    }
+}
+
+fn families(gateway: &Gateway) -> Vec<Family> {
+    let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+    let ended = FINAL_STATUSES.iter().zip(&ENDED).map(|(s, n)| (Some(("status", s.as_str())), load(n))).collect();
+    let refused = (0..REASONS)
+        .filter_map(|i| {
+            let reason = CloseReason::try_from(i32::try_from(i).ok()?).ok()?;
+            let count = load(&REFUSED[i]);
+            (count > 0 || REFUSALS.contains(&reason)).then_some((Some(("reason", reason.code())), count))
+        })
+        .collect();
+    let bytes = vec![(Some(("direction", "in")), load(&BYTES_IN)), (Some(("direction", "out")), load(&BYTES_OUT))];
+    let auth = crate::auth::failures().into_iter().map(|(reason, n)| (Some(("reason", reason)), n)).collect();
+    let live = u64::try_from(gateway.live.len()).unwrap_or(u64::MAX);
+    use Kind::{Counter, Gauge};
+    vec![
+        Family::single("entry_sessions_live", "Sessions running on this gateway", Gauge, live),
+        Family { name: "entry_sessions_ended", help: "Sessions ended, by final status", kind: Counter, samples: ended },
+        Family {
+            name: "entry_sessions_refused",
+            help: "Sessions refused before they started, by close reason",
+            kind: Counter,
+            samples: refused,
+        },
+        Family {
+            name: "entry_relayed_bytes",
+            help: "Terminal bytes relayed by ended sessions: in is client to shell, out is shell to client",
+            kind: Counter,
+            samples: bytes,
+        },
+        Family::single(
+            "entry_recording_queue_depth",
+            "Frames queued for the recorder and not yet written",
+            Gauge,
+            crate::recorder::queue_depth(),
+        ),
+        Family::single("entry_recording_failures", "Recordings that failed", Counter, crate::recorder::failures()),
+        Family::single(
+            "entry_recording_frames_dropped",
+            "Frames the recorder could not keep up with",
+            Counter,
+            crate::recorder::frames_dropped(),
+        ),
+        Family::single(
+            "entry_recording_upload_retries",
+            "Failed S3 calls retried",
+            Counter,
+            crate::recorder::storage::S3Storage::upload_retries(),
+        ),
+        Family::single(
+            "entry_reaped_sessions",
+            "Sessions whose processes the reaper ended",
+            Counter,
+            load(&REAPED_SESSIONS),
+        ),
+        Family::single("entry_reaped_processes", "Processes the reaper killed", Counter, load(&KILLED_PROCESSES)),
+        Family::single("entry_reap_failures", "Reaps that could not run", Counter, load(&REAP_FAILURES)),
+        Family { name: "entry_auth_failures", help: "Credentials refused, by reason", kind: Counter, samples: auth },
+    ]
+}
+
+/// Renders `families` in the Prometheus text format 0.0.4, or in OpenMetrics 1.0.
+fn render(families: &[Family], openmetrics: bool) -> String {
+    let mut out = String::new();
+    for family in families {
+        let (kind, suffix) = match family.kind {
+            Kind::Counter => ("counter", "_total"),
+            Kind::Gauge => ("gauge", ""),
+        };
+        // 0.0.4 names the family by its samples' name; OpenMetrics without the suffix.
+        let declared = if openmetrics { family.name.to_owned() } else { format!("{}{suffix}", family.name) };
+        let _ = writeln!(out, "# HELP {declared} {}", family.help);
+        let _ = writeln!(out, "# TYPE {declared} {kind}");
+        for (label, value) in &family.samples {
+            let labels = label.map(|(name, value)| format!("{{{name}=\"{value}\"}}")).unwrap_or_default();
+            let _ = writeln!(out, "{}{suffix}{labels} {value}", family.name);
+        }
+    }
+    if openmetrics {
+        out.push_str("# EOF\n");
+    }
+    out
+}
+
+/// Whether the `Accept` header prefers OpenMetrics to the classic text format (ties go to
+/// the classic format, which `*/*` and no header at all get too).
+fn prefers_openmetrics(headers: &HeaderMap) -> bool {
+    let (mut openmetrics, mut text) = (0.0_f32, 0.0_f32);
+    let accept = headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(','));
+    let mut any = false;
+    for range in accept {
+        any = true;
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or_default().to_ascii_lowercase();
+        let q = parts.filter_map(|p| p.strip_prefix("q=")).find_map(|q| q.parse::<f32>().ok()).unwrap_or(1.0);
+        match media.as_str() {
+            "application/openmetrics-text" => openmetrics = openmetrics.max(q),
+            "text/plain" | "text/*" | "*/*" => text = text.max(q),
+            _ => {}
+        }
+    }
+    any && openmetrics > 0.0 && openmetrics > text
+}
+
+pub(super) async fn metrics(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    let openmetrics = prefers_openmetrics(&headers);
+    let body = render(&families(&gateway), openmetrics);
+    let content_type = if openmetrics {
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    } else {
+        "text/plain; version=0.0.4; charset=utf-8"
+    };
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn accept(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT, HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn the_format_follows_the_accept_header() {
+        assert!(!prefers_openmetrics(&HeaderMap::new()));
+        assert!(!prefers_openmetrics(&accept("*/*")));
+        assert!(!prefers_openmetrics(&accept("text/plain;version=0.0.4")));
+        // Prometheus 2 and 3 as they ask.
+        assert!(prefers_openmetrics(&accept(
+            "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+        )));
+        assert!(prefers_openmetrics(&accept(
+            "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1"
+        )));
+        assert!(!prefers_openmetrics(&accept("text/plain;version=0.0.4;q=0.5,application/openmetrics-text;q=0.3")));
+        assert!(!prefers_openmetrics(&accept("application/openmetrics-text;q=0")));
+    }
+
+    #[test]
+    fn both_formats_name_counters_as_their_specifications_say() {
+        let families = [
+            Family::single("entry_x", "An x", Kind::Counter, 3),
+            Family { name: "entry_y", help: "A y", kind: Kind::Gauge, samples: vec![(Some(("k", "v")), 2)] },
+        ];
+        assert_eq!(
+            render(&families, false),
+            "# HELP entry_x_total An x\n# TYPE entry_x_total counter\nentry_x_total 3\n\
+             # HELP entry_y A y\n# TYPE entry_y gauge\nentry_y{k=\"v\"} 2\n"
+        );
+        assert_eq!(
+            render(&families, true),
+            "# HELP entry_x An x\n# TYPE entry_x counter\nentry_x_total 3\n\
+             # HELP entry_y A y\n# TYPE entry_y gauge\nentry_y{k=\"v\"} 2\n# EOF\n"
+        );
+    }
+
+    #[test]
+    fn help_texts_and_label_values_need_no_escaping() {
+        for status in FINAL_STATUSES {
+            assert!(status.as_str().bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+        }
+        for i in 0..REASONS {
+            let reason = CloseReason::try_from(i32::try_from(i).unwrap()).unwrap();
+            assert!(reason.code().bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{}", reason.code());
+        }
+        for (reason, _) in crate::auth::failures() {
+            assert!(reason.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+        }
+    }
 }

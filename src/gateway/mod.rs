@@ -1,18 +1,23 @@
-//! The gateway: the axum router, `GET /enter` (one WebSocket per session), `/healthz`, and
-//! the server's lifetime.
+//! The gateway: the axum router, `GET /enter` (one WebSocket per session), `/healthz`,
+//! `/readyz`, `/metrics`, and the server's lifetime, over plain HTTP or TLS.
 //!
 //! Guarantees: every session is a tracked task; on shutdown each client gets CLOSE
-//! `shutdown` and the server waits for sessions at most `SHUTDOWN_GRACE`.
+//! `shutdown` and the server waits for sessions at most `SHUTDOWN_GRACE`; with
+//! `[gateway.tls]` set, nothing is served without TLS.
 
 mod admit;
 mod api;
+mod coalesce;
+mod health;
 mod kill;
+mod limits;
 mod live;
 mod metrics;
 mod pages;
 mod relay;
 mod request;
 mod session;
+pub mod tls;
 
 pub use admit::Refusal;
 pub use kill::{KillDelivery, KillError};
@@ -32,6 +37,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
@@ -52,6 +58,9 @@ pub const SESSION_MARKER: &str = "ENTRY_SESSION";
 /// How long shutdown waits for sessions to close.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 
+/// The WebSocket read buffer of a session.
+const SESSION_READ_BUFFER: usize = 8 * 1024;
+
 /// How long the final CLOSE may take to send.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -64,6 +73,8 @@ pub struct Gateway {
     recorder: Option<Recorder>,
     reaper: Reaper,
     live: Arc<LiveSessions>,
+    slots: Arc<limits::SessionSlots>,
+    throttle: limits::AuthThrottle,
     own_container: Option<String>,
     node_id: String,
     shutdown: CancellationToken,
@@ -91,7 +102,24 @@ impl Gateway {
         let node_id = config.node_id();
         let reaper = Reaper::new(Arc::clone(&runtime), config.reaper.policy, config.reaper.grace);
         let live = Arc::new(LiveSessions::default());
-        Self { config, runtime, auth, store, recorder, reaper, live, own_container, node_id, shutdown, tracker }
+        let slots =
+            Arc::new(limits::SessionSlots::new(config.gateway.max_sessions, config.gateway.max_sessions_per_user));
+        let throttle = limits::AuthThrottle::new(config.auth.max_failures, config.auth.failure_window);
+        Self {
+            config,
+            runtime,
+            auth,
+            store,
+            recorder,
+            reaper,
+            live,
+            slots,
+            throttle,
+            own_container,
+            node_id,
+            shutdown,
+            tracker,
+        }
     }
 
     /// The token that stops the gateway when cancelled.
@@ -103,16 +131,18 @@ impl Gateway {
     pub fn router(self: &Arc<Self>) -> Router {
         Router::new()
             .route("/enter", get(enter))
-            .route("/healthz", get(|| async { "ok\n" }))
+            .route("/healthz", get(health::healthz))
+            .route("/readyz", get(health::readyz))
             .route("/metrics", get(metrics::metrics))
-            .merge(api::routes())
+            .merge(api::routes().route_layer(axum::middleware::from_fn_with_state(Arc::clone(self), api::throttle)))
             .merge(pages::routes())
             .with_state(Arc::clone(self))
     }
 
-    /// Serves on `listener` until the shutdown token is cancelled, then closes every session
-    /// (within [`SHUTDOWN_GRACE`]).
+    /// Serves on `listener` (with TLS when `gateway.tls` is set) until the shutdown token is
+    /// cancelled, then closes every session (within [`SHUTDOWN_GRACE`]).
     pub async fn serve(self: Arc<Self>, listener: TcpListener) -> std::io::Result<()> {
+        let tls = self.config.gateway.tls.as_ref().map(tls::server_config).transpose()?;
         let sweeper = Sweeper {
             store: self.store.clone(),
             reaper: self.reaper.clone(),
@@ -126,8 +156,15 @@ impl Gateway {
             self.tracker.spawn(Arc::clone(&self).listen_for_kills());
         }
         let app = self.router().into_make_service_with_connect_info::<SocketAddr>();
-        let stop = self.shutdown.clone();
-        axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await?;
+        let stop = self.shutdown.clone().cancelled_owned();
+        match tls {
+            None => axum::serve(listener, app).with_graceful_shutdown(stop).await?,
+            // `tap_io` adds nothing but axum's `ConnectInfo<SocketAddr>` for a custom listener.
+            Some(config) => {
+                let listener = tls::TlsListener::new(listener, config).tap_io(|_| {});
+                axum::serve(listener, app).with_graceful_shutdown(stop).await?
+            }
+        }
         self.tracker.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, self.tracker.wait()).await.is_err() {
             tracing::warn!(sessions = self.tracker.len(), "sessions still open after the shutdown grace period");
@@ -188,9 +225,13 @@ impl Gateway {
         let limit = self.config.gateway.max_message_bytes;
         // Counts the session as a tracked task until it ends.
         let tracked = self.tracker.token();
-        upgrade.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| async move {
-            self.session(socket, request, peer).await;
-            drop(tracked);
-        })
+        // Clients send keystrokes: a small read buffer (tungstenite's default is 128 KiB per
+        // connection) keeps an idle session's memory down; larger messages still arrive whole.
+        upgrade.read_buffer_size(SESSION_READ_BUFFER).max_message_size(limit).max_frame_size(limit).on_upgrade(
+            move |socket| async move {
+                self.session(socket, request, peer).await;
+                drop(tracked);
+            },
+        )
     }
 }

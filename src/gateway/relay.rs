@@ -21,9 +21,14 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::coalesce::Coalesce;
 use crate::protocol::{CloseReason, RequestMessage, RequestType, ResponseMessage, Utf8Carry, WindowSize, encode};
 use crate::recorder::{Frame, SessionRecorder};
 use crate::runtime::{ContainerRuntime, InputSink, Output, OutputStream, RuntimeError};
+
+/// Most output bytes joined into one message when the exec's output is waiting faster than
+/// the relay sends it.
+const MAX_OUTPUT_MESSAGE: usize = 64 * 1024;
 
 /// A started exec as the relay needs it.
 pub(super) struct Exec {
@@ -104,6 +109,8 @@ fn unpack(packed: u32) -> Option<(u16, u16)> {
 enum InputEvent {
     ClientGone(String),
     BadMessage(String),
+    /// A message over `gateway.max_message_bytes`.
+    TooLarge(String),
 }
 
 /// Milliseconds since the session started at which the client was last heard
@@ -152,7 +159,8 @@ impl Gateway {
         live: super::LiveHandle,
     ) -> (Ending, Option<SplitStream<WebSocket>>) {
         let super::LiveHandle { mut killed, tap } = live;
-        let Exec { id: exec_id, mut output, input } = exec;
+        let Exec { id: exec_id, output, input } = exec;
+        let mut output = Coalesce::new(output, MAX_OUTPUT_MESSAGE);
         let exec_id = exec_id.as_str();
         let last_seen =
             Arc::new(LastSeen { start: Instant::now(), millis: AtomicU64::new(0), input_millis: AtomicU64::new(0) });
@@ -195,6 +203,7 @@ impl Gateway {
                 }
                 event = events.recv() => match event {
                     Some(InputEvent::BadMessage(why)) => break Ending::new(CloseReason::BadRequest, why),
+                    Some(InputEvent::TooLarge(why)) => break Ending::new(CloseReason::LimitExceeded, why),
                     Some(InputEvent::ClientGone(why)) => break Ending::new(CloseReason::ClientGone, why),
                     None => break Ending::new(CloseReason::ClientGone, "client input ended"),
                 },
@@ -297,6 +306,18 @@ pub(super) async fn send(sink: &mut Sink, message: &ResponseMessage, timeout: Du
     matches!(tokio::time::timeout(timeout, sink.send(frame)).await, Ok(Ok(())))
 }
 
+/// A failed read: a message over `max_message_bytes` exceeds a limit; any other error means
+/// the connection is gone.
+fn read_error(error: &axum::Error) -> InputEvent {
+    use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
+    match std::error::Error::source(error).and_then(|inner| inner.downcast_ref::<Error>()) {
+        Some(Error::Capacity(CapacityError::MessageTooLong { size, max_size })) => InputEvent::TooLarge(format!(
+            "a message of {size} bytes is larger than the gateway's limit of {max_size} bytes"
+        )),
+        _ => InputEvent::ClientGone(format!("connection error: {error}")),
+    }
+}
+
 /// Reads the client's messages and applies them to the exec.
 struct InputPump {
     runtime: Arc<dyn ContainerRuntime>,
@@ -332,7 +353,7 @@ impl InputPump {
                     return None;
                 }
                 Some(Err(error)) => {
-                    self.tell(InputEvent::ClientGone(format!("connection error: {error}"))).await;
+                    self.tell(read_error(&error)).await;
                     return None;
                 }
             };

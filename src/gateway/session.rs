@@ -1,9 +1,12 @@
 //! One session from the upgraded socket to its CLOSE: authorise, start the recording, write
 //! the session row, start the exec, relay, and record how it ended.
 //!
-//! Guarantees: a request that is not authorised creates neither an exec nor a row; in strict
-//! recording mode no exec is created unless the recording and the row could start; the row
-//! says `finalising` until the recorder has stored the recording and written the final status.
+//! Guarantees: a request that is not authorised creates neither an exec nor a row; no exec is
+//! created unless the session's row could be written (a bastion that cannot audit does not
+//! admit), nor, in strict recording mode, unless its recording could start; the row says
+//! `finalising` until the recorder has stored the recording and written the final status; a
+//! session that ends while the store is unreachable gets its CLOSE at once and its final row
+//! once the store answers again (the store keeps and retries those writes).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,6 +38,7 @@ impl Gateway {
             match self.run(&mut sink, stream, request, peer, &session_id).await {
                 Ok(()) => {}
                 Err((refusal, stream)) => {
+                    super::metrics::session_refused(refusal.reason);
                     tracing::info!(reason = refusal.reason.code(), "refused: {}", refusal.line);
                     close(&mut sink, Some(stream), &Ending::from(refusal).message()).await;
                 }
@@ -52,6 +56,8 @@ impl Gateway {
         peer: SocketAddr,
         session_id: &str,
     ) -> Result<(), (Refusal, futures::stream::SplitStream<WebSocket>)> {
+        // Final row writes that find the store unreachable are retried by this task.
+        self.store.start_catch_up(&self.tracker, &self.shutdown);
         let request = match request {
             Err(error) => return Err((Refusal::new(CloseReason::BadRequest, format!("bad request: {error}")), stream)),
             Ok(_) if self.shutdown.is_cancelled() => {
@@ -59,7 +65,7 @@ impl Gateway {
             }
             Ok(request) => request,
         };
-        let (principal, container) = match self.authorise(&request).await {
+        let (principal, container, _slot) = match self.authorise(&request, peer.ip()).await {
             Ok(found) => found,
             Err(refusal) => return Err((refusal, stream)),
         };
@@ -93,15 +99,13 @@ impl Gateway {
         let stats = Arc::new(SessionStats::default());
         let live = self.live.insert(session_id, Arc::clone(&stats));
         let _live = LiveGuard { live: &self.live, id: session_id };
+        // A session that cannot be audited is not started, whatever the recording mode.
         if let Err(error) = self.store.insert_session(&row).await {
-            if self.recording_required() {
-                if let Some(recorder) = &recorder {
-                    recorder.finish(None, SessionStatus::Failed).await;
-                }
-                let refusal = Refusal::new(CloseReason::RecordingFailed, format!("cannot record the session: {error}"));
-                return Err((refusal, stream));
+            if let Some(recorder) = &recorder {
+                recorder.finish(None, SessionStatus::Failed).await;
             }
-            tracing::error!(%error, "cannot write the session row; the session goes on");
+            let line = format!("cannot write the session's audit row, so it is not started: {error}");
+            return Err((Refusal::new(CloseReason::Internal, line), stream));
         }
         if let Some(problem) = &recording_problem {
             self.note_recording_error(session_id, problem).await;
@@ -202,9 +206,13 @@ impl Gateway {
             bytes_in: stats.bytes_in(),
             bytes_out: stats.bytes_out(),
         };
+        super::metrics::session_ended(status, end.bytes_in, end.bytes_out);
         let row_status = if recorder.is_some() { SessionStatus::Finalising } else { status };
-        if let Err(error) = self.store.finish_session(session_id, &end, row_status).await {
-            tracing::error!(%error, "cannot write how the session ended");
+        match self.store.finish_session(session_id, &end, row_status).await {
+            Ok(()) => {}
+            // Kept by the store and written once it answers again.
+            Err(error) if error.is_unreachable() => tracing::warn!(%error, "the session's end waits for the store"),
+            Err(error) => tracing::error!(%error, "cannot write how the session ended"),
         }
         if let Some(recorder) = recorder {
             recorder.finish(ending.exit_code, status).await;

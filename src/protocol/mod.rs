@@ -8,7 +8,7 @@ mod utf8;
 mod winch;
 
 pub use utf8::Utf8Carry;
-pub use winch::{WinchError, WindowSize};
+pub use winch::{MAX_DIMENSION, WinchError, WindowSize};
 
 #[allow(clippy::all, missing_docs)]
 mod pb {

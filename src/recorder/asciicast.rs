@@ -101,10 +101,22 @@ pub fn encode_header(header: &Header) -> Vec<u8> {
 /// Encodes one event line, appending to `out`.
 pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
     let (code, data) = event.kind.code_and_data();
-    let time = if event.time.is_finite() && event.time >= 0.0 { event.time } else { 0.0 };
-    out.extend_from_slice(format!("[{time:.6}, \"{code}\", ").as_bytes());
-    // Serializing a &str cannot fail.
-    out.extend_from_slice(&serde_json::to_vec(data.as_ref()).unwrap_or_default());
+    encode_line(event.time, code, &data, out);
+}
+
+/// Encodes an output (`"o"`) or input (`"i"`) event straight from the bytes, as
+/// `EventKind::output`/`input` and [`encode_event`] would, without copying valid UTF-8 first.
+pub fn encode_bytes_event(time: f64, input: bool, bytes: &[u8], out: &mut Vec<u8>) {
+    let data = String::from_utf8_lossy(bytes);
+    encode_line(time, if input { "i" } else { "o" }, &data, out);
+}
+
+fn encode_line(time: f64, code: &str, data: &str, out: &mut Vec<u8>) {
+    use std::io::Write as _;
+    let time = if time.is_finite() && time >= 0.0 { time } else { 0.0 };
+    // Writing to a Vec cannot fail, nor can serializing a &str.
+    let _ = write!(out, "[{time:.6}, \"{code}\", ");
+    let _ = serde_json::to_writer(&mut *out, data);
     out.extend_from_slice(b"]\n");
 }
 
@@ -162,6 +174,26 @@ pub fn parse(text: &str) -> Result<(Header, Vec<Event>), ParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn events_from_bytes_encode_as_events_do() {
+        let samples: [&[u8]; 5] = [
+            b"plain",
+            "a\u{4f60}\u{597d}\u{1f600}\r\n\"q\" \\".as_bytes(),
+            b"\x1b[1mbold\x07",
+            b"bad \xff\xfe utf-8 \xe4\xbd",
+            b"",
+        ];
+        for bytes in samples {
+            for input in [false, true] {
+                let kind = if input { EventKind::input(bytes) } else { EventKind::output(bytes) };
+                let (mut expected, mut got) = (Vec::new(), Vec::new());
+                encode_event(&Event { time: 1.5, kind }, &mut expected);
+                encode_bytes_event(1.5, input, bytes, &mut got);
+                assert_eq!(String::from_utf8(got).unwrap(), String::from_utf8(expected).unwrap());
+            }
+        }
+    }
 
     fn golden_events() -> (Header, Vec<Event>) {
         let mut header = Header::new(80, 24);

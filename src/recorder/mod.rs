@@ -1,13 +1,15 @@
 //! Session recording: every frame of a session, as asciicast v2, spooled to a local gzip file
 //! and stored in a [`storage::RecordingStorage`] (a directory or S3).
 //!
-//! The relay hands frames to a per-session writer task through a bounded queue and never
-//! waits for it (in strict mode it waits rather than lose a frame). The writer encodes,
+//! The relay hands frames to a per-session writer task through a bounded queue and waits
+//! when it is full, so a session runs no faster than its recording (only a recorder stalled
+//! past `recording.stall_timeout` lets a non-strict session go on without it). The writer encodes,
 //! spools, flushes on an interval, and at the end stores the recording; the session row gets
 //! its final status only once the recording is durably stored. Spools left by a crash are
 //! completed by [`Recorder::recover`] on the next start.
 
 pub mod asciicast;
+mod encoding;
 mod recovery;
 mod sidecar;
 pub mod spool;
@@ -93,6 +95,7 @@ struct Inner {
     spool_dir: PathBuf,
     flush_interval: Duration,
     queue_capacity: usize,
+    stall_timeout: Duration,
     required: bool,
     tracker: TaskTracker,
     shutdown: CancellationToken,
@@ -127,6 +130,7 @@ impl Recorder {
                 spool_dir: config.spool_dir(),
                 flush_interval: config.recording.flush_interval,
                 queue_capacity: config.recording.queue_capacity.max(16),
+                stall_timeout: config.recording.stall_timeout,
                 required: config.recording.required,
                 tracker,
                 shutdown,

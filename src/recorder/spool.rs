@@ -2,6 +2,10 @@
 //! (gzip sync flush) on an interval so that a crash of the gateway loses at most one
 //! interval; and the repair of a spool left behind by a crash.
 //!
+//! A quiet session's spool is put to rest: its gzip member is finished and the compressor
+//! (about 300 KiB) freed; the next write starts a new member. A spool is therefore a
+//! multi-member gzip file (RFC 1952, section 2.2), which every reader here decodes whole.
+//!
 //! Guarantees: bytes below the last reported flushed length never change; the SHA-256 and
 //! size returned by `finish` are those of the complete file; `repair` keeps every whole line
 //! that was flushed and never panics on a damaged file.
@@ -38,7 +42,15 @@ impl Write for HashingFile {
 /// A spool being written.
 pub struct SpoolWriter {
     path: PathBuf,
-    encoder: GzEncoder<HashingFile>,
+    state: State,
+}
+
+/// Either a gzip member is open, or the spool rests between members.
+enum State {
+    Open(GzEncoder<HashingFile>),
+    Resting(HashingFile),
+    /// Only while switching, or after a failed switch (every call then fails).
+    Broken,
 }
 
 /// A finished spool.
@@ -48,12 +60,16 @@ pub struct FinishedSpool {
     pub sha256: String,
 }
 
+fn broken() -> io::Error {
+    io::Error::other("the spool failed earlier")
+}
+
 impl SpoolWriter {
     /// Creates (truncating) the spool file.
     pub fn create(path: &Path) -> io::Result<Self> {
         let file = File::create(path)?;
         let inner = HashingFile { file, hasher: Sha256::new(), written: 0 };
-        Ok(Self { path: path.to_owned(), encoder: GzEncoder::new(inner, Compression::fast()) })
+        Ok(Self { path: path.to_owned(), state: State::Resting(inner) })
     }
 
     pub fn path(&self) -> &Path {
@@ -62,18 +78,63 @@ impl SpoolWriter {
 
     /// Appends bytes (whole asciicast lines).
     pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.encoder.write_all(bytes)
+        if let State::Resting(_) = self.state {
+            let State::Resting(file) = std::mem::replace(&mut self.state, State::Broken) else {
+                return Err(broken());
+            };
+            self.state = State::Open(GzEncoder::new(file, Compression::fast()));
+        }
+        match &mut self.state {
+            State::Open(encoder) => encoder.write_all(bytes),
+            _ => Err(broken()),
+        }
     }
 
     /// Makes everything written so far decodable from the file; returns the file's length.
     pub fn flush(&mut self) -> io::Result<u64> {
-        self.encoder.flush()?;
-        Ok(self.encoder.get_ref().written)
+        match &mut self.state {
+            State::Open(encoder) => {
+                encoder.flush()?;
+                Ok(encoder.get_ref().written)
+            }
+            State::Resting(file) => Ok(file.written),
+            State::Broken => Err(broken()),
+        }
     }
 
-    /// Completes the gzip stream and syncs the file to disk.
-    pub fn finish(self) -> io::Result<FinishedSpool> {
-        let mut inner = self.encoder.finish()?;
+    /// Finishes the open gzip member, if any, and frees its compressor; returns the file's
+    /// length. Everything written so far is decodable from the file afterwards.
+    pub fn rest(&mut self) -> io::Result<u64> {
+        match std::mem::replace(&mut self.state, State::Broken) {
+            State::Open(encoder) => {
+                let file = encoder.finish()?;
+                let written = file.written;
+                self.state = State::Resting(file);
+                Ok(written)
+            }
+            State::Resting(file) => {
+                let written = file.written;
+                self.state = State::Resting(file);
+                Ok(written)
+            }
+            State::Broken => Err(broken()),
+        }
+    }
+
+    /// Whether a gzip member is open (the compressor holds memory).
+    pub fn is_open(&self) -> bool {
+        matches!(self.state, State::Open(_))
+    }
+
+    /// Completes the gzip stream and syncs the file to disk. A spool nothing was written to
+    /// gets one empty member, so that it is still a gzip file.
+    pub fn finish(mut self) -> io::Result<FinishedSpool> {
+        let mut inner = match std::mem::replace(&mut self.state, State::Broken) {
+            State::Open(encoder) => encoder.finish()?,
+            State::Resting(file) if file.written == 0 => GzEncoder::new(file, Compression::fast()).finish()?,
+            State::Resting(file) => file,
+            State::Broken => return Err(broken()),
+        };
         inner.file.flush()?;
         inner.file.sync_all()?;
         Ok(FinishedSpool { size: inner.written, sha256: hex::encode(inner.hasher.finalize()) })
@@ -131,6 +192,39 @@ mod tests {
         assert_eq!(finished.size, bytes.len() as u64);
         assert_eq!(finished.sha256, hex::encode(Sha256::digest(&bytes)));
         assert_eq!(decompress(&bytes).unwrap(), b"line 1\nline 2\n");
+    }
+
+    #[test]
+    fn a_rested_spool_is_one_file_of_several_members() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("members.cast.gz");
+        let mut spool = SpoolWriter::create(&path).unwrap();
+        assert!(!spool.is_open());
+        spool.write(b"line 1\n").unwrap();
+        assert!(spool.is_open());
+        let first = spool.rest().unwrap();
+        assert!(!spool.is_open());
+        // Resting twice changes nothing; the first member is complete on disk.
+        assert_eq!(spool.rest().unwrap(), first);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), first);
+        assert_eq!(recover_lines(&path).unwrap(), b"line 1\n");
+        spool.write(b"line 2\n").unwrap();
+        let finished = spool.finish().unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(bytes.len() as u64 > first);
+        assert_eq!(finished.size, bytes.len() as u64);
+        assert_eq!(decompress(&bytes).unwrap(), b"line 1\nline 2\n");
+    }
+
+    #[test]
+    fn an_empty_spool_is_still_gzip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("empty.cast.gz");
+        let finished = SpoolWriter::create(&path).unwrap().finish().unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(finished.size, bytes.len() as u64);
+        assert!(!bytes.is_empty());
+        assert_eq!(decompress(&bytes).unwrap(), b"");
     }
 
     #[test]

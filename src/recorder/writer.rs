@@ -1,31 +1,38 @@
 //! One recording: the handle the relay holds ([`SessionRecorder`]) and the writer task behind
-//! it, which encodes frames into asciicast, spools them, flushes on an interval, and at the end
-//! stores the recording and writes the session's final status.
+//! it, which takes frames off a bounded queue in batches, encodes and spools them (a large
+//! batch on a blocking thread, so compression never occupies a thread that relays
+//! sessions), flushes on an interval, and at the end stores the recording and writes the
+//! session's final status.
 //!
-//! Guarantees: the relay never waits for the writer unless recording is strict; a lost frame is
-//! counted and reported on the session row; a spool that could not be stored stays on disk
+//! Guarantees: a recorder that falls behind slows its session down (the relay waits for room
+//! in the queue) rather than lose frames; only a recorder stalled for `recording.stall_timeout`
+//! (a hung disk) lets a non-strict session go on without it, and every frame lost then is
+//! counted and reported on the session row. A spool that could not be stored stays on disk
 //! (with its sidecar) for the next start to complete.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use super::asciicast::{Event, EventKind, Header, encode_event, encode_header};
+use super::encoding::Encoding;
 use super::sidecar::{Sidecar, spool_path};
 use super::spool::SpoolWriter;
 use super::storage::SpoolProgress;
 use super::{Frame, Inner, Recorder, RecordingError, RecordingMeta, storage_key};
-use crate::protocol::WindowSize;
 use crate::store::SessionStatus;
 
 /// How long a stopping gateway still waits for a recording to be stored.
 const STORE_GRACE: Duration = Duration::from_secs(10);
 
-/// The most event data held back waiting for the first size.
-const MAX_HELD_BYTES: usize = 64 * 1024;
+/// Messages the writer takes off the queue at once.
+const BATCH: usize = 64;
+
+/// Frame bytes from which a batch is encoded on a blocking thread rather than inline.
+const BLOCKING_BATCH_BYTES: usize = 32 * 1024;
 
 /// What the writer task receives.
 enum Message {
@@ -38,6 +45,10 @@ pub struct SessionRecorder {
     tx: mpsc::Sender<Message>,
     started: Instant,
     dropped: Arc<AtomicU64>,
+    /// Set when the recorder stalled past `stall_timeout`: frames that find the queue full are
+    /// then dropped at once, until one finds room.
+    stalled: AtomicBool,
+    stall_timeout: Duration,
     failure: watch::Receiver<Option<String>>,
     strict: bool,
 }
@@ -61,38 +72,65 @@ impl Recorder {
         let dropped = Arc::new(AtomicU64::new(0));
         let writer = Writer {
             inner: Arc::clone(&self.inner),
-            meta,
+            session_id: meta.session_id.clone(),
             sidecar,
-            spool: Some(spool),
-            header_written: false,
-            held: Vec::new(),
-            held_bytes: 0,
+            encoding: Some(Encoding::new(meta, spool)),
             failure: failure_tx,
             dropped: Arc::clone(&dropped),
-            line: Vec::with_capacity(4096),
         };
         self.inner.tracker.spawn(writer.run(rx));
-        Ok(SessionRecorder { tx, started: Instant::now(), dropped, failure, strict: inner.required })
+        Ok(SessionRecorder {
+            tx,
+            started: Instant::now(),
+            dropped,
+            stalled: AtomicBool::new(false),
+            stall_timeout: inner.stall_timeout,
+            failure,
+            strict: inner.required,
+        })
     }
 }
 
 impl SessionRecorder {
-    /// Hands a frame to the recorder. Never waits unless recording is strict.
+    /// Hands a frame to the recorder. Waits while the queue is full: the session runs no
+    /// faster than its recording. A non-strict session stops waiting for a recorder stalled
+    /// past `stall_timeout` and loses (and counts) the frames that find the queue full.
     pub async fn record(&self, frame: Frame) {
         let message = Message::Frame(self.started.elapsed(), frame);
+        // Counted before sending: the writer may take it off the queue at once.
+        super::QUEUE_DEPTH.fetch_add(1, Ordering::Relaxed);
+        let message = match self.tx.try_send(message) {
+            Ok(()) => {
+                self.stalled.store(false, Ordering::Relaxed);
+                return;
+            }
+            Err(TrySendError::Closed(_)) => return self.lost(false),
+            Err(TrySendError::Full(message)) => message,
+        };
         if self.strict {
-            // Waiting slows the session but loses nothing; a closed queue is a failure the
-            // relay learns about through `failed`.
-            // Counted before sending: the writer may take it off the queue at once.
-            super::QUEUE_DEPTH.fetch_add(1, Ordering::Relaxed);
+            // A closed queue is a failure the relay learns about through `failed`.
             if self.tx.send(message).await.is_err() {
-                super::QUEUE_DEPTH.fetch_sub(1, Ordering::Relaxed);
+                self.lost(false);
             }
             return;
         }
-        super::QUEUE_DEPTH.fetch_add(1, Ordering::Relaxed);
-        if self.tx.try_send(message).is_err() {
-            super::QUEUE_DEPTH.fetch_sub(1, Ordering::Relaxed);
+        if self.stalled.load(Ordering::Relaxed) {
+            return self.lost(true);
+        }
+        match tokio::time::timeout(self.stall_timeout, self.tx.send(message)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => self.lost(false),
+            Err(_) => {
+                tracing::warn!(timeout = ?self.stall_timeout, "the recorder is stalled: the session goes on, frames are lost until it recovers");
+                self.stalled.store(true, Ordering::Relaxed);
+                self.lost(true);
+            }
+        }
+    }
+
+    fn lost(&self, dropped: bool) {
+        super::QUEUE_DEPTH.fetch_sub(1, Ordering::Relaxed);
+        if dropped {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             super::FRAMES_DROPPED.fetch_add(1, Ordering::Relaxed);
         }
@@ -125,24 +163,26 @@ impl SessionRecorder {
     }
 }
 
+/// How the writer's loop ended.
+struct End {
+    at: Duration,
+    exit_code: Option<i32>,
+    status: SessionStatus,
+}
+
 struct Writer {
     inner: Arc<Inner>,
-    meta: RecordingMeta,
+    session_id: String,
     sidecar: Sidecar,
-    /// `None` once writing failed.
-    spool: Option<SpoolWriter>,
-    header_written: bool,
-    /// Events that came before the header (see `write_frame`).
-    held: Vec<Event>,
-    held_bytes: usize,
+    /// `None` only while a batch runs on a blocking thread, or after that thread failed.
+    encoding: Option<Encoding>,
     failure: watch::Sender<Option<String>>,
     dropped: Arc<AtomicU64>,
-    line: Vec<u8>,
 }
 
 impl Writer {
     async fn run(mut self, mut rx: mpsc::Receiver<Message>) {
-        let session_id = self.meta.session_id.clone();
+        let session_id = self.session_id.clone();
         let spool_file = spool_path(&self.inner.spool_dir, &session_id);
         let (progress, progress_rx) = watch::channel(SpoolProgress::default());
         let storage = self.inner.storage.clone();
@@ -155,48 +195,105 @@ impl Writer {
         // The first tick after one period: the header waits for the first frame (often the size).
         let mut flush = tokio::time::interval_at(Instant::now() + period, period);
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let (at, exit_code, status) = loop {
+        let mut batch = Vec::with_capacity(BATCH);
+        let end = loop {
             tokio::select! {
-                message = rx.recv() => match message {
-                    Some(Message::Frame(at, frame)) => {
-                        super::QUEUE_DEPTH.fetch_sub(1, Ordering::Relaxed);
-                        self.write_frame(at, frame);
+                received = rx.recv_many(&mut batch, BATCH) => {
+                    if received == 0 {
+                        break End { at: Duration::ZERO, exit_code: None, status: SessionStatus::Interrupted };
                     }
-                    Some(Message::End { at, exit_code, status }) => break (at, exit_code, status),
-                    None => break (Duration::ZERO, None, SessionStatus::Interrupted),
-                },
+                    if let Some(end) = self.write_batch(&mut batch).await {
+                        break end;
+                    }
+                }
                 _ = flush.tick() => {
-                    self.ensure_header(None);
-                    if let Some(flushed) = self.flush() {
+                    let flushed = self.encoding.as_mut().and_then(|encoding| {
+                        encoding.ensure_header(None);
+                        encoding.flush()
+                    });
+                    self.check_spool();
+                    if let Some(flushed) = flushed {
                         progress.send_replace(SpoolProgress { flushed, finished: None });
                     }
                 }
             }
         };
-        self.ensure_header(None);
-        if let Some(code) = exit_code {
-            self.write_event(Event { time: at.as_secs_f64(), kind: EventKind::Exit(code) });
+        drop(rx);
+        if let Some(encoding) = self.encoding.as_mut() {
+            encoding.ensure_header(None);
+            if let Some(code) = end.exit_code {
+                encoding.exit(end.at, code);
+            }
         }
+        self.check_spool();
         let dropped = self.dropped.load(Ordering::Relaxed);
         if dropped > 0 {
             self.report(&format!("{dropped} frames were not recorded: the recorder could not keep up")).await;
         }
-        let Some(spool) = self.spool.take() else {
+        let Some(encoding) = self.encoding.take().filter(Encoding::working) else {
             // Writing failed earlier: the reason is on the row; nothing complete to store.
             store_task.abort();
             return;
         };
-        let finished = match tokio::task::spawn_blocking(move || spool.finish()).await {
-            Ok(Ok(finished)) => finished,
-            Ok(Err(error)) => return self.fail_finish(error.to_string(), store_task).await,
+        let finished = match tokio::task::spawn_blocking(move || encoding.finish()).await {
+            Ok(Some(Ok(finished))) => finished,
+            Ok(Some(Err(error))) => return self.fail_finish(error.to_string(), store_task).await,
+            Ok(None) => return store_task.abort(),
             Err(error) => return self.fail_finish(error.to_string(), store_task).await,
         };
-        self.sidecar.final_status = Some(status);
+        self.sidecar.final_status = Some(end.status);
         if let Err(error) = self.sidecar.write(&self.inner.spool_dir) {
             tracing::warn!(session.id = %session_id, %error, "cannot update the spool sidecar");
         }
         progress.send_replace(SpoolProgress { flushed: finished.size, finished: Some(finished.sha256.clone()) });
-        self.store(store_task, progress, status).await;
+        self.store(store_task, progress, end.status).await;
+    }
+
+    /// Encodes a batch of messages (emptying `batch`); returns the end when the batch held it.
+    async fn write_batch(&mut self, batch: &mut Vec<Message>) -> Option<End> {
+        let frames = batch.iter().filter(|m| matches!(m, Message::Frame(..))).count();
+        super::QUEUE_DEPTH.fetch_sub(frames as u64, Ordering::Relaxed);
+        let bytes: usize = batch
+            .iter()
+            .map(|message| match message {
+                Message::Frame(_, Frame::Output(data) | Frame::Input(data)) => data.len(),
+                _ => 0,
+            })
+            .sum();
+        let mut end = None;
+        let mut work = Vec::with_capacity(batch.len());
+        for message in batch.drain(..) {
+            match message {
+                Message::Frame(at, frame) if end.is_none() => work.push((at, frame)),
+                // Nothing follows the end; a frame after it cannot happen (the relay ends first).
+                Message::Frame(..) => {}
+                Message::End { at, exit_code, status } => end = Some(End { at, exit_code, status }),
+            }
+        }
+        let mut encoding = self.encoding.take()?;
+        if bytes < BLOCKING_BATCH_BYTES {
+            work.into_iter().for_each(|(at, frame)| encoding.frame(at, frame));
+            self.encoding = Some(encoding);
+        } else {
+            let encoded = tokio::task::spawn_blocking(move || {
+                work.into_iter().for_each(|(at, frame)| encoding.frame(at, frame));
+                encoding
+            })
+            .await;
+            match encoded {
+                Ok(encoding) => self.encoding = Some(encoding),
+                Err(error) => self.spool_failed(format!("encoding the recording failed: {error}")),
+            }
+        }
+        self.check_spool();
+        end
+    }
+
+    /// Reports a spool error the encoding met, once.
+    fn check_spool(&mut self) {
+        if let Some(error) = self.encoding.as_mut().and_then(Encoding::take_error) {
+            self.spool_failed(format!("writing the recording spool failed: {error}"));
+        }
     }
 
     /// Waits for the storage task; on error, retries until stored or the gateway stops (the
@@ -207,7 +304,7 @@ impl Writer {
         progress: watch::Sender<SpoolProgress>,
         status: SessionStatus,
     ) {
-        let session_id = &self.meta.session_id;
+        let session_id = &self.session_id;
         let spool_file = spool_path(&self.inner.spool_dir, session_id);
         let mut attempt = Some(first);
         let mut backoff = Duration::from_millis(500);
@@ -263,100 +360,12 @@ impl Writer {
         tokio::time::sleep(STORE_GRACE).await;
     }
 
-    fn write_frame(&mut self, at: Duration, frame: Frame) {
-        let time = at.as_secs_f64();
-        let kind = match frame {
-            Frame::Output(data) => EventKind::output(&data),
-            Frame::Input(data) => EventKind::input(&data),
-            Frame::Resize(size) => {
-                if !self.header_written {
-                    // The first size becomes the header's; no resize event needed.
-                    self.ensure_header(Some(size));
-                    return;
-                }
-                EventKind::Resize { cols: size.cols, rows: size.rows }
-            }
-        };
-        if self.header_written {
-            self.write_event(Event { time, kind });
-        } else {
-            // Hold the first events briefly: the client's first size often arrives just after
-            // the shell's first output, and it belongs in the header.
-            self.held_bytes += match &kind {
-                EventKind::Output(data) | EventKind::Input(data) => data.len(),
-                _ => 0,
-            };
-            self.held.push(Event { time, kind });
-            if self.held_bytes > MAX_HELD_BYTES {
-                self.ensure_header(None);
-            }
-        }
-    }
-
-    fn ensure_header(&mut self, size: Option<WindowSize>) {
-        if self.header_written {
-            return;
-        }
-        self.header_written = true;
-        self.write_header(size);
-        for event in std::mem::take(&mut self.held) {
-            self.write_event(event);
-        }
-        self.held_bytes = 0;
-    }
-
-    fn write_header(&mut self, size: Option<WindowSize>) {
-        let size = size.unwrap_or(WindowSize { cols: 80, rows: 24 });
-        let mut header = Header::new(size.cols, size.rows);
-        header.timestamp = Some(self.meta.started_at / 1000);
-        header.title = Some(format!("{}@{}", self.meta.user, self.meta.container));
-        header.command = Some(self.meta.command.join(" "));
-        header.env.insert("TERM".into(), self.meta.term.clone());
-        if let Some(shell) = self.meta.command.first() {
-            header.env.insert("SHELL".into(), shell.clone());
-        }
-        self.write_bytes(encode_header(&header));
-    }
-
-    fn write_event(&mut self, event: Event) {
-        let mut line = std::mem::take(&mut self.line);
-        line.clear();
-        encode_event(&event, &mut line);
-        self.write_bytes_ref(&line);
-        self.line = line;
-    }
-
-    fn write_bytes(&mut self, bytes: Vec<u8>) {
-        self.write_bytes_ref(&bytes);
-    }
-
-    fn write_bytes_ref(&mut self, bytes: &[u8]) {
-        if let Some(spool) = self.spool.as_mut() {
-            if let Err(error) = spool.write(bytes) {
-                self.spool_failed(error);
-            }
-        }
-    }
-
-    fn flush(&mut self) -> Option<u64> {
-        let result = self.spool.as_mut()?.flush();
-        match result {
-            Ok(flushed) => Some(flushed),
-            Err(error) => {
-                self.spool_failed(error);
-                None
-            }
-        }
-    }
-
-    fn spool_failed(&mut self, error: std::io::Error) {
+    fn spool_failed(&mut self, reason: String) {
         super::FAILURES.fetch_add(1, Ordering::Relaxed);
-        let reason = format!("writing the recording spool failed: {error}");
-        tracing::error!(session.id = %self.meta.session_id, %error, "recording failed");
-        self.spool = None;
+        tracing::error!(session.id = %self.session_id, %reason, "recording failed");
         self.failure.send_replace(Some(reason.clone()));
         let store = self.inner.store.clone();
-        let id = self.meta.session_id.clone();
+        let id = self.session_id.clone();
         self.inner.tracker.spawn(async move {
             if let Err(error) = store.set_recording_error(&id, &reason).await {
                 tracing::warn!(session.id = %id, %error, "cannot note the recording failure");
@@ -375,8 +384,8 @@ impl Writer {
     }
 
     async fn report(&self, reason: &str) {
-        if let Err(error) = self.inner.store.set_recording_error(&self.meta.session_id, reason).await {
-            tracing::warn!(session.id = %self.meta.session_id, %error, "cannot note a recording problem");
+        if let Err(error) = self.inner.store.set_recording_error(&self.session_id, reason).await {
+            tracing::warn!(session.id = %self.session_id, %error, "cannot note a recording problem");
         }
     }
 }

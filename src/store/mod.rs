@@ -3,14 +3,18 @@
 //!
 //! Guarantees: queries use only types both backends share (TEXT, BIGINT milliseconds, JSON
 //! as TEXT) and `$N` placeholders, so one code path serves both; SQLite runs in WAL mode with
-//! a busy timeout, so `entry tokens` works while the gateway runs.
+//! a busy timeout, so `entry tokens` works while the gateway runs; an error that means the
+//! store could not be reached is [`StoreError::Unavailable`], and a session's final row writes
+//! made while it cannot be reached are kept and retried (`catchup`).
 
 mod audit;
+mod catchup;
 mod logins;
 mod sessions;
 mod tokens;
 
 pub use audit::AuditEntry;
+pub use catchup::{MAX_PENDING, caught_up_writes, writes_not_kept};
 pub use sessions::{NewSession, SessionEnd, SessionFilter, SessionRow, SessionStatus};
 pub use tokens::{NewToken, TokenRow};
 
@@ -26,13 +30,32 @@ pub enum StoreError {
     #[error("store unreachable: {0}")]
     Unavailable(#[source] sqlx::Error),
     #[error("store query failed: {0}")]
-    Query(#[from] sqlx::Error),
+    Query(#[source] sqlx::Error),
+    #[error("store unreachable: no answer within {0:?}")]
+    TimedOut(Duration),
+    #[error("session {0} has row writes waiting for the store; this one waits behind them")]
+    Queued(String),
+    #[error("store unreachable and {0} sessions' final rows already wait for it; this one is not kept")]
+    CatchUpFull(usize),
     #[error("migrating the store failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("cannot create the data directory {0}: {1}")]
     DataDir(String, #[source] std::io::Error),
     #[error("stored value is corrupt: {0}")]
     Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        if catchup::unreachable(&error) { Self::Unavailable(error) } else { Self::Query(error) }
+    }
+}
+
+impl StoreError {
+    /// Whether the store could not be reached (the same write may succeed later).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, Self::Unavailable(_) | Self::TimedOut(_))
+    }
 }
 
 /// The migrations, embedded in the binary.
@@ -43,6 +66,8 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub struct Store {
     pool: AnyPool,
     url: String,
+    /// Final row writes waiting for the store to answer again.
+    catch_up: std::sync::Arc<catchup::CatchUp>,
 }
 
 impl Store {
@@ -74,7 +99,7 @@ impl Store {
             .connect(url)
             .await
             .map_err(StoreError::Unavailable)?;
-        Ok(Self { pool, url: url.to_owned() })
+        Ok(Self { pool, url: url.to_owned(), catch_up: Default::default() })
     }
 
     /// Applies pending migrations.

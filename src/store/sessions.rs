@@ -8,6 +8,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::catchup::RowWrite;
 use super::{Store, StoreError, now_millis};
 
 /// Where a session stands.
@@ -175,15 +176,29 @@ impl Store {
         Ok(())
     }
 
-    /// Records how a session ended and sets its status.
+    /// Records how a session ended and sets its status (`finalising` never replaces a final
+    /// status: a write that lands late cannot undo the recording's). When the store cannot be
+    /// reached the write is kept and retried until it lands (see `catchup`); the error still
+    /// says it has not landed yet.
     pub async fn finish_session(&self, id: &str, end: &SessionEnd, status: SessionStatus) -> Result<(), StoreError> {
+        self.write_final(id, RowWrite::Finish { end: end.clone(), status }).await
+    }
+
+    pub(super) async fn write_finish(
+        &self,
+        id: &str,
+        end: &SessionEnd,
+        status: SessionStatus,
+    ) -> Result<(), StoreError> {
         let size = |s: Option<(u16, u16)>| (s.map(|(c, _)| i64::from(c)), s.map(|(_, r)| i64::from(r)));
         let (initial_cols, initial_rows) = size(end.initial_size);
         let (last_cols, last_rows) = size(end.last_size);
         sqlx::query(
             "UPDATE sessions SET ended_at = $1, exit_code = $2, close_reason = $3, close_detail = $4, \
              initial_cols = $5, initial_rows = $6, last_cols = $7, last_rows = $8, bytes_in = $9, \
-             bytes_out = $10, status = $11 WHERE id = $12",
+             bytes_out = $10, \
+             status = CASE WHEN $11 = 'finalising' AND status NOT IN ('live', 'finalising') THEN status ELSE $11 END \
+             WHERE id = $12",
         )
         .bind(end.ended_at)
         .bind(end.exit_code)
@@ -204,8 +219,22 @@ impl Store {
 
     /// Records the stored recording and the session's final status. A row still `live` (its
     /// gateway crashed; the recording was recovered from the spool) keeps its status: the
-    /// sweeper claims it, reaps its processes and marks it `interrupted`.
+    /// sweeper claims it, reaps its processes and marks it `interrupted`. Like
+    /// [`Store::finish_session`], kept and retried when the store cannot be reached, and
+    /// queued behind the session's earlier writes that wait for it.
     pub async fn set_recording(
+        &self,
+        id: &str,
+        location: &str,
+        size: u64,
+        sha256: &str,
+        status: SessionStatus,
+    ) -> Result<(), StoreError> {
+        let write = RowWrite::Recording { location: location.to_owned(), size, sha256: sha256.to_owned(), status };
+        self.write_final(id, write).await
+    }
+
+    pub(super) async fn write_recording(
         &self,
         id: &str,
         location: &str,
@@ -265,7 +294,7 @@ impl Store {
     }
 
     /// `live` sessions of `node_id` and of nodes whose heartbeat is older than
-    /// `expired_before` (or missing).
+    /// `expired_before` (or missing), but not those whose final writes wait for the store.
     pub async fn orphaned_sessions(&self, node_id: &str, expired_before: i64) -> Result<Vec<SessionRow>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM sessions WHERE status = 'live' AND (node_id = $1 \
@@ -276,7 +305,9 @@ impl Store {
         .bind(expired_before)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(session_from_row).collect()
+        // A session whose final writes wait for the store has ended: nothing to claim or reap.
+        let rows = rows.iter().map(session_from_row).collect::<Result<Vec<_>, _>>()?;
+        Ok(rows.into_iter().filter(|row| !self.catch_up.holds(&row.id)).collect())
     }
 
     /// Claims an orphaned session for reaping: `live` → `interrupted`, atomically; false when

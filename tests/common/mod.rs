@@ -152,11 +152,14 @@ pub struct TestAppBuilder {
 
 impl TestApp {
     pub fn builder() -> TestAppBuilder {
-        let config = Config {
+        let mut config = Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             node_id: Some("test-node".into()),
             ..Config::default()
         };
+        // Every test client comes from 127.0.0.1 and many present bad tokens on purpose; the
+        // throttle's own tests (tests/limits.rs) turn it back on.
+        config.auth.max_failures = 0;
         TestAppBuilder { config }
     }
 
@@ -289,6 +292,11 @@ impl Session {
 
     pub async fn send_raw(&mut self, bytes: &[u8]) {
         self.ws.send(Message::Binary(Bytes::copy_from_slice(bytes))).await.expect("send");
+    }
+
+    /// Sends any WebSocket frame, e.g. a text frame, which clients must not send.
+    pub async fn send_frame(&mut self, frame: Message) {
+        self.ws.send(frame).await.expect("send");
     }
 
     pub async fn send(&mut self, message: RequestMessage) {

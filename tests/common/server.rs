@@ -1,9 +1,9 @@
 //! The `entry` binary as a gateway process (`entry serve`) on a free port and its own data
 //! directory, for tests that stop, kill and restart it.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 pub const ENTRY: &str = env!("CARGO_BIN_EXE_entry");
@@ -16,6 +16,8 @@ pub struct Server {
     /// The admin token printed on the first start (empty on later starts).
     pub admin_token: String,
     pub data_dir: PathBuf,
+    /// The rest of the first start's stdout, after the admin token's lines.
+    pub stdout: Option<BufReader<ChildStdout>>,
     extra: Vec<(String, String)>,
 }
 
@@ -46,12 +48,19 @@ impl Server {
             port,
             admin_token: String::new(),
             data_dir: data.to_owned(),
+            stdout: None,
             extra,
         };
         if first {
-            let mut lines = BufReader::new(server.child.stdout.take().unwrap()).lines();
-            assert!(lines.next().unwrap().unwrap().contains("first admin token"));
-            server.admin_token = lines.next().unwrap().unwrap();
+            let mut stdout = BufReader::new(server.child.stdout.take().unwrap());
+            let mut line = || {
+                let mut line = String::new();
+                stdout.read_line(&mut line).unwrap();
+                line.trim_end().to_owned()
+            };
+            assert!(line().contains("first admin token"));
+            server.admin_token = line();
+            server.stdout = Some(stdout);
         }
         server.wait_ready();
         server
@@ -84,6 +93,34 @@ impl Server {
             assert!(Instant::now() < deadline, "gateway did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// SIGTERMs the gateway and waits (at most 30 s) for it to exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the gateway ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Everything the gateway wrote to stdout after the admin token (read it once it exited).
+    pub fn rest_of_stdout(&mut self) -> String {
+        let mut rest = String::new();
+        if let Some(mut stdout) = self.stdout.take() {
+            stdout.read_to_string(&mut rest).unwrap();
+        }
+        rest
+    }
+
+    /// The gateway's log (stderr, across restarts).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("gateway.log")).unwrap_or_default()
     }
 
     /// SIGKILLs the gateway (no shutdown at all).

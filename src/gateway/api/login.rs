@@ -1,6 +1,7 @@
 //! Browser sign-in for the pages: `POST /api/v1/login` with a token sets an HttpOnly,
-//! SameSite=Strict session cookie (nothing secret ever goes in a URL); `POST /api/v1/logout`
-//! ends it. The API accepts the cookie wherever it accepts a bearer token.
+//! SameSite=Strict session cookie (nothing secret ever goes in a URL), `Secure` whenever the
+//! browser came over TLS; `POST /api/v1/logout` ends it. The API accepts the cookie wherever
+//! it accepts a bearer token.
 //!
 //! Guarantees: the cookie secret is random, stored only as its SHA-256, and dies with its
 //! token's revocation; a state-changing request authenticated by cookie must come from the
@@ -39,12 +40,13 @@ pub(super) struct LoginAnswer {
         (status = 401, body = crate::client::api::ErrorBody)))]
 pub(super) async fn login(
     State(gateway): State<Arc<Gateway>>,
+    headers: HeaderMap,
     body: Result<Json<LoginRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(request) = body.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
     let (secret, principal) = gateway.auth.sign_in(&request.token, LIFETIME).await?;
     tracing::info!(user = %principal.user, "browser signed in");
-    let cookie = format!("{COOKIE}={secret}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}", LIFETIME.as_secs());
+    let cookie = format!("{COOKIE}={secret}; {}; Max-Age={}", attributes(&gateway, &headers), LIFETIME.as_secs());
     let answer = LoginAnswer { user: principal.user, role: principal.role.as_str().to_owned() };
     let mut response = Json(answer).into_response();
     let value = HeaderValue::from_str(&cookie)
@@ -59,9 +61,25 @@ pub(super) async fn logout(State(gateway): State<Arc<Gateway>>, headers: HeaderM
         gateway.auth.sign_out(secret).await?;
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
-    let expired = HeaderValue::from_static("entry_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    let expired = HeaderValue::from_str(&format!("{COOKIE}=; {}; Max-Age=0", attributes(&gateway, &headers)))
+        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "cookie"))?;
     response.headers_mut().insert(header::SET_COOKIE, expired);
     Ok(response)
+}
+
+/// The cookie's attributes: `Secure` when the browser reached the gateway over TLS, its own
+/// (`[gateway.tls]`) or a proxy's that says so (`X-Forwarded-Proto: https`; a false claim
+/// only keeps the claimant's own browser from storing the cookie).
+fn attributes(gateway: &Gateway, headers: &HeaderMap) -> &'static str {
+    let proxied_tls = headers
+        .get("x-forwarded-proto")
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"));
+    if gateway.config.gateway.tls.is_some() || proxied_tls {
+        "HttpOnly; Secure; SameSite=Strict; Path=/"
+    } else {
+        "HttpOnly; SameSite=Strict; Path=/"
+    }
 }
 
 #[utoipa::path(get, path = "/api/v1/me", tag = "sign-in",

@@ -4,7 +4,9 @@
 //! RESIZE at every resize, and ending with CLOSE when the session ends.
 //!
 //! Guarantees: a watcher can never slow the session — one that falls behind is disconnected
-//! with CLOSE `limit_exceeded`; anything a watcher sends is ignored; every watch is audited.
+//! with CLOSE `limit_exceeded`; anything a watcher sends is ignored; every watch is audited; a
+//! watch authorised by the sign-in cookie must come from a page of the gateway's own origin or
+//! an allowed one (a bearer token, which no page can borrow, needs no Origin).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,7 +22,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use super::audit::audit;
-use super::{ApiError, authenticate_change, sees_everyone, visible_session};
+use super::{ApiError, authenticate_change, login, sees_everyone, visible_session};
 use crate::gateway::{Gateway, OutputTap, TapEvent};
 use crate::protocol::{CloseReason, ResponseMessage, encode};
 use crate::store::SessionStatus;
@@ -39,6 +41,10 @@ pub(super) async fn watch(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let principal = authenticate_change(&gateway, &headers).await?;
+    // Browsers always send Origin on a WebSocket upgrade: a cookie without one is refused too.
+    if !headers.contains_key(axum::http::header::AUTHORIZATION) && login::cookie_secret(&headers).is_some() {
+        login::same_origin(&headers, &gateway.config.gateway.allowed_origins, true)?;
+    }
     if !sees_everyone(&principal) {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "only auditors and admins watch sessions"));
     }
