@@ -1,7 +1,7 @@
 //! `GET /metrics`: the gateway's counters for Prometheus — live sessions, sessions ended by
 //! status and refused by reason, bytes relayed, the recorder (queue depth, failures, dropped
-//! frames, upload retries), the reaper (sessions reaped, processes killed, failures) and
-//! authentication failures by reason.
+//! frames, upload retries), the reaper (sessions reaped, processes killed, failures),
+//! authentication failures by reason, and final row writes waiting for the store.
 //!
 //! Format: the Prometheus text format 0.0.4 (`text/plain; version=0.0.4`), which every
 //! scraper reads; OpenMetrics 1.0 (`application/openmetrics-text; version=1.0.0`) to a
@@ -144,6 +144,24 @@ fn families(gateway: &Gateway) -> Vec<Family> {
         Family::single("entry_reaped_processes", "Processes the reaper killed", Counter, load(&KILLED_PROCESSES)),
         Family::single("entry_reap_failures", "Reaps that could not run", Counter, load(&REAP_FAILURES)),
         Family { name: "entry_auth_failures", help: "Credentials refused, by reason", kind: Counter, samples: auth },
+        Family::single(
+            "entry_store_final_writes_waiting",
+            "Sessions whose final row write waits for the store to come back",
+            Gauge,
+            u64::try_from(gateway.store.waiting_final_writes()).unwrap_or(u64::MAX),
+        ),
+        Family::single(
+            "entry_store_final_writes_caught_up",
+            "Final row writes that landed after the store came back",
+            Counter,
+            crate::store::caught_up_writes(),
+        ),
+        Family::single(
+            "entry_store_final_writes_lost",
+            "Final row writes dropped because too many already waited",
+            Counter,
+            crate::store::writes_not_kept(),
+        ),
     ]
 }
 

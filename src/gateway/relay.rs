@@ -279,6 +279,12 @@ impl Gateway {
                     return Ending::exited(code);
                 }
                 Ok(_) => tokio::time::sleep(Duration::from_millis(5 * (attempt + 1).min(10))).await,
+                Err(error @ RuntimeError::Unavailable(_)) => {
+                    return Ending::new(
+                        CloseReason::RuntimeUnavailable,
+                        format!("the container runtime went away: {error}"),
+                    );
+                }
                 Err(error) => {
                     return Ending::new(CloseReason::RuntimeUnavailable, format!("cannot read the exit code: {error}"));
                 }

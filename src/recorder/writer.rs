@@ -326,19 +326,8 @@ impl Writer {
             };
             match result {
                 Ok(Ok(stored)) => {
-                    match self
-                        .inner
-                        .store
-                        .set_recording(session_id, &stored.location, stored.size, &stored.sha256, status)
-                        .await
-                    {
-                        Ok(()) => self.sidecar.remove_files(&self.inner.spool_dir),
-                        Err(error) => {
-                            tracing::error!(session.id = %session_id, %error, "recording stored but the session row was not updated; the spool stays")
-                        }
-                    }
                     tracing::info!(session.id = %session_id, location = %stored.location, size = stored.size, "recording stored");
-                    return;
+                    return self.note_stored(&stored, status).await;
                 }
                 Ok(Err(error)) => {
                     tracing::warn!(session.id = %session_id, %error, "storing the recording failed; retrying");
@@ -349,6 +338,31 @@ impl Writer {
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
                 _ = self.inner.shutdown.cancelled() => return,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(30));
+        }
+    }
+
+    /// Writes the stored recording and the final status to the session row, retrying while
+    /// the store is down; then removes the spool. A gateway that stops first leaves the spool
+    /// (already stored, so the next start only writes the row).
+    async fn note_stored(&self, stored: &super::storage::StoredObject, status: SessionStatus) {
+        let session_id = &self.session_id;
+        let mut backoff = Duration::from_millis(500);
+        loop {
+            let written =
+                self.inner.store.set_recording(session_id, &stored.location, stored.size, &stored.sha256, status).await;
+            match written {
+                Ok(()) => return self.sidecar.remove_files(&self.inner.spool_dir),
+                Err(error) => {
+                    tracing::warn!(session.id = %session_id, %error, "recording stored but the session row was not updated; retrying");
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = self.inner.shutdown.cancelled() => {
+                    return tracing::warn!(session.id = %session_id, "gateway stopping: the spool stays for the next start");
+                }
             }
             backoff = (backoff * 2).min(Duration::from_secs(30));
         }

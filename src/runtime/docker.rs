@@ -19,6 +19,9 @@ use super::{
 };
 use crate::protocol::WindowSize;
 
+/// Bytes of exec output read at once.
+const OUTPUT_BUFFER: usize = 16 * 1024;
+
 const LABEL_PROJECT: &str = "com.docker.compose.project";
 const LABEL_SERVICE: &str = "com.docker.compose.service";
 const LABEL_NUMBER: &str = "com.docker.compose.container-number";
@@ -155,7 +158,9 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn start_exec(&self, exec_id: &str, tty: bool) -> Result<ExecIo, RuntimeError> {
-        let options = StartExecOptions { detach: false, tty, output_capacity: Some(64 * 1024) };
+        // The read buffer every session holds: 16 KiB keeps an idle session small; under load
+        // the relay joins waiting chunks into messages of up to 64 KiB (gateway/coalesce.rs).
+        let options = StartExecOptions { detach: false, tty, output_capacity: Some(OUTPUT_BUFFER) };
         match self.client().await?.start_exec(exec_id, Some(options)).await.map_err(|e| exec_error(e, exec_id))? {
             StartExecResults::Attached { output, input } => {
                 let output = output.map(|item| match item {
