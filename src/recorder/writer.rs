@@ -343,29 +343,28 @@ impl Writer {
         }
     }
 
-    /// Writes the stored recording and the final status to the session row, retrying while
-    /// the store is down; then removes the spool. A gateway that stops first leaves the spool
-    /// (already stored, so the next start only writes the row).
+    /// Writes the stored recording and the final status to the session row, then removes the
+    /// spool. While the store is unreachable the store keeps the write and retries it; the
+    /// spool is removed once it landed. A gateway that stops first, or a write the store
+    /// refuses, leaves the spool (already stored, so the next start only writes the row).
     async fn note_stored(&self, stored: &super::storage::StoredObject, status: SessionStatus) {
-        let session_id = &self.session_id;
-        let mut backoff = Duration::from_millis(500);
-        loop {
-            let written =
-                self.inner.store.set_recording(session_id, &stored.location, stored.size, &stored.sha256, status).await;
-            match written {
-                Ok(()) => return self.sidecar.remove_files(&self.inner.spool_dir),
-                Err(error) => {
-                    tracing::warn!(session.id = %session_id, %error, "recording stored but the session row was not updated; retrying");
+        let (store, session_id) = (&self.inner.store, &self.session_id);
+        if let Err(error) = store.set_recording(session_id, &stored.location, stored.size, &stored.sha256, status).await
+        {
+            if !store.final_writes_waiting_for(session_id) {
+                return tracing::error!(session.id = %session_id, %error, "recording stored but the session row was not updated; the spool stays");
+            }
+            tracing::warn!(session.id = %session_id, %error, "recording stored; the session row catches up once the store answers");
+            while store.final_writes_waiting_for(session_id) {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                    _ = self.inner.shutdown.cancelled() => {
+                        return tracing::warn!(session.id = %session_id, "gateway stopping: the spool stays for the next start");
+                    }
                 }
             }
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = self.inner.shutdown.cancelled() => {
-                    return tracing::warn!(session.id = %session_id, "gateway stopping: the spool stays for the next start");
-                }
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(30));
         }
+        self.sidecar.remove_files(&self.inner.spool_dir);
     }
 
     /// Resolves `STORE_GRACE` after the gateway starts shutting down.

@@ -144,6 +144,11 @@ impl Store {
         self.catch_up.len()
     }
 
+    /// Whether session `id` has final writes waiting for this store.
+    pub fn final_writes_waiting_for(&self, id: &str) -> bool {
+        self.catch_up.holds(id)
+    }
+
     /// Writes `write` now, or keeps it for later when the store is unreachable (or the
     /// session already has writes waiting, which it must not overtake).
     pub(super) async fn write_final(&self, id: &str, write: RowWrite) -> Result<(), StoreError> {
