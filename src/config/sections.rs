@@ -1,0 +1,261 @@
+//! The sections of the configuration tree (`[gateway]`, `[recording]`, …) and their
+//! defaults, which work on a fresh machine.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::redact_url;
+
+/// Ending the processes of sessions that did not end by themselves.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReaperConfig {
+    /// `tree` (the shell and everything it started), `shell` (only the exec's own process) or
+    /// `off`.
+    pub policy: crate::reaper::ReapPolicy,
+    /// Time between HUP and KILL.
+    #[serde(with = "humantime_serde")]
+    pub grace: Duration,
+    /// How often orphaned sessions are looked for (and this node's heartbeat written).
+    #[serde(with = "humantime_serde")]
+    pub sweep_interval: Duration,
+    /// A node whose heartbeat is older than this is gone; its live sessions are reaped.
+    #[serde(with = "humantime_serde")]
+    pub node_expiry: Duration,
+}
+
+impl Default for ReaperConfig {
+    fn default() -> Self {
+        Self {
+            policy: crate::reaper::ReapPolicy::Tree,
+            grace: Duration::from_secs(2),
+            sweep_interval: Duration::from_secs(30),
+            node_expiry: Duration::from_secs(90),
+        }
+    }
+}
+
+/// Session recording.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecordingConfig {
+    /// Record sessions at all.
+    pub enabled: bool,
+    /// Strict mode: refuse a session whose recording cannot start, end one whose recording
+    /// fails.
+    pub required: bool,
+    /// `fs` or `s3`.
+    pub storage: StorageKind,
+    /// How often the spool is flushed to its file (and so survives a crash of the gateway).
+    #[serde(with = "humantime_serde")]
+    pub flush_interval: Duration,
+    /// Frames the relay may queue for the recorder; when it is full the session waits.
+    pub queue_capacity: usize,
+    /// How long a session waits for a stalled recorder (a hung disk) before it goes on and
+    /// loses frames; strict sessions wait for ever and end if the recording fails.
+    #[serde(with = "humantime_serde")]
+    pub stall_timeout: Duration,
+    /// Directory of the `fs` storage; default `<data_dir>/recordings`.
+    pub dir: Option<PathBuf>,
+    pub s3: S3Config,
+}
+
+/// Which recording storage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    Fs,
+    S3,
+}
+
+/// An S3 (or S3-compatible, e.g. MinIO) bucket. Credentials come from the standard AWS chain
+/// (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, profiles, instance roles).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Config {
+    /// Custom endpoint, e.g. `http://minio:9000`; unset means AWS.
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub bucket: String,
+    /// Key prefix, e.g. `entry/`.
+    pub prefix: String,
+    /// Path-style addressing (MinIO and most S3-compatible servers need it).
+    pub path_style: bool,
+    /// Multipart part size in bytes (S3's minimum is 5 MiB).
+    pub part_size: usize,
+    /// Longest pause between upload retries.
+    #[serde(with = "humantime_serde")]
+    pub max_backoff: Duration,
+}
+
+/// The WebSocket side.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// How often a PING message (and a WebSocket ping) is sent.
+    #[serde(with = "humantime_serde")]
+    pub ping_interval: Duration,
+    /// A client silent for this long (no message, no pong) is treated as gone.
+    #[serde(with = "humantime_serde")]
+    pub client_timeout: Duration,
+    /// Largest WebSocket message accepted from a client.
+    pub max_message_bytes: usize,
+    /// Id of the container Entry itself runs in, if not detected; Entry never enters it.
+    pub self_container_id: Option<String>,
+    /// A session without input for this long is ended.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// No session lasts longer than this.
+    #[serde(with = "humantime_serde")]
+    pub max_duration: Duration,
+    /// Most sessions this gateway runs at once (0: no limit).
+    pub max_sessions: usize,
+    /// Most sessions one user runs on this gateway at once (0: no limit).
+    pub max_sessions_per_user: usize,
+    /// Origins (`https://console.example.com`) besides the gateway's own whose pages may use
+    /// the browser's sign-in: open the web terminal and watch WebSockets, kill sessions.
+    pub allowed_origins: Vec<String>,
+    /// Serve HTTPS and WSS on `listen` (`[gateway.tls]`); unset means plain HTTP.
+    pub tls: Option<TlsConfig>,
+}
+
+/// TLS termination in the gateway: a certificate chain and its private key, PEM files
+/// (`ENTRY_GATEWAY__TLS__CERT`, `ENTRY_GATEWAY__TLS__KEY`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The server's certificate first, then any intermediates.
+    pub cert: PathBuf,
+    /// Its private key: PKCS#8, PKCS#1 (RSA) or SEC1 (EC).
+    pub key: PathBuf,
+}
+
+/// How to reach the Docker Engine.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DockerConfig {
+    /// `unix:///path` or `tcp://host:port`; unset means `DOCKER_HOST` or the local socket.
+    pub host: Option<String>,
+    /// Timeout of one Engine API request (not of a session).
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+}
+
+/// Where session metadata and tokens live.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://…` or `postgres://…`; unset means `<data_dir>/entry.db`.
+    pub url: Option<String>,
+}
+
+/// Who may enter.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// A console asked whether a token unknown to the store may enter a container.
+    pub webhook: Option<WebhookConfig>,
+    /// Failed authentications one source address may make in `failure_window` before it is
+    /// refused until the window passes (0: no limit).
+    pub max_failures: usize,
+    #[serde(with = "humantime_serde")]
+    pub failure_window: Duration,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self { webhook: None, max_failures: 20, failure_window: Duration::from_secs(60) }
+    }
+}
+
+/// LAIN-style console authorisation.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub url: String,
+    #[serde(with = "humantime_serde", default = "default_webhook_timeout")]
+    pub timeout: Duration,
+}
+
+/// What runs in the container.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShellConfig {
+    /// Command when the client names none.
+    pub command: Vec<String>,
+    /// Tried when the image lacks `command`'s program.
+    pub fallback: Vec<String>,
+    /// `TERM` when the client sends no `term-type`.
+    pub term: String,
+}
+
+fn default_webhook_timeout() -> Duration {
+    Duration::from_secs(3)
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            required: false,
+            storage: StorageKind::Fs,
+            flush_interval: Duration::from_secs(1),
+            queue_capacity: 256,
+            stall_timeout: Duration::from_secs(5),
+            dir: None,
+            s3: S3Config::default(),
+        }
+    }
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            region: "us-east-1".into(),
+            bucket: "entry-recordings".into(),
+            prefix: String::new(),
+            path_style: false,
+            part_size: 8 << 20,
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            ping_interval: Duration::from_secs(10),
+            client_timeout: Duration::from_secs(30),
+            max_message_bytes: 1 << 20,
+            self_container_id: None,
+            idle_timeout: Duration::from_secs(30 * 60),
+            max_duration: Duration::from_secs(12 * 3600),
+            max_sessions: 4096,
+            max_sessions_per_user: 64,
+            allowed_origins: Vec::new(),
+            tls: None,
+        }
+    }
+}
+
+impl Default for DockerConfig {
+    fn default() -> Self {
+        Self { host: None, request_timeout: Duration::from_secs(30) }
+    }
+}
+
+impl Default for ShellConfig {
+    fn default() -> Self {
+        Self { command: vec!["bash".into()], fallback: vec!["sh".into()], term: "xterm-256color".into() }
+    }
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = self.url.as_deref().map(redact_url);
+        f.debug_struct("StoreConfig").field("url", &url).finish()
+    }
+}
