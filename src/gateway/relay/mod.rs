@@ -15,16 +15,17 @@ use bytes::Bytes;
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use humantime_serde::re::humantime;
-use prost::Message as _;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use super::coalesce::Coalesce;
-use crate::protocol::{CloseReason, RequestMessage, RequestType, ResponseMessage, Utf8Carry, WindowSize, encode};
+mod input;
+
+use input::{InputEvent, InputPump, LastSeen};
+
+use crate::protocol::{CloseReason, ResponseMessage, Utf8Carry, WindowSize, encode};
 use crate::recorder::{Frame, SessionRecorder};
-use crate::runtime::{ContainerRuntime, InputSink, Output, OutputStream, RuntimeError};
+use crate::runtime::{InputSink, Output, OutputStream, RuntimeError};
 
 /// Most output bytes joined into one message when the exec's output is waiting faster than
 /// the relay sends it.
@@ -103,44 +104,6 @@ impl SessionStats {
 
 fn unpack(packed: u32) -> Option<(u16, u16)> {
     (packed != 0).then_some(((packed >> 16) as u16, (packed & 0xffff) as u16))
-}
-
-/// What the input side tells the output side.
-enum InputEvent {
-    ClientGone(String),
-    BadMessage(String),
-    /// A message over `gateway.max_message_bytes`.
-    TooLarge(String),
-}
-
-/// Milliseconds since the session started at which the client was last heard
-/// (any message), and at which it last typed (PLAIN input).
-struct LastSeen {
-    start: Instant,
-    millis: AtomicU64,
-    input_millis: AtomicU64,
-}
-
-impl LastSeen {
-    fn touch(&self) {
-        self.millis.store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
-    }
-
-    fn typed(&self) {
-        self.input_millis.store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
-    }
-
-    fn silent_for(&self) -> Duration {
-        self.since(&self.millis)
-    }
-
-    fn idle_for(&self) -> Duration {
-        self.since(&self.input_millis)
-    }
-
-    fn since(&self, millis: &AtomicU64) -> Duration {
-        self.start.elapsed().saturating_sub(Duration::from_millis(millis.load(Ordering::Relaxed)))
-    }
 }
 
 type Sink = SplitSink<WebSocket, Message>;
@@ -310,136 +273,4 @@ fn output_message(index: usize, data: Bytes) -> ResponseMessage {
 pub(super) async fn send(sink: &mut Sink, message: &ResponseMessage, timeout: Duration) -> bool {
     let frame = Message::Binary(encode(message));
     matches!(tokio::time::timeout(timeout, sink.send(frame)).await, Ok(Ok(())))
-}
-
-/// A failed read: a message over `max_message_bytes` exceeds a limit; any other error means
-/// the connection is gone.
-fn read_error(error: &axum::Error) -> InputEvent {
-    use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
-    match std::error::Error::source(error).and_then(|inner| inner.downcast_ref::<Error>()) {
-        Some(Error::Capacity(CapacityError::MessageTooLong { size, max_size })) => InputEvent::TooLarge(format!(
-            "a message of {size} bytes is larger than the gateway's limit of {max_size} bytes"
-        )),
-        _ => InputEvent::ClientGone(format!("connection error: {error}")),
-    }
-}
-
-/// Reads the client's messages and applies them to the exec.
-struct InputPump {
-    runtime: Arc<dyn ContainerRuntime>,
-    exec_id: String,
-    events: mpsc::Sender<InputEvent>,
-    last_seen: Arc<LastSeen>,
-    cancel: CancellationToken,
-    recorder: Option<Arc<SessionRecorder>>,
-    stats: Arc<SessionStats>,
-    /// Watchers learn of resizes through it.
-    tap: Arc<super::OutputTap>,
-}
-
-impl InputPump {
-    /// Returns the stream when stopped while the client is still connected.
-    async fn run(self, mut stream: SplitStream<WebSocket>, mut stdin: InputSink) -> Option<SplitStream<WebSocket>> {
-        let mut stdin_open = true;
-        loop {
-            let next = tokio::select! {
-                _ = self.cancel.cancelled() => return Some(stream),
-                next = stream.next() => next,
-            };
-            self.last_seen.touch();
-            let bytes = match next {
-                Some(Ok(Message::Binary(bytes))) => bytes,
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                Some(Ok(Message::Text(_))) => {
-                    self.tell(InputEvent::BadMessage("expected binary protobuf messages, got text".into())).await;
-                    return Some(stream);
-                }
-                Some(Ok(Message::Close(_))) | None => {
-                    self.tell(InputEvent::ClientGone("client closed the connection".into())).await;
-                    return None;
-                }
-                Some(Err(error)) => {
-                    self.tell(read_error(&error)).await;
-                    return None;
-                }
-            };
-            let message = match RequestMessage::decode(bytes) {
-                Ok(message) => message,
-                Err(error) => {
-                    self.tell(InputEvent::BadMessage(format!("malformed message: {error}"))).await;
-                    return Some(stream);
-                }
-            };
-            match message.kind() {
-                Some(RequestType::Plain) if stdin_open && !message.content.is_empty() => {
-                    self.last_seen.typed();
-                    self.stats.bytes_in.fetch_add(message.content.len() as u64, Ordering::Relaxed);
-                    if let Some(recorder) = &self.recorder {
-                        recorder.record(Frame::Input(message.content.clone())).await;
-                    }
-                    let written = tokio::select! {
-                        _ = self.cancel.cancelled() => return Some(stream),
-                        written = stdin.write_all(&message.content) => written,
-                    };
-                    if let Err(error) = written {
-                        // The shell is exiting; its output stream's end will say so.
-                        tracing::debug!(%error, "stdin closed by the exec");
-                        stdin_open = false;
-                    }
-                }
-                Some(RequestType::Plain) => {}
-                Some(RequestType::Winch) => match WindowSize::parse(&message.content) {
-                    Ok(size) => {
-                        self.stats.resized(size);
-                        self.tap.resized(size);
-                        if let Some(recorder) = &self.recorder {
-                            recorder.record(Frame::Resize(size)).await;
-                        }
-                        self.resize(size).await
-                    }
-                    Err(crate::protocol::WinchError::OutOfRange(cols, rows)) => {
-                        tracing::debug!(cols, rows, "ignoring an impossible window size");
-                    }
-                    Err(error) => {
-                        self.tell(InputEvent::BadMessage(format!("bad WINCH: {error}"))).await;
-                        return Some(stream);
-                    }
-                },
-                Some(RequestType::StdinEof) => {
-                    if stdin_open {
-                        stdin_open = false;
-                        if let Err(error) = stdin.shutdown().await {
-                            tracing::debug!(%error, "closing stdin failed");
-                        }
-                    }
-                }
-                // A newer client's message type: skip it, as protobuf skips unknown fields.
-                None => tracing::debug!(msg_type = message.msg_type, "ignoring an unknown message type"),
-            }
-        }
-    }
-
-    /// Resizes the TTY, retrying briefly while the process is still starting.
-    /// Gives up at once when the exec is gone (a short command that already exited) or the
-    /// session is ending, so a late WINCH never holds the session open.
-    async fn resize(&self, size: WindowSize) {
-        for attempt in 0..20u64 {
-            match self.runtime.resize_exec(&self.exec_id, size).await {
-                Ok(()) => return,
-                Err(error @ RuntimeError::ExecNotFound(_)) => {
-                    return tracing::debug!(%error, "resize: the exec is gone");
-                }
-                Err(error) if attempt == 19 => tracing::debug!(%error, "resize failed"),
-                Err(_) => tokio::select! {
-                    _ = self.cancel.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_millis(10 * (attempt + 1))) => {}
-                },
-            }
-        }
-    }
-
-    async fn tell(&self, event: InputEvent) {
-        // The receiver is gone only when the session already ended.
-        let _ = self.events.send(event).await;
-    }
 }
