@@ -2,7 +2,6 @@
 //! enter` does (same headers, `connect_async` like the CLI) and counts bytes to CLOSE, and
 //! the real `entry enter -t` CLI as a process.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -166,20 +165,8 @@ impl Ws {
 /// `entry enter -t <container> -- <cmd…> > /dev/null` (`-T` when not `tty`) with stdin not
 /// a terminal, timed as a process.
 pub async fn cli_enter(gateway: &Gateway, container: &str, cmd: &[&str], tty: bool) -> Result<Duration> {
-    let started = Instant::now();
-    let status = tokio::process::Command::new(ENTRY)
-        .args(["enter", if tty { "-t" } else { "-T" }, container, "--"])
-        .args(cmd)
-        .env("ENTRY_SERVER", &gateway.url)
-        .env("ENTRY_TOKEN", &gateway.token)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .await?;
-    let elapsed = started.elapsed();
-    if !status.success() {
-        bail!("entry enter (tty {tty}) {cmd:?} exited with {status}");
-    }
-    Ok(elapsed)
+    let mut command = tokio::process::Command::new(ENTRY);
+    command.args(["enter", if tty { "-t" } else { "-T" }, container, "--"]).args(cmd);
+    command.env("ENTRY_SERVER", &gateway.url).env("ENTRY_TOKEN", &gateway.token);
+    crate::sys::timed_quiet(command, &format!("entry enter (tty {tty}) {cmd:?}")).await
 }

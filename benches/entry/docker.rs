@@ -140,18 +140,7 @@ pub async fn raw_read_all(docker: &Docker, container: &str, cmd: &[&str]) -> Res
 
 /// (b) `docker exec -t <container> <cmd…> > /dev/null`, timed as a process.
 pub async fn cli_exec(container: &str, cmd: &[&str]) -> Result<Duration> {
-    let started = Instant::now();
-    let status = tokio::process::Command::new("docker")
-        .args(["exec", "-t", container])
-        .args(cmd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .await?;
-    let elapsed = started.elapsed();
-    if !status.success() {
-        bail!("docker exec -t {cmd:?} exited with {status}");
-    }
-    Ok(elapsed)
+    let mut command = tokio::process::Command::new("docker");
+    command.args(["exec", "-t", container]).args(cmd);
+    crate::sys::timed_quiet(command, &format!("docker exec -t {cmd:?}")).await
 }

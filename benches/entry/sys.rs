@@ -6,6 +6,17 @@ use std::time::Instant;
 
 /// Raises this process's soft `RLIMIT_NOFILE` to its hard limit, so that the sessions the
 /// bench opens fit; children (the gateway, `entry enter`) inherit it. Returns (soft, hard).
+/// Runs `command` with no stdin and its output discarded; the time it took, or an error
+/// naming `what` when it fails.
+pub async fn timed_quiet(mut command: tokio::process::Command, what: &str) -> anyhow::Result<std::time::Duration> {
+    use std::process::Stdio;
+    let started = Instant::now();
+    let status = command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status().await?;
+    let elapsed = started.elapsed();
+    anyhow::ensure!(status.success(), "{what} exited with {status}");
+    Ok(elapsed)
+}
+
 pub fn raise_nofile() -> (u64, u64) {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit and setrlimit only read or write the struct passed to them.

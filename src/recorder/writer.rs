@@ -251,25 +251,24 @@ impl Writer {
 
     /// Encodes a batch of messages (emptying `batch`); returns the end when the batch held it.
     async fn write_batch(&mut self, batch: &mut Vec<Message>) -> Option<End> {
-        let frames = batch.iter().filter(|m| matches!(m, Message::Frame(..))).count();
-        super::QUEUE_DEPTH.fetch_sub(frames as u64, Ordering::Relaxed);
-        let bytes: usize = batch
-            .iter()
-            .map(|message| match message {
-                Message::Frame(_, Frame::Output(data) | Frame::Input(data)) => data.len(),
-                _ => 0,
-            })
-            .sum();
-        let mut end = None;
+        let (mut end, mut bytes, mut frames) = (None, 0, 0u64);
         let mut work = Vec::with_capacity(batch.len());
         for message in batch.drain(..) {
             match message {
-                Message::Frame(at, frame) if end.is_none() => work.push((at, frame)),
-                // Nothing follows the end; a frame after it cannot happen (the relay ends first).
-                Message::Frame(..) => {}
+                Message::Frame(at, frame) => {
+                    frames += 1;
+                    if let Frame::Output(data) | Frame::Input(data) = &frame {
+                        bytes += data.len();
+                    }
+                    // Nothing follows the end; a frame after it cannot happen (the relay ends first).
+                    if end.is_none() {
+                        work.push((at, frame));
+                    }
+                }
                 Message::End { at, exit_code, status } => end = Some(End { at, exit_code, status }),
             }
         }
+        super::QUEUE_DEPTH.fetch_sub(frames, Ordering::Relaxed);
         let mut encoding = self.encoding.take()?;
         if bytes < BLOCKING_BATCH_BYTES {
             work.into_iter().for_each(|(at, frame)| encoding.frame(at, frame));
