@@ -43,8 +43,15 @@ fn new_session(id: &str, user: &str, container: &str, started_at: i64) -> NewSes
 async fn tokens_round_trip(backend: Backend) {
     let db = TestDb::new(backend).await;
     let allow = vec!["shop.*".to_owned(), "日本-*".to_owned()];
-    let token =
-        NewToken { id: "tk1", user: "alice", role: "developer", allow: &allow, secret_hash: "h", created_by: None };
+    let token = NewToken {
+        id: "tk1",
+        user: "alice",
+        role: "developer",
+        allow: &allow,
+        secret_hash: "h",
+        created_by: None,
+        grants: &Default::default(),
+    };
     db.store.insert_token(token.clone()).await.unwrap();
     assert!(db.store.insert_token(token).await.is_err(), "duplicate ids are refused");
     let row = db.store.token("tk1").await.unwrap().unwrap();

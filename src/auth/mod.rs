@@ -18,7 +18,7 @@ pub use token::Token;
 pub use webhook::{Webhook, WebhookDenial};
 
 use crate::runtime::ContainerInfo;
-use crate::store::{NewToken, Store, StoreError};
+use crate::store::{NewToken, Store, StoreError, TokenGrants, TokenRow};
 
 /// Who is asking, once authenticated.
 #[derive(Debug, Clone)]
@@ -27,6 +27,8 @@ pub struct Principal {
     pub role: Role,
     /// The store token's id; `None` for a console-vouched user.
     pub token_id: Option<String>,
+    /// What the token may shape of an exec (a console-vouched user gets the defaults).
+    pub grants: TokenGrants,
     patterns: Access,
 }
 
@@ -43,7 +45,7 @@ enum Access {
 pub enum AuthError {
     #[error("unauthorised: no access token")]
     MissingToken,
-    #[error("unauthorised: invalid or revoked token")]
+    #[error("unauthorised: invalid, revoked or expired token")]
     InvalidToken,
     #[error("unauthorised: {0}")]
     Console(#[from] WebhookDenial),
@@ -85,7 +87,13 @@ impl Authenticator {
         }
         let Some(webhook) = &self.webhook else { return Err(AuthError::InvalidToken) };
         let user = webhook.ask(presented, address).await?;
-        Ok(Principal { user, role: Role::Developer, token_id: None, patterns: Access::ConsoleVouched })
+        Ok(Principal {
+            user,
+            role: Role::Developer,
+            token_id: None,
+            grants: TokenGrants::default(),
+            patterns: Access::ConsoleVouched,
+        })
     }
 
     /// Authenticates a store token (the HTTP API accepts no console-vouched users).
@@ -108,16 +116,7 @@ impl Authenticator {
             return Err(AuthError::InvalidToken);
         };
         let row = self.store.token(&token_id).await?.ok_or(AuthError::InvalidToken)?;
-        if row.revoked_at.is_some() {
-            return Err(AuthError::InvalidToken);
-        }
-        let role = Role::parse(&row.role).ok_or(AuthError::InvalidToken)?;
-        Ok(Principal {
-            user: row.user,
-            role,
-            token_id: Some(row.id),
-            patterns: Access::Patterns(Patterns::lenient(&row.allow)),
-        })
+        Principal::of_token(row)
     }
 
     /// Signs a browser in with a token: returns the cookie secret (shown only to that browser)
@@ -152,10 +151,9 @@ impl Authenticator {
                 return Err(AuthError::InvalidToken);
             }
         }
-        if row.revoked_at.is_some() {
+        if !row.usable(crate::store::now_millis()) {
             return Err(AuthError::InvalidToken);
         }
-        let role = Role::parse(&row.role).ok_or(AuthError::InvalidToken)?;
         if !cached {
             self.verified.remember(token.id(), token.secret(), &row.secret_hash);
             // last_used_at is therefore exact to `verified::TTL`, not to the request.
@@ -163,12 +161,7 @@ impl Authenticator {
                 tracing::warn!(token.id = %row.id, %error, "could not record token use");
             }
         }
-        Ok(Some(Principal {
-            user: row.user,
-            role,
-            token_id: Some(row.id),
-            patterns: Access::Patterns(Patterns::lenient(&row.allow)),
-        }))
+        Principal::of_token(row).map(Some)
     }
 
     /// Creates a token and returns it (the only time its secret exists outside the client).
@@ -177,15 +170,30 @@ impl Authenticator {
         user: &str,
         role: Role,
         allow: &[String],
+        grants: &TokenGrants,
         created_by: Option<&str>,
     ) -> Result<Token, CreateTokenError> {
         Patterns::new(allow)?;
         if user.trim().is_empty() || user.chars().any(char::is_control) {
             return Err(CreateTokenError::BadUser);
         }
+        if let Some(bad) = grants.exec_users.iter().find(|u| !valid_exec_user(u)) {
+            return Err(CreateTokenError::BadExecUser(bad.clone()));
+        }
+        if let Some(bad) = grants.env_allow.iter().flatten().find(|n| !valid_env_pattern(n)) {
+            return Err(CreateTokenError::BadEnvName(bad.clone()));
+        }
         let token = Token::generate();
         let secret_hash = token.hash().map_err(|e| CreateTokenError::Hash(e.to_string()))?;
-        let new = NewToken { id: token.id(), user, role: role.as_str(), allow, secret_hash: &secret_hash, created_by };
+        let new = NewToken {
+            id: token.id(),
+            user,
+            role: role.as_str(),
+            allow,
+            secret_hash: &secret_hash,
+            created_by,
+            grants,
+        };
         self.store.insert_token(new).await?;
         Ok(token)
     }
@@ -198,6 +206,10 @@ pub enum CreateTokenError {
     Pattern(#[from] PatternError),
     #[error("user name must be non-empty printable text")]
     BadUser,
+    #[error("bad exec user {0:?}: a user name or uid, optionally with :group, of letters, digits, '.', '_', '-'")]
+    BadExecUser(String),
+    #[error("bad environment name {0:?}: letters, digits and '_', optionally ending in '*'")]
+    BadEnvName(String),
     #[error("hashing the token failed: {0}")]
     Hash(String),
     #[error(transparent)]
@@ -211,7 +223,47 @@ fn login_id(secret: &str) -> String {
     hex::encode(sha2::Sha256::digest(secret.as_bytes()))
 }
 
+/// An exec user as `docker exec -u` takes it: `name`, `uid`, `name:group` or `uid:gid`.
+fn valid_exec_user(user: &str) -> bool {
+    let part =
+        |p: &str| !p.is_empty() && p.len() <= 64 && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    match user.split_once(':') {
+        Some((name, group)) => part(name) && part(group),
+        None => part(user),
+    }
+}
+
+/// An environment name, or a prefix glob such as `APP_*`.
+fn valid_env_pattern(pattern: &str) -> bool {
+    let name = pattern.strip_suffix('*').unwrap_or(pattern);
+    !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !name.as_bytes()[0].is_ascii_digit()
+}
+
+impl TokenRow {
+    /// Whether this token may be used at `now`: not revoked and not expired.
+    pub fn usable(&self, now: i64) -> bool {
+        self.revoked_at.is_none() && !self.grants.expired(now)
+    }
+}
+
 impl Principal {
+    /// The principal of a stored token row, refused when revoked, expired or of an unknown role.
+    fn of_token(row: TokenRow) -> Result<Self, AuthError> {
+        if !row.usable(crate::store::now_millis()) {
+            return Err(AuthError::InvalidToken);
+        }
+        let role = Role::parse(&row.role).ok_or(AuthError::InvalidToken)?;
+        Ok(Principal {
+            user: row.user,
+            role,
+            token_id: Some(row.id),
+            grants: row.grants,
+            patterns: Access::Patterns(Patterns::lenient(&row.allow)),
+        })
+    }
+
     /// Whether this principal may enter `container`. `own_id` is the container Entry runs in.
     pub fn may_enter(&self, container: &ContainerInfo, own_id: Option<&str>) -> Result<(), AuthError> {
         if own_id.is_some_and(|own| !own.is_empty() && container.id.starts_with(own)) {

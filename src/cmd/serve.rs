@@ -103,7 +103,8 @@ async fn first_admin_token(store: &Store, auth: &Authenticator) -> anyhow::Resul
     if store.token_count().await? > 0 {
         return Ok(());
     }
-    let token = auth.create_token("admin", Role::Admin, &["*".to_owned()], Some("first start")).await?;
+    let token =
+        auth.create_token("admin", Role::Admin, &["*".to_owned()], &Default::default(), Some("first start")).await?;
     tracing::info!(token.id = token.id(), "created the first admin token; it is printed once on stdout");
     println!("Entry created the first admin token. It is shown only this once:");
     println!("{}", token.reveal());

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::ConfigArgs;
 use crate::auth::{Authenticator, Role};
-use crate::store::Store;
+use crate::store::{Store, TokenGrants, now_millis};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -29,6 +29,21 @@ enum Action {
         /// Admins default to `*`.
         #[arg(long = "allow")]
         allow: Vec<String>,
+        /// Exec user it may ask for with `-u` (name, uid, name:group); repeatable. Without
+        /// one, sessions run as the container's configured user only.
+        #[arg(long = "exec-user")]
+        exec_users: Vec<String>,
+        /// Environment variable it may set with `-e` (a name or a `PREFIX*` glob); repeatable.
+        /// With any, only these are accepted (the deny-list still applies); without, any name
+        /// the gateway's deny-list does not refuse.
+        #[arg(long = "env-allow")]
+        env_allow: Vec<String>,
+        /// May enter privileged containers and containers that mount the Docker socket.
+        #[arg(long)]
+        allow_privileged: bool,
+        /// How long it is valid, e.g. `30d`, `12h`; without, until revoked.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires: Option<std::time::Duration>,
     },
     /// List tokens (never their secrets).
     List,
@@ -46,7 +61,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
 async fn act(store: &Store, action: Action) -> anyhow::Result<()> {
     match action {
-        Action::Create { user, role, mut allow } => {
+        Action::Create { user, role, mut allow, exec_users, env_allow, allow_privileged, expires } => {
             if allow.is_empty() {
                 match role {
                     Role::Admin => allow.push("*".into()),
@@ -54,18 +69,46 @@ async fn act(store: &Store, action: Action) -> anyhow::Result<()> {
                     Role::Auditor => {}
                 }
             }
+            let expires_at = expires
+                .map(|d| i64::try_from(d.as_millis()).ok().and_then(|ms| now_millis().checked_add(ms)))
+                .map(|at| at.context("--expires is too far in the future"))
+                .transpose()?;
+            let grants = TokenGrants {
+                exec_users,
+                env_allow: (!env_allow.is_empty()).then_some(env_allow),
+                allow_privileged,
+                expires_at,
+            };
             let auth = Authenticator::new(store.clone(), None);
-            let token = auth.create_token(&user, role, &allow, Some("cli")).await?;
+            let token = auth.create_token(&user, role, &allow, &grants, Some("cli")).await?;
             println!("id: {}", token.id());
             println!("user: {user}");
             println!("role: {}", role.as_str());
             println!("allow: {}", allow.join(" "));
+            if !grants.exec_users.is_empty() {
+                println!("exec users: {}", grants.exec_users.join(" "));
+            }
+            if let Some(names) = &grants.env_allow {
+                println!("env allowed: {}", names.join(" "));
+            }
+            if grants.allow_privileged {
+                println!("privileged containers: allowed");
+            }
+            if let Some(at) = grants.expires_at {
+                println!("expires: {}", format_time(at));
+            }
             println!("{}", token.reveal());
         }
         Action::List => {
             println!("{:<14} {:<16} {:<10} {:<22} {:<8} ALLOW", "ID", "USER", "ROLE", "CREATED", "STATE");
             for token in store.tokens().await? {
-                let state = if token.revoked_at.is_some() { "revoked" } else { "active" };
+                let state = if token.revoked_at.is_some() {
+                    "revoked"
+                } else if token.grants.expired(now_millis()) {
+                    "expired"
+                } else {
+                    "active"
+                };
                 println!(
                     "{:<14} {:<16} {:<10} {:<22} {:<8} {}",
                     token.id,

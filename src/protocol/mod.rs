@@ -117,6 +117,7 @@ impl CloseReason {
             CloseReason::RecordingFailed => "recording_failed",
             CloseReason::LimitExceeded => "limit_exceeded",
             CloseReason::Internal => "internal",
+            CloseReason::Revoked => "revoked",
         }
     }
 }

@@ -154,7 +154,7 @@ pub fn final_status(reason: crate::protocol::CloseReason) -> SessionStatus {
     use crate::protocol::CloseReason as R;
     match reason {
         R::Exited | R::ClientGone | R::IdleTimeout | R::MaxDuration | R::Unspecified => SessionStatus::Ended,
-        R::Killed => SessionStatus::Killed,
+        R::Killed | R::Revoked => SessionStatus::Killed,
         R::Shutdown => SessionStatus::Interrupted,
         R::Unauthorised
         | R::Forbidden

@@ -20,6 +20,28 @@ pub struct TokenRow {
     pub created_by: Option<String>,
     pub revoked_at: Option<i64>,
     pub last_used_at: Option<i64>,
+    pub grants: TokenGrants,
+}
+
+/// What a token may shape of an exec beyond entering, and until when it is valid.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenGrants {
+    /// Exec users it may ask for (`-u`); empty: only the container's configured user.
+    pub exec_users: Vec<String>,
+    /// Environment variable names (or `PREFIX*` globs) it may set; `None`: any name the
+    /// gateway's deny-list does not refuse.
+    pub env_allow: Option<Vec<String>>,
+    /// Whether it may enter privileged containers and ones that mount the Docker socket.
+    pub allow_privileged: bool,
+    /// When it stops being valid (unix milliseconds); `None`: never.
+    pub expires_at: Option<i64>,
+}
+
+impl TokenGrants {
+    /// Whether the token has expired at `now` (unix milliseconds).
+    pub fn expired(&self, now: i64) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
 }
 
 /// What `insert_token` needs.
@@ -31,17 +53,22 @@ pub struct NewToken<'a> {
     pub allow: &'a [String],
     pub secret_hash: &'a str,
     pub created_by: Option<&'a str>,
+    pub grants: &'a TokenGrants,
 }
 
-const COLUMNS: &str = "id, user_name, role, allow, secret_hash, created_at, created_by, revoked_at, last_used_at";
+const COLUMNS: &str = "id, user_name, role, allow, secret_hash, created_at, created_by, revoked_at, last_used_at, \
+                       exec_users, env_allow, allow_privileged, expires_at";
 
 impl Store {
     /// Stores a new token.
     pub async fn insert_token(&self, token: NewToken<'_>) -> Result<(), StoreError> {
-        let allow = serde_json::to_string(token.allow).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let allow = json_list(token.allow)?;
+        let exec_users = json_list(&token.grants.exec_users)?;
+        let env_allow = token.grants.env_allow.as_deref().map(json_list).transpose()?;
         sqlx::query(
-            "INSERT INTO tokens (id, user_name, role, allow, secret_hash, created_at, created_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO tokens (id, user_name, role, allow, secret_hash, created_at, created_by, \
+             exec_users, env_allow, allow_privileged, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(token.id)
         .bind(token.user)
@@ -50,6 +77,10 @@ impl Store {
         .bind(token.secret_hash)
         .bind(now_millis())
         .bind(token.created_by)
+        .bind(exec_users)
+        .bind(env_allow)
+        .bind(i64::from(token.grants.allow_privileged))
+        .bind(token.grants.expires_at)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -99,8 +130,24 @@ impl Store {
     }
 }
 
+fn json_list(items: &[String]) -> Result<String, StoreError> {
+    serde_json::to_string(items).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
 fn token_from_row(row: &AnyRow) -> Result<TokenRow, StoreError> {
     let allow: String = row.try_get("allow")?;
+    let exec_users: String = row.try_get("exec_users")?;
+    let env_allow: Option<String> = row.try_get("env_allow")?;
+    let corrupt = |column: &str, e: serde_json::Error| StoreError::Corrupt(format!("tokens.{column}: {e}"));
+    let grants = TokenGrants {
+        exec_users: serde_json::from_str(&exec_users).map_err(|e| corrupt("exec_users", e))?,
+        env_allow: env_allow
+            .map(|names| serde_json::from_str(&names))
+            .transpose()
+            .map_err(|e| corrupt("env_allow", e))?,
+        allow_privileged: row.try_get::<i64, _>("allow_privileged")? != 0,
+        expires_at: row.try_get("expires_at")?,
+    };
     Ok(TokenRow {
         id: row.try_get("id")?,
         user: row.try_get("user_name")?,
@@ -111,6 +158,7 @@ fn token_from_row(row: &AnyRow) -> Result<TokenRow, StoreError> {
         created_by: row.try_get("created_by")?,
         revoked_at: row.try_get("revoked_at")?,
         last_used_at: row.try_get("last_used_at")?,
+        grants,
     })
 }
 
@@ -125,8 +173,15 @@ mod tests {
         let store = Store::open(&url).await.unwrap();
         assert_eq!(store.token_count().await.unwrap(), 0);
         let allow = vec!["shop.*".to_owned()];
-        let new =
-            NewToken { id: "tk1", user: "alice", role: "developer", allow: &allow, secret_hash: "h", created_by: None };
+        let new = NewToken {
+            id: "tk1",
+            user: "alice",
+            role: "developer",
+            allow: &allow,
+            secret_hash: "h",
+            created_by: None,
+            grants: &TokenGrants::default(),
+        };
         store.insert_token(new).await.unwrap();
         let row = store.token("tk1").await.unwrap().unwrap();
         assert_eq!((row.user.as_str(), row.allow.clone(), row.revoked_at), ("alice", allow, None));

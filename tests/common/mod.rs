@@ -20,7 +20,7 @@ use entry::gateway::{Gateway, GatewayParts};
 use entry::protocol::{CloseReason, RequestMessage, ResponseMessage, ResponseType, WindowSize, encode};
 use entry::recorder::Recorder;
 use entry::runtime::DockerRuntime;
-use entry::store::Store;
+use entry::store::{Store, TokenGrants};
 use futures::{SinkExt, StreamExt};
 use prost::Message as _;
 use tokio::net::TcpStream;
@@ -174,8 +174,13 @@ impl TestApp {
 
     /// Creates a token and returns it.
     pub async fn token(&self, user: &str, role: Role, allow: &[&str]) -> String {
+        self.token_with(user, role, allow, &TokenGrants::default()).await
+    }
+
+    /// Creates a token with exec grants (exec users, env allow-list, privileged, expiry).
+    pub async fn token_with(&self, user: &str, role: Role, allow: &[&str], grants: &TokenGrants) -> String {
         let allow: Vec<String> = allow.iter().map(|s| s.to_string()).collect();
-        self.auth.create_token(user, role, &allow, Some("test")).await.expect("create token").reveal()
+        self.auth.create_token(user, role, &allow, grants, Some("test")).await.expect("create token").reveal()
     }
 
     /// Opens `/enter` with the given headers.
