@@ -97,6 +97,9 @@ mod tests {
             image: "img".into(),
             running: true,
             compose: compose.map(|(p, s, n)| ComposeAddress { project: p.into(), service: s.into(), number: n }),
+            labels: Default::default(),
+            user: String::new(),
+            hazards: Default::default(),
         }
     }
 

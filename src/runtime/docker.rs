@@ -14,7 +14,7 @@ use bollard::query_parameters::{InspectContainerOptions, ListContainersOptions, 
 use futures::StreamExt;
 
 use super::{
-    ComposeAddress, ContainerAddress, ContainerInfo, ContainerRuntime, ExecIo, ExecSpec, ExecStatus, Output,
+    ComposeAddress, ContainerAddress, ContainerInfo, ContainerRuntime, ExecIo, ExecSpec, ExecStatus, Hazards, Output,
     RuntimeError,
 };
 use crate::protocol::WindowSize;
@@ -78,13 +78,25 @@ impl DockerRuntime {
             .await
             .map_err(|e| container_error(e, name))?;
         let labels = response.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default();
+        let hazards = Hazards {
+            privileged: response.host_config.as_ref().and_then(|h| h.privileged).unwrap_or(false),
+            docker_socket: response
+                .mounts
+                .iter()
+                .flatten()
+                .any(|m| m.source.as_deref().is_some_and(mounts_docker_socket)),
+            known: true,
+        };
         Ok(ContainerInfo {
             id: response.id.unwrap_or_default(),
             name: response.name.unwrap_or_default().trim_start_matches('/').to_owned(),
-            image: response.config.and_then(|c| c.image).unwrap_or_default(),
+            image: response.config.as_ref().and_then(|c| c.image.clone()).unwrap_or_default(),
             running: response.state.as_ref().and_then(|s| s.running).unwrap_or(false),
             state: response.state.and_then(|s| s.status).map(|s| s.to_string()).unwrap_or_default(),
             compose: compose_of(&labels),
+            user: response.config.and_then(|c| c.user).unwrap_or_default(),
+            labels: labels.into_iter().collect(),
+            hazards,
         })
     }
 
@@ -124,13 +136,19 @@ impl ContainerRuntime for DockerRuntime {
             .map(|summary| {
                 let state = summary.state.map(|s| s.to_string()).unwrap_or_default();
                 let name = summary.names.and_then(|names| names.into_iter().next()).unwrap_or_default();
+                let labels = summary.labels.unwrap_or_default();
+                let docker_socket =
+                    summary.mounts.iter().flatten().any(|m| m.source.as_deref().is_some_and(mounts_docker_socket));
                 ContainerInfo {
                     id: summary.id.unwrap_or_default(),
                     name: name.trim_start_matches('/').to_owned(),
                     image: summary.image.unwrap_or_default(),
                     running: state == "running",
                     state,
-                    compose: compose_of(&summary.labels.unwrap_or_default()),
+                    compose: compose_of(&labels),
+                    labels: labels.into_iter().collect(),
+                    user: String::new(),
+                    hazards: Hazards { privileged: false, docker_socket, known: false },
                 }
             })
             .collect())
@@ -248,4 +266,13 @@ fn api_error(error: BollardError) -> RuntimeError {
 
 fn unavailable(error: BollardError) -> RuntimeError {
     RuntimeError::Unavailable(error.to_string())
+}
+
+/// Whether a bind mount's host path exposes the Docker socket: the socket itself or a
+/// directory that holds it (`/var/run`, `/run`, `/run/docker`, …).
+fn mounts_docker_socket(source: &str) -> bool {
+    let source = source.trim_end_matches('/');
+    ["/var/run/docker.sock", "/run/docker.sock", "/var/run", "/run", "/var/run/docker", "/run/docker", "/var", ""]
+        .contains(&source)
+        || source.ends_with("/docker.sock")
 }

@@ -31,6 +31,25 @@ pub struct ContainerInfo {
     pub state: String,
     /// Set when the container carries Compose labels.
     pub compose: Option<ComposeAddress>,
+    /// The container's labels.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// The user its configuration runs processes as (`Config.User`); empty means the image
+    /// default, root. What an exec runs as when the client asks for no user.
+    pub user: String,
+    /// What makes entering it hazardous, as far as the runtime told (a container list does
+    /// not say whether a container is privileged: see [`Hazards::known`]).
+    pub hazards: Hazards,
+}
+
+/// What makes a container hazardous to enter: a way out to the host or to the runtime.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hazards {
+    /// `HostConfig.Privileged`.
+    pub privileged: bool,
+    /// A bind mount of the Docker socket (or of its directory), so a shell there controls dockerd.
+    pub docker_socket: bool,
+    /// False when the source (a container list) could not tell `privileged`.
+    pub known: bool,
 }
 
 /// What to run in the container.
