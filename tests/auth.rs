@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::routing::post;
 use common::{BASH_IMAGE, Session, TestApp, TestContainer, WAIT, bearer};
 use entry::auth::Role;
@@ -108,8 +108,11 @@ async fn bad_requests_get_a_clear_close() {
 /// A console that allows `console-ok` as carol, stalls on `console-slow`, fails with 500 on
 /// `console-500`, and refuses everything else.
 async fn start_console() -> SocketAddr {
-    async fn decide(Json(question): Json<serde_json::Value>) -> (StatusCode, String) {
-        match question["token"].as_str() {
+    async fn decide(
+        Json(question): Json<serde_json::Value>,
+    ) -> (StatusCode, [(header::HeaderName, &'static str); 1], String) {
+        let json = [(header::CONTENT_TYPE, "application/json")];
+        let (status, body) = match question["token"].as_str() {
             Some("console-ok") => (StatusCode::OK, r#"{"user":"carol"}"#.into()),
             Some("console-slow") => {
                 tokio::time::sleep(Duration::from_secs(5)).await;
@@ -117,7 +120,8 @@ async fn start_console() -> SocketAddr {
             }
             Some("console-500") => (StatusCode::INTERNAL_SERVER_ERROR, r#"{"user":"nope"}"#.into()),
             _ => (StatusCode::FORBIDDEN, "no".into()),
-        }
+        };
+        (status, json, body)
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -149,7 +149,8 @@ async fn lain_headers_work() {
 async fn user_workdir_and_env_reach_the_exec() {
     let app = TestApp::start().await;
     let container = TestContainer::start(BASH_IMAGE);
-    let auth = bearer(&app.token("alice", Role::Developer, &["proj*"]).await);
+    let grants = entry::store::TokenGrants { exec_users: vec!["1234".into()], ..Default::default() };
+    let auth = bearer(&app.token_with("alice", Role::Developer, &["proj*"], &grants).await);
     let mut session = app
         .connect(&[
             ("container", &container.compose()),

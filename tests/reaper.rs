@@ -1,9 +1,13 @@
 //! The reaper against the real dockerd: no process with a session's marker outlives it when
-//! the client vanishes, the gateway is SIGKILLed, or a timeout ends it; the `shell` and `off`
-//! policies do what they say; a container without `sh` gets a clear failure.
+//! the client vanishes, the gateway is SIGKILLed, or a timeout ends it; nor does a process that
+//! dropped the marker while in the session's tree or on its terminal, or a shell that re-exec'd
+//! without it; `strict` also ends double-forked processes and spares other sessions' and
+//! processes older than the session; the `shell` and `off` policies do what they say; a
+//! container without `sh` gets a clear failure.
 
 mod common;
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::server::Server;
@@ -36,6 +40,37 @@ async fn shell_running(app: &TestApp, container: &TestContainer, line: &str, nee
     until(WAIT, needle, || container.runs(needle)).await;
     let id = common::newest_session(&app.store).await.id;
     (session, id)
+}
+
+/// The parent pid, inside the container, of the process whose command line is `args`.
+fn parent_of(container: &TestContainer, args: &str) -> Option<u32> {
+    let output =
+        Command::new("docker").args(["exec", &container.name, "ps", "-o", "ppid,args"]).output().expect("docker exec");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.lines().find_map(|l| {
+        let (ppid, rest) = l.trim().split_once(' ')?;
+        (rest.trim() == args).then(|| ppid.parse().ok()).flatten()
+    })
+}
+
+/// Starts `sleep <arg>` in the container through a plain `docker exec`, outside any session.
+fn plain_exec_sleep(container: &TestContainer, arg: &str) {
+    let status =
+        Command::new("docker").args(["exec", "-d", &container.name, "sleep", arg]).status().expect("docker exec");
+    assert!(status.success());
+}
+
+/// The reap recorded on session `id`'s row.
+async fn reaped_row_of(store: &Store, id: &str) -> SessionRow {
+    let started = Instant::now();
+    loop {
+        let row = store.session(id).await.unwrap().expect("the session row");
+        if common::is_final(&row) && row.reap_status.is_some() {
+            return row;
+        }
+        assert!(started.elapsed() < WAIT, "reap of {id} not recorded: {row:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]
@@ -200,4 +235,102 @@ async fn a_container_without_sh_gets_a_clear_reap_failure() {
     let mut session =
         app.connect(&[("container", &container.compose()), ("authorization", &auth), ("command", command)]).await;
     assert_eq!(session.read_to_close(WAIT).await.exit_code(), Some(0));
+}
+
+#[tokio::test]
+async fn a_setsid_child_without_the_marker_is_reaped_by_the_tree_walk() {
+    let app = TestApp::start().await;
+    let container = TestContainer::start(BASH_IMAGE);
+    plain_exec_sleep(&container, "3000");
+    let (session, id) = shell_running(&app, &container, "unset ENTRY_SESSION; setsid sleep 1000 & cat\r", "cat").await;
+    until(WAIT, "sleep 1000", || container.runs("sleep 1000")).await;
+    // Only bash has the marker, and setsid forked the sleep away: its parent is the init.
+    assert_eq!(container.marked_processes(&id), 1);
+    until(WAIT, "re-parented", || parent_of(&container, "sleep 1000") == Some(1)).await;
+    drop(session);
+    until(Duration::from_secs(5), "sleep 1000 gone", || !container.runs("sleep 1000")).await;
+    let row = reaped_row(&app.store).await;
+    let detail = row.reap_detail.clone().unwrap_or_default();
+    assert_eq!(row.reap_status.as_deref(), Some("reaped"), "{detail}");
+    assert!(detail.contains("1 on the session's terminal") && detail.contains("0 left"), "{detail}");
+    assert!(row.reap_killed.unwrap_or(0) >= 3, "bash, cat and the sleep: {detail}");
+    assert!(container.runs("sleep 3000"), "a process of a plain docker exec was killed");
+    let metrics = reqwest::get(format!("{}/metrics", app.url())).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("entry_reap_left_processes_total"), "{metrics}");
+}
+
+#[tokio::test]
+async fn hup_trapping_processes_that_drop_the_marker_are_killed_and_counted() {
+    let app = TestApp::start().await;
+    let container = TestContainer::start(BASH_IMAGE);
+    // One ignores HUP and re-execs without the marker at once; the other re-execs without it
+    // when HUP comes.
+    let line = "sh -c 'trap \"\" HUP; exec env -u ENTRY_SESSION sleep 1001' & \
+        sh -c 'trap \"exec env -u ENTRY_SESSION sleep 1002\" HUP; while :; do sleep 1; done' & cat\r";
+    let (session, id) = shell_running(&app, &container, line, "cat").await;
+    until(WAIT, "sleep 1001", || container.runs("sleep 1001")).await;
+    assert!(container.runs("sleep 1002"), "the trapping loop runs");
+    drop(session);
+    until(Duration::from_secs(8), "both gone", || !container.runs("sleep 1001") && !container.runs("sleep 1002")).await;
+    let row = reaped_row(&app.store).await;
+    let detail = row.reap_detail.clone().unwrap_or_default();
+    assert_eq!(row.reap_status.as_deref(), Some("reaped"), "{detail}");
+    assert!(detail.contains("0 left"), "{detail}");
+    assert!(row.reap_killed.unwrap_or(0) >= 4, "bash, cat and both sh: {detail}");
+    assert_eq!(container.marked_processes(&id), 0);
+}
+
+#[tokio::test]
+async fn a_shell_re_executed_without_the_marker_is_still_reaped() {
+    let app = TestApp::start().await;
+    let container = TestContainer::start(BASH_IMAGE);
+    let line = "exec env -u ENTRY_SESSION bash\rsleep 1005 & cat\r";
+    let (session, id) = shell_running(&app, &container, line, "cat").await;
+    assert_eq!(container.marked_processes(&id), 0, "nothing carries the marker any more");
+    drop(session);
+    until(Duration::from_secs(5), "sleep 1005 gone", || !container.runs("sleep 1005")).await;
+    let row = reaped_row(&app.store).await;
+    assert_eq!(row.reap_status.as_deref(), Some("reaped"), "{:?}", row.reap_detail);
+    assert!(!container.runs("bash"), "the re-executed shell survived");
+}
+
+#[tokio::test]
+async fn strict_ends_double_forked_processes_and_spares_older_and_other_sessions_ones() {
+    let double_fork = "(setsid sh -c 'sleep {n} </dev/null >/dev/null 2>&1 &' &); cat\r";
+    let container = TestContainer::start(BASH_IMAGE);
+    plain_exec_sleep(&container, "3001");
+
+    // Under `tree` a double fork without the marker and off the terminal escapes (documented).
+    let tree = TestApp::start().await;
+    let line = format!("unset ENTRY_SESSION; {}", double_fork.replace("{n}", "1006"));
+    let (session, id) = shell_running(&tree, &container, &line, "cat").await;
+    until(WAIT, "sleep 1006", || container.runs("sleep 1006")).await;
+    drop(session);
+    let row = reaped_row_of(&tree.store, &id).await;
+    assert_eq!(row.reap_status.as_deref(), Some("reaped"), "{:?}", row.reap_detail);
+    assert!(container.runs("sleep 1006"), "tree is not expected to reach a re-parented, marker-less process");
+
+    let strict = TestApp::builder().configure(|c| c.reaper.policy = ReapPolicy::Strict).start().await;
+    let line = format!("unset ENTRY_SESSION; {}", double_fork.replace("{n}", "1003"));
+    let (first, first_id) = shell_running(&strict, &container, &line, "sleep 1003").await;
+    // Another live session, born later, whose double-forked job keeps its marker.
+    let (second, second_id) =
+        shell_running(&strict, &container, &double_fork.replace("{n}", "1004"), "sleep 1004").await;
+    assert_ne!(first_id, second_id);
+    until(WAIT, "both re-parented", || {
+        parent_of(&container, "sleep 1003") == Some(1) && parent_of(&container, "sleep 1004") == Some(1)
+    })
+    .await;
+    drop(first);
+    until(Duration::from_secs(5), "sleep 1003 gone", || !container.runs("sleep 1003")).await;
+    let row = reaped_row_of(&strict.store, &first_id).await;
+    let detail = row.reap_detail.clone().unwrap_or_default();
+    assert_eq!(row.reap_status.as_deref(), Some("reaped"), "{detail}");
+    assert!(detail.contains("re-parented to init") && detail.contains("0 left"), "{detail}");
+    assert!(container.runs("sleep 1004"), "another live session's process was killed");
+    assert!(container.runs("sleep 3001"), "a process older than the session was killed");
+    assert!(container.runs("sleep 1006"), "a process older than the session was killed");
+    drop(second);
+    until(Duration::from_secs(5), "sleep 1004 gone", || !container.runs("sleep 1004")).await;
+    assert!(container.runs("sleep 3001"));
 }

@@ -279,3 +279,109 @@ async fn an_s3_outage_mid_session_loses_nothing() {
     let expected: String = (0..60).map(|i| format!("line-{i}\n")).collect();
     assert_eq!(output, expected);
 }
+
+/// The spool directory of `app` mounted through `tests/recording/stall_fs.py`, a FUSE
+/// pass-through whose writes hang while its flag file exists: a disk that stops answering.
+struct StallableSpool {
+    fuse: std::process::Child,
+    mountpoint: std::path::PathBuf,
+    flag: std::path::PathBuf,
+    _backing: tempfile::TempDir,
+}
+
+impl StallableSpool {
+    fn mount(spool: &std::path::Path) -> Self {
+        let backing = tempfile::tempdir().unwrap();
+        let flag = backing.path().with_extension("stall");
+        std::fs::create_dir_all(spool).unwrap();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/recording/stall_fs.py");
+        let fuse = std::process::Command::new("/usr/bin/python3")
+            .args([script.as_ref(), backing.path().as_os_str(), spool.as_os_str(), flag.as_os_str()])
+            .spawn()
+            .expect("/usr/bin/python3 with python3-fusepy (installed by .ci/run)");
+        let mounted = || std::fs::read_to_string("/proc/mounts").unwrap().contains(spool.to_str().unwrap());
+        for _ in 0..100 {
+            if mounted() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(mounted(), "the FUSE spool did not mount");
+        Self { fuse, mountpoint: spool.to_owned(), flag, _backing: backing }
+    }
+
+    fn stall(&self) {
+        std::fs::write(&self.flag, b"").unwrap();
+    }
+
+    fn release(&self) {
+        let _ = std::fs::remove_file(&self.flag);
+    }
+}
+
+impl Drop for StallableSpool {
+    fn drop(&mut self) {
+        self.release();
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.mountpoint).status();
+        let _ = self.fuse.kill();
+        let _ = self.fuse.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn typed_input_never_reaches_the_shell_unrecorded_while_the_recorder_is_stalled() {
+    let app = TestApp::builder()
+        .configure(|c| {
+            c.recording.queue_capacity = 16;
+            c.recording.stall_timeout = Duration::from_secs(1);
+            c.recording.flush_interval = Duration::from_millis(200);
+        })
+        .start()
+        .await;
+    let spool = StallableSpool::mount(&app.config.spool_dir());
+    let container = TestContainer::start(BASH_IMAGE);
+    let auth = bearer(&app.token("alice", Role::Developer, &["proj*"]).await);
+    let mut session = app.connect(&[("container", &container.compose()), ("authorization", &auth)]).await;
+    session.winch(80, 24).await;
+    session.type_text("echo rec''orded\r").await;
+    session.read_until("recorded", WAIT).await;
+
+    // The spool's disk hangs: the writer blocks at its next flush and its queue fills up.
+    spool.stall();
+    session.type_text("seq 1 200000; echo flo''od done\r").await;
+    let flood = session.read_until("flood done", WAIT).await;
+    assert!(flood.stdout_text().contains("200000"), "the output went on while the recorder was stalled");
+    // Typed now, this must not reach the shell, since it cannot be recorded.
+    let typed_at = std::time::Instant::now();
+    session.type_text("touch /tmp/typed-while-stalled\r").await;
+    let transcript = session.read_to_close(WAIT).await;
+    let waited = typed_at.elapsed();
+    assert_eq!(transcript.reason(), CloseReason::RecordingFailed, "{}", transcript.close_line());
+    assert!(transcript.close_line().contains("never passed on unrecorded"), "{}", transcript.close_line());
+    assert!(waited >= Duration::from_millis(900), "the input was refused before the stall timeout: {waited:?}");
+    spool.release();
+
+    let exists = std::process::Command::new("docker")
+        .args(["exec", &container.name, "test", "-e", "/tmp/typed-while-stalled"])
+        .status()
+        .unwrap();
+    assert!(!exists.success(), "input that was not recorded reached the shell");
+
+    let row = settled(&app.store, WAIT).await;
+    assert_eq!((row.status, row.close_reason.as_deref()), (SessionStatus::Failed, Some("recording_failed")));
+    assert!(row.recording_error.as_deref().unwrap_or_default().contains("not recorded"), "{row:?}");
+    // What reached the shell is exactly what was recorded as typed.
+    let storage = entry::recorder::storage::FsStorage::new(app.config.recordings_dir());
+    let text = String::from_utf8(decompress(&stored_bytes(&storage, &row).await).unwrap()).unwrap();
+    let (_, input, _) = streams(&text);
+    assert_eq!(input, "echo rec''orded\rseq 1 200000; echo flo''od done\r");
+    assert_eq!(row.bytes_in as usize, input.len());
+    let session_id = row.id.clone();
+    for _ in 0..50 {
+        if container.marked_processes(&session_id) == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(container.marked_processes(&session_id), 0, "the shell was not reaped");
+}

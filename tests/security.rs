@@ -2,9 +2,12 @@
 //! a certificate made at test time (`security/tls.rs`), secrets kept out of the logs and the
 //! store (`security/logs.rs`), injection through container addresses and session ids
 //! (`security/injection.rs`), the Origin check of the browser WebSockets
-//! (`security/origin.rs`), and the console webhook failing closed (`security/webhook.rs`).
+//! (`security/origin.rs`), the console webhook failing closed (`security/webhook.rs`), and the
+//! containers Entry refuses to enter whatever the token (`security/deny.rs`).
 
 mod common;
+#[path = "security/deny.rs"]
+mod deny;
 #[path = "security/injection.rs"]
 mod injection;
 #[path = "security/logs.rs"]

@@ -34,6 +34,10 @@ fn new_session(id: &str, user: &str, container: &str, started_at: i64) -> NewSes
         container_image: "img".into(),
         command: vec!["bash".into(), "-l".into()],
         tty: true,
+        exec_user: Some("app".into()),
+        exec_user_effective: "app".into(),
+        workdir: Some("/srv".into()),
+        exec_env: [("MODE".to_owned(), "日本".to_owned()), ("DB_PASSWORD".to_owned(), "[redacted]".to_owned())].into(),
         node_id: "node-a".into(),
         exec_id: "exec1".into(),
         started_at,
@@ -71,6 +75,11 @@ async fn session_lifecycle(backend: Backend) {
         (row.status, row.command.clone(), row.tty),
         (SessionStatus::Live, vec!["bash".into(), "-l".into()], true)
     );
+    assert_eq!(
+        (row.exec_user.as_deref(), row.exec_user_effective.as_deref(), row.workdir.as_deref()),
+        (Some("app"), Some("app"), Some("/srv"))
+    );
+    assert_eq!(row.exec_env, Some(new_session("s1", "alice", "shop-web-1", 1_000).exec_env));
     let end = SessionEnd {
         ended_at: 2_000,
         exit_code: Some(7),

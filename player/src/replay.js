@@ -177,6 +177,38 @@ function shellWords(words) {
   return words.map((word) => (/^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`)).join(' ');
 }
 
+/**
+ * Who the exec ran as: the user asked for (`-u`), else the container's configured user; an
+ * empty user is the image's default, root. Rows of older gateways say nothing (null).
+ */
+function execUser(row) {
+  const effective = row.exec_user_effective;
+  if (effective === null || effective === undefined) return null;
+  const shown = effective === '' ? 'root (image default)' : effective;
+  const how = row.exec_user ? 'asked with -u' : "the container's user";
+  return [el('code', {}, shown), ` (${how})`];
+}
+
+/** The working directory asked for (`-w`), else the container's own (on rows that record it). */
+function workdir(row) {
+  if (row.workdir) return el('code', {}, row.workdir);
+  return row.exec_user_effective === null || row.exec_user_effective === undefined ? null : "(the container's)";
+}
+
+/** The variables the client added, one `NAME=value` per line; secret values are redacted. */
+function execEnv(env) {
+  if (env === null || env === undefined) return null;
+  const entries = Object.entries(env);
+  if (entries.length === 0) return 'none added';
+  return el('ul', { className: 'env' }, ...entries.map(([name, value]) => el('li', {}, el('code', {}, `${name}=${value}`))));
+}
+
+/** Appends `value` (a node, text, or an array of them) to a `dd`. */
+function fill(dd, value) {
+  dd.append(...(Array.isArray(value) ? value : [value]));
+  return dd;
+}
+
 const size = (cols, rows) => (cols && rows ? `${cols}×${rows}` : null);
 const bytes = (count) => (count === null || count === undefined ? null : el('span', { title: `${count} bytes` }, formatBytes(count)));
 
@@ -192,6 +224,9 @@ function renderMeta(row) {
     ['Image', row.container_image],
     ['Command', row.command?.length ? el('code', {}, shellWords(row.command)) : '(default shell)'],
     ['TTY', row.tty ? 'yes' : 'no'],
+    ['Exec user', execUser(row)],
+    ['Working directory', workdir(row)],
+    ['Environment', execEnv(row.exec_env)],
     ['Node', row.node_id],
     ['Client', row.client_kind],
     ['Source address', row.source_addr],
@@ -216,7 +251,7 @@ function renderMeta(row) {
   list.replaceChildren();
   for (const [term, value] of items) {
     const empty = value === null || value === undefined || value === '';
-    list.append(el('dt', {}, term), el('dd', { className: empty ? 'none' : null }, empty ? '—' : value));
+    list.append(el('dt', {}, term), fill(el('dd', { className: empty ? 'none' : null }), empty ? '—' : value));
   }
 }
 

@@ -20,7 +20,12 @@ pub(super) fn counted<T>(result: Result<T, AuthError>) -> Result<T, AuthError> {
             AuthError::Console(_) => Some(2),
             AuthError::Store(_) => Some(3),
             // Authorisation, not authentication: counted with the refused sessions.
-            AuthError::RoleMayNotEnter(_) | AuthError::NotAllowed { .. } | AuthError::OwnContainer => None,
+            AuthError::RoleMayNotEnter(_)
+            | AuthError::NotAllowed { .. }
+            | AuthError::OwnContainer
+            | AuthError::DenyLabel(_)
+            | AuthError::Privileged(_)
+            | AuthError::DockerSocket(_) => None,
         };
         if let Some(index) = index {
             COUNTS[index].fetch_add(1, Ordering::Relaxed);

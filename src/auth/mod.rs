@@ -3,7 +3,8 @@
 //! Guarantees, fail-closed: a request without a valid, unrevoked token (or a console's
 //! explicit yes) is unauthorised; a valid one is checked against its role and container
 //! patterns before any exec exists; auditors never enter; Entry never enters its own
-//! container. Tokens are compared only through their argon2id hashes (a secret that passed is
+//! container nor one labelled `entry.deny=true`, and enters a privileged container or one that
+//! mounts the Docker socket only for a token with `allow_privileged`. Tokens are compared only through their argon2id hashes (a secret that passed is
 //! then remembered for a minute as a keyed SHA-256, see `verified`).
 
 mod failures;
@@ -19,6 +20,9 @@ pub use webhook::{Webhook, WebhookDenial};
 
 use crate::runtime::ContainerInfo;
 use crate::store::{NewToken, Store, StoreError, TokenGrants, TokenRow};
+
+/// The label that keeps Entry out of a container, whatever the token (value `true`).
+pub const DENY_LABEL: &str = "entry.deny";
 
 /// Who is asking, once authenticated.
 #[derive(Debug, Clone)]
@@ -55,6 +59,12 @@ pub enum AuthError {
     NotAllowed { user: String, container: String },
     #[error("forbidden: Entry does not enter its own container")]
     OwnContainer,
+    #[error("forbidden: {0} is marked {DENY_LABEL}=true")]
+    DenyLabel(String),
+    #[error("forbidden: {0} is privileged (a token needs --allow-privileged)")]
+    Privileged(String),
+    #[error("forbidden: {0} mounts the Docker socket (a token needs --allow-privileged)")]
+    DockerSocket(String),
     #[error("authorisation unavailable: {0}")]
     Store(#[from] StoreError),
 }
@@ -265,9 +275,25 @@ impl Principal {
     }
 
     /// Whether this principal may enter `container`. `own_id` is the container Entry runs in.
+    ///
+    /// Refused for everyone: Entry's own container and a container labelled
+    /// `entry.deny=true`. Refused unless the token carries `allow_privileged`: a privileged
+    /// container and one that mounts the Docker socket (as far as `container.hazards` knows:
+    /// a listed container's `privileged` is unknown and not refused here).
     pub fn may_enter(&self, container: &ContainerInfo, own_id: Option<&str>) -> Result<(), AuthError> {
         if own_id.is_some_and(|own| !own.is_empty() && container.id.starts_with(own)) {
             return Err(AuthError::OwnContainer);
+        }
+        if container.labels.get(DENY_LABEL).is_some_and(|value| value.trim().eq_ignore_ascii_case("true")) {
+            return Err(AuthError::DenyLabel(container.name.clone()));
+        }
+        if !self.grants.allow_privileged {
+            if container.hazards.privileged {
+                return Err(AuthError::Privileged(container.name.clone()));
+            }
+            if container.hazards.docker_socket {
+                return Err(AuthError::DockerSocket(container.name.clone()));
+            }
         }
         match self.role {
             Role::Auditor => return Err(AuthError::RoleMayNotEnter("auditor")),

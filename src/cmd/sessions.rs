@@ -192,7 +192,12 @@ fn details(row: &SessionRow) -> String {
         _ => "-".into(),
     };
     let time = |millis: Option<i64>| millis.map(|m| format!("{} UTC", format_time(m))).unwrap_or_else(|| "-".into());
-    let fields: [(&str, String); 30] = [
+    let runs_as = match row.exec_user_effective.as_deref() {
+        Some("") => "root (image default)".to_owned(),
+        other => or_dash(other),
+    };
+    let env = row.exec_env.as_ref().map(|env| serde_json::to_string(env).unwrap_or_default());
+    let fields: [(&str, String); 34] = [
         ("id", row.id.clone()),
         ("user", row.user.clone()),
         ("role", row.role.clone()),
@@ -204,6 +209,10 @@ fn details(row: &SessionRow) -> String {
         ("image", row.container_image.clone()),
         ("command", serde_json::to_string(&row.command).unwrap_or_default()),
         ("tty", row.tty.to_string()),
+        ("exec user asked", or_dash(row.exec_user.as_ref())),
+        ("exec user", runs_as),
+        ("workdir", or_dash(row.workdir.as_ref())),
+        ("env", or_dash(env.as_ref())),
         ("node", row.node_id.clone()),
         ("exec id", row.exec_id.clone()),
         ("status", row.status.as_str().to_owned()),
@@ -268,6 +277,10 @@ mod tests {
             container_image: "bash".into(),
             command: vec!["sh".into(), "-c".into(), "exit 3".into()],
             tty: false,
+            exec_user: None,
+            exec_user_effective: Some(String::new()),
+            workdir: None,
+            exec_env: Some(Default::default()),
             node_id: "gw-1".into(),
             exec_id: "e1".into(),
             started_at: 1_795_968_000_000,

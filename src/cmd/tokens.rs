@@ -1,5 +1,9 @@
 //! `entry tokens create|list|revoke`: manages access tokens directly in the configured store,
 //! so it works with or without a running gateway.
+//!
+//! Guarantees: every creation and revocation is in the audit log with the OS user who ran the
+//! command (actor `cli:<user>`, role `operator`, source `cli`); a revocation is written there
+//! before it happens, and a creation that cannot be written there is undone.
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
@@ -80,7 +84,17 @@ async fn act(store: &Store, action: Action) -> anyhow::Result<()> {
                 expires_at,
             };
             let auth = Authenticator::new(store.clone(), None);
-            let token = auth.create_token(&user, role, &allow, &grants, Some("cli")).await?;
+            let actor = actor();
+            let token = auth.create_token(&user, role, &allow, &grants, Some(&actor)).await?;
+            let audited = match store.token(token.id()).await {
+                Ok(Some(row)) => audit(store, &actor, "token_create", &row.summary()).await,
+                Ok(None) => Err(anyhow::anyhow!("the new token is not in the store")),
+                Err(error) => Err(error.into()),
+            };
+            if let Err(error) = audited {
+                let _ = store.revoke_token(token.id()).await;
+                return Err(error.context("the token was not created: its creation cannot be audited"));
+            }
             println!("id: {}", token.id());
             println!("user: {user}");
             println!("role: {}", role.as_str());
@@ -121,12 +135,35 @@ async fn act(store: &Store, action: Action) -> anyhow::Result<()> {
             }
         }
         Action::Revoke { id } => {
+            let Some(row) = store.token(&id).await?.filter(|row| row.revoked_at.is_none()) else {
+                bail!("no active token with id {id}");
+            };
+            audit(store, &actor(), "token_revoke", &row.summary()).await.context("the token was not revoked")?;
             if !store.revoke_token(&id).await? {
                 bail!("no active token with id {id}");
             }
             println!("revoked {id}");
         }
     }
+    Ok(())
+}
+
+/// Who runs this command, for the audit log: `cli:` and the OS user (`$USER`, `$LOGNAME`, else
+/// the uid).
+fn actor() -> String {
+    use std::os::unix::fs::MetadataExt;
+    let user = ["USER", "LOGNAME"]
+        .into_iter()
+        .filter_map(|name| std::env::var(name).ok())
+        .find(|user| !user.is_empty() && !user.chars().any(char::is_control))
+        .or_else(|| std::fs::metadata("/proc/self").ok().map(|m| format!("uid{}", m.uid())))
+        .unwrap_or_else(|| "unknown".into());
+    format!("cli:{user}")
+}
+
+/// Writes a token change to the audit log.
+async fn audit(store: &Store, actor: &str, action: &str, detail: &str) -> anyhow::Result<()> {
+    store.audit(actor, "operator", action, None, "cli", Some(detail)).await.context("writing the audit log")?;
     Ok(())
 }
 

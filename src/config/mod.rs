@@ -14,8 +14,10 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+mod exec;
 mod sections;
 
+pub use exec::*;
 pub use sections::*;
 
 /// Why the configuration could not be loaded.
@@ -50,6 +52,7 @@ pub struct Config {
     pub shell: ShellConfig,
     pub recording: RecordingConfig,
     pub reaper: ReaperConfig,
+    pub exec: ExecConfig,
 }
 
 impl Default for Config {
@@ -65,6 +68,7 @@ impl Default for Config {
             shell: ShellConfig::default(),
             recording: RecordingConfig::default(),
             reaper: ReaperConfig::default(),
+            exec: ExecConfig::default(),
         }
     }
 }
@@ -72,7 +76,7 @@ impl Default for Config {
 /// Top-level keys read from `ENTRY_*`; other `ENTRY_*` variables (the client's
 /// `ENTRY_SERVER`, `ENTRY_TOKEN`, the `ENTRY_SESSION` marker) are not configuration.
 const ENV_KEYS: &[&str] =
-    &["listen", "data_dir", "node_id", "gateway", "docker", "store", "auth", "shell", "recording", "reaper"];
+    &["listen", "data_dir", "node_id", "gateway", "docker", "store", "auth", "shell", "recording", "reaper", "exec"];
 
 impl Config {
     /// Loads defaults, then `file`, then the environment, then `overrides` (flags, as a
@@ -184,6 +188,7 @@ impl std::fmt::Debug for Config {
             .field("shell", &self.shell)
             .field("recording", &self.recording)
             .field("reaper", &self.reaper)
+            .field("exec", &self.exec)
             .finish()
     }
 }

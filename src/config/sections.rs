@@ -12,8 +12,10 @@ use super::redact_url;
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ReaperConfig {
-    /// `tree` (the shell and everything it started), `shell` (only the exec's own process) or
-    /// `off`.
+    /// `tree` (the shell, everything it started and what holds its terminal), `strict` (`tree`
+    /// and processes born during the session that were re-parented to the container's init:
+    /// this can end daemons the container's own init or a plain `docker exec` started meanwhile),
+    /// `shell` (only the exec's own process) or `off`.
     pub policy: crate::reaper::ReapPolicy,
     /// Time between HUP and KILL.
     #[serde(with = "humantime_serde")]
@@ -170,8 +172,9 @@ impl Default for AuthConfig {
     }
 }
 
-/// LAIN-style console authorisation.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// LAIN-style console authorisation. Its `Debug`, which leaves out the URL's userinfo and
+/// query (either may hold a secret), is in `auth/webhook.rs`.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     pub url: String,

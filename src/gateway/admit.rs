@@ -41,9 +41,12 @@ impl From<AuthError> for Refusal {
     fn from(error: AuthError) -> Self {
         let reason = match &error {
             AuthError::MissingToken | AuthError::InvalidToken | AuthError::Console(_) => CloseReason::Unauthorised,
-            AuthError::RoleMayNotEnter(_) | AuthError::NotAllowed { .. } | AuthError::OwnContainer => {
-                CloseReason::Forbidden
-            }
+            AuthError::RoleMayNotEnter(_)
+            | AuthError::NotAllowed { .. }
+            | AuthError::OwnContainer
+            | AuthError::DenyLabel(_)
+            | AuthError::Privileged(_)
+            | AuthError::DockerSocket(_) => CloseReason::Forbidden,
             AuthError::Store(_) => CloseReason::Internal,
         };
         Self::new(reason, error.to_string())

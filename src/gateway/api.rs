@@ -58,7 +58,18 @@ pub(super) fn routes() -> Router<Arc<Gateway>> {
         )
         .route("/api/v1/sessions/{id}/watch", read_only(get(watch::watch)))
         .route("/api/v1/audit", read_only(get(audit_log)))
-        .route("/api/v1/tokens", read_only(get(tokens::list)))
+        .route(
+            "/api/v1/tokens",
+            get(tokens::list).post(tokens::create).fallback(|| async {
+                ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "use GET to list or POST to create")
+            }),
+        )
+        .route(
+            "/api/v1/tokens/{id}/revoke",
+            post(tokens::revoke).fallback(|| async {
+                ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "use POST to revoke a token")
+            }),
+        )
         .route("/api/v1/login", post(login::login))
         .route("/api/v1/logout", post(login::logout))
         .route("/api/v1/me", read_only(get(login::me)))

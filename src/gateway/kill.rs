@@ -1,16 +1,18 @@
 //! Killing a live session from any gateway: locally when this node runs it, otherwise through
-//! PostgreSQL `NOTIFY entry_kill` to the node that does, which listens for it.
+//! PostgreSQL `NOTIFY entry_kill` to the node that does, which listens for it. The same
+//! listener hears revoked tokens (`NOTIFY entry_revoke`) and ends what they run here at once.
 //!
 //! Guarantees: the session ends with CLOSE `killed` ("terminated by <admin>"), is reaped and
-//! its recording finalised as `killed`, like any other ending; the listener reconnects by
-//! itself when its connection drops.
+//! its recording finalised as `killed`, like any other ending; a revocation heard is checked
+//! against the store before anything is ended; the listener reconnects by itself when its
+//! connection drops.
 
 use std::sync::Arc;
 
 use sqlx::postgres::PgListener;
 
 use super::Gateway;
-use crate::store::SessionRow;
+use crate::store::{REVOKE_CHANNEL, SessionRow, now_millis};
 
 const CHANNEL: &str = "entry_kill";
 
@@ -72,6 +74,9 @@ impl Gateway {
                 _ = self.shutdown.cancelled() => return,
             };
             match notification {
+                Ok(notification) if notification.channel() == REVOKE_CHANNEL => {
+                    self.revoked(notification.payload()).await;
+                }
                 Ok(notification) => {
                     let Some((id, by)) = notification.payload().split_once(' ') else { continue };
                     if self.live.kill(id, by) {
@@ -89,7 +94,18 @@ impl Gateway {
 
     async fn connect_listener(&self) -> Result<PgListener, sqlx::Error> {
         let mut listener = PgListener::connect(self.store.url()).await?;
-        listener.listen(CHANNEL).await?;
+        listener.listen_all([CHANNEL, REVOKE_CHANNEL]).await?;
         Ok(listener)
+    }
+
+    /// Ends what the token `token_id` runs here, once the store confirms it is unusable.
+    async fn revoked(&self, token_id: &str) {
+        if !self.live.tokens().iter().any(|id| id == token_id) {
+            return;
+        }
+        match self.store.unusable_tokens(&[token_id.to_owned()], now_millis()).await {
+            Ok(unusable) => unusable.into_iter().for_each(|(id, why)| self.stop_token(&id, why)),
+            Err(error) => tracing::warn!(%error, token.id = %token_id, "cannot check a revoked token; polling will"),
+        }
     }
 }

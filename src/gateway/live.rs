@@ -1,19 +1,21 @@
-//! The sessions this gateway runs right now: for each, a kill switch and an output tap that
-//! live watchers subscribe to.
+//! The sessions this gateway runs right now: for each, the token it runs on, a stop switch and
+//! an output tap that live watchers subscribe to; and the live watches, by token.
 //!
 //! Guarantees: publishing output never waits (a watcher that falls behind loses its place and
 //! is disconnected, the session goes on); the tap keeps the last `RECENT_BYTES` of output,
 //! starting at a line boundary, and the terminal's size, so a new watcher sees the current
-//! screen at the right size.
+//! screen at the right size; a session or watch is stopped once, by the first stop sent to it
+//! (a later one does not change how it ends).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{broadcast, watch};
 
 use super::SessionStats;
-use crate::protocol::WindowSize;
+use crate::protocol::{CloseReason, WindowSize};
 use crate::store::{SessionRow, SessionStatus};
 
 /// How much recent output a new watcher gets first.
@@ -109,50 +111,116 @@ impl OutputTap {
     }
 }
 
-struct Entry {
-    kill: watch::Sender<Option<String>>,
-    tap: Arc<OutputTap>,
-    stats: Arc<SessionStats>,
+/// Why a session or a watch is stopped from outside: the CLOSE it ends with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stop {
+    pub reason: CloseReason,
+    pub line: String,
 }
 
-/// What a running session holds: its kill switch's receiver and its output tap.
+impl Stop {
+    /// Killed by an administrator, `by`.
+    pub fn killed(by: &str) -> Self {
+        Self { reason: CloseReason::Killed, line: format!("terminated by {by}") }
+    }
+}
+
+/// A stop switch: the first stop sent wins.
+type StopSender = watch::Sender<Option<Stop>>;
+
+/// Sends `stop` unless one was sent before; true when this one was.
+fn stop_once(sender: &StopSender, stop: &Stop) -> bool {
+    sender.send_if_modified(|current| {
+        if current.is_some() {
+            return false;
+        }
+        *current = Some(stop.clone());
+        true
+    })
+}
+
+struct Entry {
+    stop: StopSender,
+    tap: Arc<OutputTap>,
+    stats: Arc<SessionStats>,
+    /// The store token the session runs on; `None` for a console-vouched user.
+    token_id: Option<String>,
+}
+
+/// What a running session holds: its stop switch's receiver and its output tap.
 pub struct LiveHandle {
-    pub killed: watch::Receiver<Option<String>>,
+    pub stop: watch::Receiver<Option<Stop>>,
     pub tap: Arc<OutputTap>,
 }
 
-/// The sessions this node runs.
+/// A live watch registered under its token: stopped when the token is.
+struct Watcher {
+    stop: StopSender,
+    token_id: String,
+}
+
+/// The sessions (and watches) this node runs.
 #[derive(Default)]
-pub struct LiveSessions(Mutex<HashMap<String, Entry>>);
+pub struct LiveSessions {
+    sessions: Mutex<HashMap<String, Entry>>,
+    watchers: Mutex<HashMap<u64, Watcher>>,
+    next_watcher: AtomicU64,
+}
 
 impl std::fmt::Debug for LiveSessions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let count = self.0.lock().map(|m| m.len()).unwrap_or(0);
+        let count = self.sessions.lock().map(|m| m.len()).unwrap_or(0);
         f.debug_struct("LiveSessions").field("count", &count).finish()
     }
 }
 
-impl LiveSessions {
-    /// Registers a session and the counters its relay keeps.
-    pub fn insert(&self, id: &str, stats: Arc<SessionStats>) -> LiveHandle {
-        let (kill, killed) = watch::channel(None);
-        let tap = Arc::new(OutputTap::new());
-        if let Ok(mut map) = self.0.lock() {
-            map.insert(id.to_owned(), Entry { kill, tap: Arc::clone(&tap), stats });
+/// A registered watch; unregistered when dropped.
+pub struct WatchGuard {
+    live: Arc<LiveSessions>,
+    id: u64,
+    /// Receives the stop of the watch's token.
+    pub stop: watch::Receiver<Option<Stop>>,
+}
+
+impl Drop for WatchGuard {
+    fn drop(&mut self) {
+        if let Ok(mut watchers) = self.live.watchers.lock() {
+            watchers.remove(&self.id);
         }
-        LiveHandle { killed, tap }
+    }
+}
+
+impl LiveSessions {
+    /// Registers a session, the token it runs on and the counters its relay keeps.
+    pub fn insert(&self, id: &str, token_id: Option<String>, stats: Arc<SessionStats>) -> LiveHandle {
+        let (stop, stopped) = watch::channel(None);
+        let tap = Arc::new(OutputTap::new());
+        if let Ok(mut map) = self.sessions.lock() {
+            map.insert(id.to_owned(), Entry { stop, tap: Arc::clone(&tap), stats, token_id });
+        }
+        LiveHandle { stop: stopped, tap }
+    }
+
+    /// Registers a watch made with the store token `token_id`.
+    pub fn watch_token(self: &Arc<Self>, token_id: &str) -> WatchGuard {
+        let (stop, stopped) = watch::channel(None);
+        let id = self.next_watcher.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut watchers) = self.watchers.lock() {
+            watchers.insert(id, Watcher { stop, token_id: token_id.to_owned() });
+        }
+        WatchGuard { live: Arc::clone(self), id, stop: stopped }
     }
 
     /// Forgets a session (its watchers then see the end of their stream).
     pub fn remove(&self, id: &str) {
-        if let Ok(mut map) = self.0.lock() {
+        if let Ok(mut map) = self.sessions.lock() {
             map.remove(id);
         }
     }
 
     /// How many sessions run here.
     pub fn len(&self) -> usize {
-        self.0.lock().map(|map| map.len()).unwrap_or(0)
+        self.sessions.lock().map(|map| map.len()).unwrap_or(0)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -160,24 +228,56 @@ impl LiveSessions {
     }
 
     pub fn contains(&self, id: &str) -> bool {
-        self.0.lock().map(|map| map.contains_key(id)).unwrap_or(true)
+        self.sessions.lock().map(|map| map.contains_key(id)).unwrap_or(true)
     }
 
     /// Ends a session this node runs, on behalf of `by`; false when it runs no such session.
     pub fn kill(&self, id: &str, by: &str) -> bool {
-        let Ok(map) = self.0.lock() else { return false };
+        self.stop(id, &Stop::killed(by))
+    }
+
+    /// Ends a session this node runs with `stop`; false when it runs no such session.
+    pub fn stop(&self, id: &str, stop: &Stop) -> bool {
+        let Ok(map) = self.sessions.lock() else { return false };
         match map.get(id) {
             Some(entry) => {
-                entry.kill.send_replace(Some(by.to_owned()));
+                stop_once(&entry.stop, stop);
                 true
             }
             None => false,
         }
     }
 
+    /// The store tokens that the sessions and watches of this node run on, each once.
+    pub fn tokens(&self) -> Vec<String> {
+        let mut tokens = BTreeSet::new();
+        if let Ok(map) = self.sessions.lock() {
+            tokens.extend(map.values().filter_map(|entry| entry.token_id.clone()));
+        }
+        if let Ok(watchers) = self.watchers.lock() {
+            tokens.extend(watchers.values().map(|watcher| watcher.token_id.clone()));
+        }
+        tokens.into_iter().collect()
+    }
+
+    /// Stops every session and watch of this node that runs on `token_id`; returns how many
+    /// (sessions, watches) this stopped, not counting those stopped before.
+    pub fn stop_token(&self, token_id: &str, stop: &Stop) -> (usize, usize) {
+        let mut stopped = (0, 0);
+        if let Ok(map) = self.sessions.lock() {
+            let mine = map.values().filter(|entry| entry.token_id.as_deref() == Some(token_id));
+            stopped.0 = mine.filter(|entry| stop_once(&entry.stop, stop)).count();
+        }
+        if let Ok(watchers) = self.watchers.lock() {
+            let mine = watchers.values().filter(|watcher| watcher.token_id == token_id);
+            stopped.1 = mine.filter(|watcher| stop_once(&watcher.stop, stop)).count();
+        }
+        stopped
+    }
+
     /// The counters of a session this node runs (bytes so far, window sizes).
     pub fn stats(&self, id: &str) -> Option<Arc<SessionStats>> {
-        self.0.lock().ok()?.get(id).map(|entry| Arc::clone(&entry.stats))
+        self.sessions.lock().ok()?.get(id).map(|entry| Arc::clone(&entry.stats))
     }
 
     /// Fills a live row of a session this node runs with its counters so far (the store has
@@ -196,7 +296,7 @@ impl LiveSessions {
 
     /// The output tap of a session this node runs.
     pub fn tap(&self, id: &str) -> Option<Arc<OutputTap>> {
-        self.0.lock().ok()?.get(id).map(|entry| Arc::clone(&entry.tap))
+        self.sessions.lock().ok()?.get(id).map(|entry| Arc::clone(&entry.tap))
     }
 }
 
@@ -221,7 +321,7 @@ mod tests {
     #[tokio::test]
     async fn watchers_get_what_follows_and_never_slow_the_publisher() {
         let live = LiveSessions::default();
-        let handle = live.insert("s", Arc::default());
+        let handle = live.insert("s", Some("tk1".into()), Arc::default());
         handle.tap.publish(&Bytes::from_static(b"before\n"));
         handle.tap.resized(WindowSize { cols: 100, rows: 30 });
         let (screen, mut rx) = live.tap("s").unwrap().subscribe();
@@ -240,8 +340,30 @@ mod tests {
         handle.tap.publish(&Bytes::from_static(b"unwatched\n"));
         assert!(handle.tap.recent.lock().unwrap().live.is_none());
         assert!(live.kill("s", "root"));
-        assert_eq!(handle.killed.borrow().as_deref(), Some("root"));
+        assert_eq!(*handle.stop.borrow(), Some(Stop::killed("root")));
         live.remove("s");
         assert!(live.tap("s").is_none());
+    }
+
+    #[test]
+    fn a_token_stops_its_sessions_and_watches_once() {
+        let live = Arc::new(LiveSessions::default());
+        let mine = live.insert("a", Some("tk1".into()), Arc::default());
+        let other = live.insert("b", Some("tk2".into()), Arc::default());
+        let vouched = live.insert("c", None, Arc::default());
+        let watch = live.watch_token("tk1");
+        assert_eq!(live.tokens(), ["tk1", "tk2"]);
+        let revoked = Stop { reason: CloseReason::Revoked, line: "the token tk1 was revoked".into() };
+        assert_eq!(live.stop_token("tk1", &revoked), (1, 1));
+        assert_eq!(live.stop_token("tk1", &revoked), (0, 0));
+        assert_eq!(*mine.stop.borrow(), Some(revoked.clone()));
+        assert_eq!(*watch.stop.borrow(), Some(revoked.clone()));
+        assert!(other.stop.borrow().is_none() && vouched.stop.borrow().is_none());
+        // The first stop wins.
+        assert!(live.kill("a", "root"));
+        assert_eq!(*mine.stop.borrow(), Some(revoked));
+        drop(watch);
+        live.remove("a");
+        assert_eq!(live.tokens(), ["tk2"]);
     }
 }

@@ -1,6 +1,6 @@
 //! `GET /metrics`: the gateway's counters for Prometheus — live sessions, sessions ended by
 //! status and refused by reason, bytes relayed, the recorder (queue depth, failures, dropped
-//! frames, upload retries), the reaper (sessions reaped, processes killed, failures),
+//! frames, upload retries), the reaper (sessions reaped, processes ended, processes left alive, failures),
 //! authentication failures by reason, and final row writes waiting for the store.
 //!
 //! Format: the Prometheus text format 0.0.4 (`text/plain; version=0.0.4`), which every
@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::Gateway;
 use crate::protocol::CloseReason;
-use crate::reaper::{KILLED_PROCESSES, REAP_FAILURES, REAPED_SESSIONS};
+use crate::reaper::{KILLED_PROCESSES, LEFT_PROCESSES, REAP_FAILURES, REAPED_SESSIONS};
 use crate::store::SessionStatus;
 
 /// The final statuses a session ends with, in the order they are exposed.
@@ -141,7 +141,18 @@ fn families(gateway: &Gateway) -> Vec<Family> {
             Counter,
             load(&REAPED_SESSIONS),
         ),
-        Family::single("entry_reaped_processes", "Processes the reaper killed", Counter, load(&KILLED_PROCESSES)),
+        Family::single(
+            "entry_reaped_processes",
+            "Processes of reaped sessions found gone after the reap",
+            Counter,
+            load(&KILLED_PROCESSES),
+        ),
+        Family::single(
+            "entry_reap_left_processes",
+            "Processes of reaped sessions found still alive after KILL",
+            Counter,
+            load(&LEFT_PROCESSES),
+        ),
         Family::single("entry_reap_failures", "Reaps that could not run", Counter, load(&REAP_FAILURES)),
         Family { name: "entry_auth_failures", help: "Credentials refused, by reason", kind: Counter, samples: auth },
         Family::single(

@@ -8,6 +8,7 @@
 mod admit;
 mod api;
 mod coalesce;
+mod exec_policy;
 mod health;
 mod kill;
 mod limits;
@@ -16,12 +17,13 @@ mod metrics;
 mod pages;
 mod relay;
 mod request;
+mod revoke;
 mod session;
 pub mod tls;
 
 pub use admit::Refusal;
 pub use kill::{KillDelivery, KillError};
-pub use live::{LiveHandle, LiveSessions, OutputTap, Screen, TapEvent};
+pub use live::{LiveHandle, LiveSessions, OutputTap, Screen, Stop, TapEvent, WatchGuard};
 pub use pages::built as pages_built;
 pub use relay::Ending;
 pub use relay::SessionStats;
@@ -152,6 +154,7 @@ impl Gateway {
             live: Arc::clone(&self.live),
         };
         self.tracker.spawn(sweeper.run(self.shutdown.clone()));
+        self.tracker.spawn(Arc::clone(&self).enforce_revocations());
         if self.store.is_postgres() {
             self.tracker.spawn(Arc::clone(&self).listen_for_kills());
         }

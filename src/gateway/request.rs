@@ -4,7 +4,10 @@
 //! `instance-no`; `access-token` or `Authorization: Bearer`; `term-type`; and Entry's own
 //! `command`, `env` (JSON arrays of strings), `user`, `workdir`, `tty` (`false` for a session
 //! without a TTY, like `docker exec -i`) and `entry-client` (`cli`, `web`, …).
-//! Guarantees: every value is bounded and validated here; nothing unchecked reaches Docker.
+//! Guarantees: every value is bounded and validated here; nothing unchecked reaches Docker. A
+//! variable is set at most once, so what the record shows is what the exec got. Whether the
+//! principal may run as that user or set those variables is decided later, by the exec policy
+//! (`exec_policy`), before any exec exists.
 
 use http::HeaderMap;
 
@@ -63,6 +66,8 @@ pub enum RequestError {
     BadList(&'static str),
     #[error("header {0} has an invalid value")]
     BadValue(&'static str),
+    #[error("header env sets {0} more than once")]
+    DuplicateEnv(String),
 }
 
 impl EnterRequest {
@@ -93,8 +98,20 @@ impl EnterRequest {
             return Err(RequestError::BadValue("command"));
         }
         let env = list(headers, "env")?.unwrap_or_default();
-        if env.iter().any(|e| !e.split_once('=').is_some_and(|(k, _)| valid_env_key(k))) {
-            return Err(RequestError::BadValue("env"));
+        let mut names = std::collections::HashSet::new();
+        for entry in &env {
+            match entry.split_once('=') {
+                Some((name, _)) if valid_env_key(name) => {
+                    if !names.insert(name) {
+                        return Err(RequestError::DuplicateEnv(name.to_owned()));
+                    }
+                }
+                _ => return Err(RequestError::BadValue("env")),
+            }
+        }
+        let user = text(headers, "user")?.filter(|u| !u.is_empty());
+        if user.as_deref().is_some_and(|u| !valid_exec_user(u)) {
+            return Err(RequestError::BadValue("user"));
         }
         let tty = match text(headers, "tty")?.as_deref() {
             None | Some("true") | Some("1") => true,
@@ -113,7 +130,7 @@ impl EnterRequest {
             term,
             command,
             env,
-            user: text(headers, "user")?.filter(|u| !u.is_empty()),
+            user,
             workdir: text(headers, "workdir")?.filter(|w| !w.is_empty()),
             tty,
             client,
@@ -150,6 +167,17 @@ fn valid_env_key(key: &str) -> bool {
         && key != crate::gateway::SESSION_MARKER
         && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
         && !key.as_bytes()[0].is_ascii_digit()
+}
+
+/// An exec user as `docker exec -u` takes it: `name`, `uid`, `name:group` or `uid:gid`, of
+/// letters, digits, `.`, `_` and `-`.
+pub(super) fn valid_exec_user(user: &str) -> bool {
+    let part =
+        |p: &str| !p.is_empty() && p.len() <= 64 && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    match user.split_once(':') {
+        Some((name, group)) => part(name) && part(group),
+        None => part(user),
+    }
 }
 
 fn text(headers: &HeaderMap, name: &'static str) -> Result<Option<String>, RequestError> {
@@ -199,6 +227,10 @@ mod tests {
         assert_eq!(request.command.unwrap(), ["sh", "-c", "echo hi"]);
         assert!(!request.tty);
         assert_eq!(request.client, ClientKind::Cli);
+        for user in ["0", "root", "root:root", "1000:1000", "www-data", "app.user_1"] {
+            let request = EnterRequest::from_headers(&headers(&[("container", "c"), ("user", user)])).unwrap();
+            assert_eq!(request.user.as_deref(), Some(user));
+        }
     }
 
     #[test]
@@ -225,5 +257,12 @@ mod tests {
         assert_eq!(bad(&[("container", "c"), ("env", r#"["ENTRY_SESSION=x"]"#)]), RequestError::BadValue("env"));
         assert_eq!(bad(&[("container", "c"), ("term-type", "x;rm")]), RequestError::BadValue("term-type"));
         assert_eq!(bad(&[("container", "c"), ("tty", "maybe")]), RequestError::BadValue("tty"));
+        assert_eq!(
+            bad(&[("container", "c"), ("env", r#"["A=1","B=2","A=3"]"#)]),
+            RequestError::DuplicateEnv("A".into())
+        );
+        for user in ["root root", "../x", "a:b:c", ":0", "0:", "$(id)"] {
+            assert_eq!(bad(&[("container", "c"), ("user", user)]), RequestError::BadValue("user"), "{user}");
+        }
     }
 }

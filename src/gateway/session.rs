@@ -1,7 +1,9 @@
 //! One session from the upgraded socket to its CLOSE: authorise, start the recording, write
 //! the session row, start the exec, relay, and record how it ended.
 //!
-//! Guarantees: a request that is not authorised creates neither an exec nor a row; no exec is
+//! Guarantees: a request that is not authorised, or whose exec user or environment the exec
+//! policy refuses, creates neither an exec nor a row; the row and the recording's header
+//! carry what shaped the exec (user asked and effective, workdir, environment); no exec is
 //! created unless the session's row could be written (a bastion that cannot audit does not
 //! admit), nor, in strict recording mode, unless its recording could start; the row says
 //! `finalising` until the recorder has stored the recording and written the final status; a
@@ -16,6 +18,7 @@ use futures::StreamExt;
 use tracing::Instrument;
 
 use super::admit::Refusal;
+use super::exec_policy::{self, ExecShape};
 use super::relay::{Ending, Exec, SessionStats};
 use super::request::{EnterRequest, RequestError};
 use super::{Gateway, close};
@@ -69,10 +72,15 @@ impl Gateway {
             Ok(found) => found,
             Err(refusal) => return Err((refusal, stream)),
         };
+        // Who the exec runs as and what environment it gets are decided before it exists.
+        let shape = match exec_policy::check(&self.config.exec, &request, (&principal).into(), &container) {
+            Ok(shape) => shape,
+            Err(refused) => return Err((refused.into(), stream)),
+        };
         let started_at = now_millis();
         let command = self.command_of(&request);
         let (recorder, recording_problem) =
-            match self.start_recording(&request, session_id, started_at, &principal.user, &container.name) {
+            match self.start_recording(&request, session_id, started_at, &principal.user, &container.name, &shape) {
                 Ok(recorder) => (recorder, None),
                 Err(refusal) if self.recording_required() => return Err((refusal, stream)),
                 Err(refusal) => {
@@ -92,12 +100,16 @@ impl Gateway {
             container_image: container.image.clone(),
             command,
             tty: request.tty,
+            exec_user: shape.user_asked.clone(),
+            exec_user_effective: shape.user_effective.clone(),
+            workdir: shape.workdir.clone(),
+            exec_env: shape.env.clone(),
             node_id: self.node_id.clone(),
             exec_id: String::new(),
             started_at,
         };
         let stats = Arc::new(SessionStats::default());
-        let live = self.live.insert(session_id, Arc::clone(&stats));
+        let live = self.live.insert(session_id, principal.token_id.clone(), Arc::clone(&stats));
         let _live = LiveGuard { live: &self.live, id: session_id };
         // A session that cannot be audited is not started, whatever the recording mode.
         if let Err(error) = self.store.insert_session(&row).await {
@@ -177,6 +189,7 @@ impl Gateway {
         started_at: i64,
         user: &str,
         container: &str,
+        shape: &ExecShape,
     ) -> Result<Option<Arc<SessionRecorder>>, Refusal> {
         let Some(recorder) = &self.recorder else { return Ok(None) };
         let meta = RecordingMeta {
@@ -186,6 +199,11 @@ impl Gateway {
             container: container.to_owned(),
             command: self.command_of(request),
             term: self.term_of(request),
+            tty: request.tty,
+            exec_user: shape.user_asked.clone(),
+            exec_user_effective: shape.user_effective.clone(),
+            workdir: shape.workdir.clone(),
+            env: shape.env.clone(),
         };
         recorder
             .start(meta)

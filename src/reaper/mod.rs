@@ -1,17 +1,23 @@
-//! The reaper: no shell outlives its session. Docker cannot kill an exec (moby#9098), so when
-//! a session ends for any reason but the shell exiting by itself, the reaper inspects the exec
-//! and, if it still runs, runs a short script in the container that signals every process
-//! carrying the session's marker variable (HUP, then KILL after a grace period), inspects
-//! again, and reports what it found and did.
+//! The reaper: no process of a session outlives it. Docker cannot kill an exec (moby#9098), so
+//! when a session ends for any reason but the shell exiting by itself, the reaper inspects the
+//! exec and, if it still runs, runs a short script in the container that selects the session's
+//! processes (its marker, their descendants, what holds its terminal and, with policy `strict`,
+//! what was born during it and re-parented to init), sends HUP, then freezes and KILLs what is
+//! left after a grace period, scans again, inspects the exec again, and reports what it found
+//! and what is still alive.
 //!
 //! Guarantees: a reap never hangs the gateway (every step is bounded in time); the kill exec
-//! does not carry the marker and runs as root in the container; failures (no `sh`, no `/proc`,
-//! Docker unreachable) come back as a clear reason, never a panic.
+//! does not carry the marker and runs as root in the container; the outcome counts processes
+//! found gone by a scan after KILL, never signals sent, and is `reaped` only when that scan finds
+//! nothing of the session alive and the exec has ended, `partial` otherwise with the pids and
+//! names left; failures (no `sh`, no `/proc`, Docker unreachable) come back as a clear reason,
+//! never a panic.
 
+mod host;
 mod script;
 mod sweeper;
 
-pub use script::{ReapPolicy, ScriptReport, parse_report};
+pub use script::{Counts, ReapPolicy, ScriptReport, parse_report};
 pub use sweeper::Sweeper;
 
 use std::sync::Arc;
@@ -23,9 +29,11 @@ use futures::StreamExt;
 use crate::gateway::SESSION_MARKER;
 use crate::runtime::{ContainerRuntime, ExecSpec, Output, RuntimeError};
 
-/// Sessions whose processes were reaped, processes killed, and reaps that failed, since start.
+/// Sessions whose processes were reaped, processes ended, processes a reap found still alive
+/// after KILL, and reaps that failed, since start.
 pub static REAPED_SESSIONS: AtomicU64 = AtomicU64::new(0);
 pub static KILLED_PROCESSES: AtomicU64 = AtomicU64::new(0);
+pub static LEFT_PROCESSES: AtomicU64 = AtomicU64::new(0);
 pub static REAP_FAILURES: AtomicU64 = AtomicU64::new(0);
 
 /// How a reap ended.
@@ -33,9 +41,10 @@ pub static REAP_FAILURES: AtomicU64 = AtomicU64::new(0);
 pub enum ReapStatus {
     /// The shell had already exited.
     NothingToReap,
-    /// Every marked process is gone.
+    /// Nothing the policy selects is alive after the reap, and the exec has ended.
     Reaped,
-    /// Some marked processes survived KILL, or the exec still runs.
+    /// Something the policy selects is still alive after KILL (listed in the detail), the
+    /// session's shell could not be found, or the exec still runs.
     Partial,
     /// The reap could not run (reason in the detail).
     Failed,
@@ -59,13 +68,16 @@ impl ReapStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReapOutcome {
     pub status: ReapStatus,
+    /// Selected processes a scan after KILL found gone.
     pub killed: u32,
+    /// Selected processes that scan found still alive.
+    pub left: u32,
     pub detail: String,
 }
 
 impl ReapOutcome {
     fn new(status: ReapStatus, killed: u32, detail: impl Into<String>) -> Self {
-        Self { status, killed, detail: detail.into() }
+        Self { status, killed, left: 0, detail: detail.into() }
     }
 }
 
@@ -89,6 +101,7 @@ impl Reaper {
             ReapStatus::Reaped | ReapStatus::Partial => {
                 REAPED_SESSIONS.fetch_add(1, Ordering::Relaxed);
                 KILLED_PROCESSES.fetch_add(u64::from(outcome.killed), Ordering::Relaxed);
+                LEFT_PROCESSES.fetch_add(u64::from(outcome.left), Ordering::Relaxed);
             }
             ReapStatus::Failed => {
                 REAP_FAILURES.fetch_add(1, Ordering::Relaxed);
@@ -107,6 +120,7 @@ impl Reaper {
         if self.policy == ReapPolicy::Off {
             return ReapOutcome::new(ReapStatus::Off, 0, "reaper policy is off: processes left running");
         }
+        let mut host_pid = 0;
         let before = match self.runtime.inspect_exec(exec_id).await {
             Ok(status) if !status.running => {
                 let code = status.exit_code.map(|c| c.to_string()).unwrap_or_else(|| "unknown".into());
@@ -116,7 +130,10 @@ impl Reaper {
                     format!("the shell had exited (exit code {code})"),
                 );
             }
-            Ok(_) => "the shell was running",
+            Ok(status) => {
+                host_pid = status.pid;
+                "the shell was running"
+            }
             Err(RuntimeError::ExecNotFound(_)) => "the exec is unknown to Docker",
             Err(RuntimeError::ContainerNotRunning(_)) => {
                 return ReapOutcome::new(ReapStatus::NothingToReap, 0, "the container is not running");
@@ -124,11 +141,12 @@ impl Reaper {
             Err(error) => return ReapOutcome::new(ReapStatus::Failed, 0, format!("cannot inspect the exec: {error}")),
         };
         let marker = format!("{SESSION_MARKER}={session_id}");
-        let report = match self.run_script(container_id, &marker).await {
+        let hint = host::exec_process(host_pid).unwrap_or_default();
+        let report = match self.run_script(container_id, &marker, &hint).await {
             Ok(report) => report,
             Err(outcome) => return outcome,
         };
-        let (found, killed, left) = match report {
+        let counts = match report {
             ScriptReport::NoProc => {
                 return ReapOutcome::new(
                     ReapStatus::Failed,
@@ -136,13 +154,13 @@ impl Reaper {
                     "the container has no /proc: cannot find the session's processes",
                 );
             }
-            ScriptReport::Counted { found, killed, left } => (found, killed, left),
+            ScriptReport::Counted(counts) => counts,
         };
         let after = self.final_inspect(exec_id).await;
-        let detail =
-            format!("{before}; found {found} marked processes, killed {killed}, {left} left; final inspect: {after}");
-        let status = if left == 0 && after != "still running" { ReapStatus::Reaped } else { ReapStatus::Partial };
-        ReapOutcome::new(status, killed, detail)
+        let left = u32::try_from(counts.left.len()).unwrap_or(u32::MAX);
+        let status = status_of(self.policy, &counts, after);
+        let detail = format!("{before}; {}; final inspect: {after}", describe(&counts));
+        ReapOutcome { status, killed: counts.ended, left, detail }
     }
 
     /// Inspects the exec after the kill; Docker notes an exec's end a moment after its process
@@ -159,11 +177,20 @@ impl Reaper {
     }
 
     /// Runs the kill script in the container; its report, or the outcome of a failure.
-    async fn run_script(&self, container_id: &str, marker: &str) -> Result<ScriptReport, ReapOutcome> {
+    async fn run_script(&self, container_id: &str, marker: &str, hint: &str) -> Result<ScriptReport, ReapOutcome> {
         let failed = |detail: String| ReapOutcome::new(ReapStatus::Failed, 0, detail);
         let grace = self.grace.as_secs().max(1).to_string();
         let spec = ExecSpec {
-            cmd: vec!["sh".into(), "-c".into(), script::script(self.policy), "entry-reap".into(), marker.into(), grace],
+            cmd: vec![
+                "sh".into(),
+                "-c".into(),
+                script::SCRIPT.into(),
+                "entry-reap".into(),
+                marker.into(),
+                grace,
+                self.policy.as_str().into(),
+                hint.into(),
+            ],
             env: Vec::new(),
             user: Some("0".into()),
             workdir: None,
@@ -205,5 +232,64 @@ impl Reaper {
             }
             None => Err(failed(format!("the kill script failed: {}", text.chars().take(300).collect::<String>()))),
         }
+    }
+}
+
+/// `reaped` only when nothing selected is alive, the exec has ended and the shell was found
+/// (without it there was no start time to judge the terminal and `strict` rules by; policy
+/// `shell` has neither rule); `partial` otherwise.
+fn status_of(policy: ReapPolicy, counts: &Counts, final_inspect: &str) -> ReapStatus {
+    let shell_known = counts.shell_found || policy == ReapPolicy::Shell;
+    if counts.left.is_empty() && shell_known && final_inspect != "still running" {
+        ReapStatus::Reaped
+    } else {
+        ReapStatus::Partial
+    }
+}
+
+/// The script's counts in words, for the row and the logs.
+fn describe(counts: &Counts) -> String {
+    let mut text = format!(
+        "found {} processes ({} marked, {} descendants, {} on the session's terminal, {} born during it and \
+         re-parented to init), {} more after HUP; {} ended, {} left",
+        counts.found,
+        counts.marked,
+        counts.descendants,
+        counts.terminal,
+        counts.reparented,
+        counts.later,
+        counts.ended,
+        counts.left.len()
+    );
+    if !counts.left.is_empty() {
+        let names: Vec<String> = counts.left.iter().take(20).map(|(pid, comm)| format!("{pid} {comm}")).collect();
+        text.push_str(&format!(": {}", names.join(", ")));
+        if counts.left.len() > 20 {
+            text.push_str(", …");
+        }
+    }
+    if !counts.shell_found {
+        text.push_str("; the session's shell was not found (its environment unreadable, or it already ended)");
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_clean_scan_is_reaped() {
+        let clean = Counts { found: 3, marked: 1, descendants: 2, ended: 3, shell_found: true, ..Counts::default() };
+        assert_eq!(status_of(ReapPolicy::Tree, &clean, "exited"), ReapStatus::Reaped);
+        assert_eq!(status_of(ReapPolicy::Tree, &clean, "still running"), ReapStatus::Partial);
+        let left = Counts { left: vec![(64, "sleep".into())], ..clean.clone() };
+        assert_eq!(status_of(ReapPolicy::Strict, &left, "exited"), ReapStatus::Partial);
+        let text = describe(&left);
+        assert!(text.contains("1 left: 64 sleep"), "{text}");
+        let lost = Counts { shell_found: false, ..clean };
+        assert_eq!(status_of(ReapPolicy::Tree, &lost, "exited"), ReapStatus::Partial);
+        assert_eq!(status_of(ReapPolicy::Shell, &lost, "exited"), ReapStatus::Reaped);
+        assert!(describe(&lost).contains("shell was not found"));
     }
 }

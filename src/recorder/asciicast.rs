@@ -27,6 +27,28 @@ pub struct Header {
     pub title: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    /// Entry's record of the session (players ignore it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<EntryHeader>,
+}
+
+/// What shaped a session's exec, in the header's `entry` object: who ran what, as whom, where.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EntryHeader {
+    /// The session id.
+    pub session: String,
+    /// Who entered (the principal).
+    pub user: String,
+    pub container: String,
+    /// The exec user asked for (`-u`), `null` when none.
+    pub exec_user: Option<String>,
+    /// The user the exec ran as (`""`: the image default, root).
+    pub exec_user_effective: String,
+    /// The working directory asked for (`-w`), `null` when none.
+    pub workdir: Option<String>,
+    pub tty: bool,
+    pub command: Vec<String>,
 }
 
 impl Header {
@@ -42,6 +64,7 @@ impl Header {
             command: None,
             title: None,
             env: BTreeMap::new(),
+            entry: None,
         }
     }
 }
@@ -202,6 +225,18 @@ mod tests {
         header.command = Some("bash".into());
         header.env.insert("TERM".into(), "xterm-256color".into());
         header.env.insert("SHELL".into(), "bash".into());
+        header.env.insert("MODE".into(), "debug".into());
+        header.env.insert("DB_PASSWORD".into(), "[redacted]".into());
+        header.entry = Some(EntryHeader {
+            session: "0190a0b0-c0d0-7e0f-8000-000000000001".into(),
+            user: "alice".into(),
+            container: "shop-web-1".into(),
+            exec_user: None,
+            exec_user_effective: "app".into(),
+            workdir: Some("/srv".into()),
+            tty: true,
+            command: vec!["bash".into()],
+        });
         let events = vec![
             Event { time: 0.0, kind: EventKind::Resize { cols: 80, rows: 24 } },
             Event { time: 0.012345, kind: EventKind::output(b"bash-5.2# ") },

@@ -9,7 +9,7 @@
 use std::io;
 use std::time::Duration;
 
-use super::asciicast::{Event, EventKind, Header, encode_bytes_event, encode_event, encode_header};
+use super::asciicast::{Event, EventKind, encode_bytes_event, encode_event, encode_header};
 use super::spool::{FinishedSpool, SpoolWriter};
 use super::{Frame, RecordingMeta};
 use crate::protocol::WindowSize;
@@ -111,15 +111,7 @@ impl Encoding {
         }
         self.header_written = true;
         let size = size.unwrap_or(WindowSize { cols: 80, rows: 24 });
-        let mut header = Header::new(size.cols, size.rows);
-        header.timestamp = Some(self.meta.started_at / 1000);
-        header.title = Some(format!("{}@{}", self.meta.user, self.meta.container));
-        header.command = Some(self.meta.command.join(" "));
-        header.env.insert("TERM".into(), self.meta.term.clone());
-        if let Some(shell) = self.meta.command.first() {
-            header.env.insert("SHELL".into(), shell.clone());
-        }
-        self.write(&encode_header(&header));
+        self.write(&encode_header(&self.meta.header(size)));
         for event in std::mem::take(&mut self.held) {
             self.event(event);
         }
@@ -145,6 +137,12 @@ impl Encoding {
                 None
             }
         }
+    }
+
+    /// Whether [`Encoding::flush`] has anything to do: a header not yet written, events since
+    /// the last flush, or a gzip member still open. An idle session's tick then costs nothing.
+    pub fn needs_flush(&self) -> bool {
+        !self.header_written || self.dirty || self.spool.as_ref().is_some_and(SpoolWriter::is_open)
     }
 
     /// Completes the spool; `None` when it failed earlier.

@@ -16,7 +16,7 @@ pub mod spool;
 pub mod storage;
 mod writer;
 
-pub use writer::SessionRecorder;
+pub use writer::{SessionRecorder, Unrecordable};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -63,7 +63,7 @@ pub enum RecordingError {
     Storage(#[from] StorageError),
 }
 
-/// What a recording needs to know about its session.
+/// What a recording needs to know about its session; its header carries all of it.
 #[derive(Debug, Clone)]
 pub struct RecordingMeta {
     pub session_id: String,
@@ -73,6 +73,41 @@ pub struct RecordingMeta {
     pub container: String,
     pub command: Vec<String>,
     pub term: String,
+    pub tty: bool,
+    /// The exec user asked for, if any.
+    pub exec_user: Option<String>,
+    /// The user the exec runs as (`""`: the image default, root).
+    pub exec_user_effective: String,
+    pub workdir: Option<String>,
+    /// The variables the client added, secret values already redacted.
+    pub env: std::collections::BTreeMap<String, String>,
+}
+
+impl RecordingMeta {
+    /// The recording's header for a first window of `size`: the client's variables with
+    /// `TERM` and `SHELL` in `env`, and the whole exec in `entry`.
+    pub fn header(&self, size: WindowSize) -> asciicast::Header {
+        let mut header = asciicast::Header::new(size.cols, size.rows);
+        header.timestamp = Some(self.started_at / 1000);
+        header.title = Some(format!("{}@{}", self.user, self.container));
+        header.command = Some(self.command.join(" "));
+        header.env = self.env.clone();
+        header.env.insert("TERM".into(), self.term.clone());
+        if let Some(shell) = self.command.first() {
+            header.env.insert("SHELL".into(), shell.clone());
+        }
+        header.entry = Some(asciicast::EntryHeader {
+            session: self.session_id.clone(),
+            user: self.user.clone(),
+            container: self.container.clone(),
+            exec_user: self.exec_user.clone(),
+            exec_user_effective: self.exec_user_effective.clone(),
+            workdir: self.workdir.clone(),
+            tty: self.tty,
+            command: self.command.clone(),
+        });
+        header
+    }
 }
 
 /// One frame of a session, as the relay saw it.

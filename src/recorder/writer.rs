@@ -1,19 +1,22 @@
 //! One recording: the handle the relay holds ([`SessionRecorder`]) and the writer task behind
-//! it, which takes frames off a bounded queue in batches, encodes and spools them (a large
-//! batch on a blocking thread, so compression never occupies a thread that relays
-//! sessions), flushes on an interval, and at the end stores the recording and writes the
+//! it, which takes frames off a bounded queue in batches, encodes and spools them on a
+//! blocking thread (so neither compression nor a hung spool disk occupies a thread that
+//! relays sessions), flushes on an interval, and at the end stores the recording and writes the
 //! session's final status.
 //!
 //! Guarantees: a recorder that falls behind slows its session down (the relay waits for room
 //! in the queue) rather than lose frames; only a recorder stalled for `recording.stall_timeout`
-//! (a hung disk) lets a non-strict session go on without it, and every frame lost then is
-//! counted and reported on the session row. A spool that could not be stored stays on disk
+//! (a hung disk) lets a non-strict session's output go on without it, and every frame lost then
+//! is counted and reported on the session row. Typed input is never lost: it is handed over
+//! whole or refused ([`SessionRecorder::record_input`]), and the relay passes on only what was
+//! handed over. A spool that could not be stored stays on disk
 //! (with its sidecar) for the next start to complete.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use futures::FutureExt;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -31,13 +34,9 @@ const STORE_GRACE: Duration = Duration::from_secs(10);
 /// Messages the writer takes off the queue at once.
 const BATCH: usize = 64;
 
-/// Frame bytes from which a batch is encoded on a blocking thread rather than inline.
-const BLOCKING_BATCH_BYTES: usize = 32 * 1024;
-
 /// What the writer task receives.
 enum Message {
     Frame(Duration, Frame),
-    End { at: Duration, exit_code: Option<i32>, status: SessionStatus },
 }
 
 /// The relay's side of one recording.
@@ -50,6 +49,9 @@ pub struct SessionRecorder {
     stalled: AtomicBool,
     stall_timeout: Duration,
     failure: watch::Receiver<Option<String>>,
+    /// How the session ended, handed over apart from the frame queue, so that ending never
+    /// waits for a stalled writer.
+    end: watch::Sender<Option<End>>,
     strict: bool,
 }
 
@@ -69,6 +71,7 @@ impl Recorder {
         let spool = SpoolWriter::create(&spool_path(&inner.spool_dir, &meta.session_id)).map_err(spool_error)?;
         let (tx, rx) = mpsc::channel(inner.queue_capacity);
         let (failure_tx, failure) = watch::channel(None);
+        let (end, end_rx) = watch::channel(None);
         let dropped = Arc::new(AtomicU64::new(0));
         let writer = Writer {
             inner: Arc::clone(&self.inner),
@@ -78,7 +81,7 @@ impl Recorder {
             failure: failure_tx,
             dropped: Arc::clone(&dropped),
         };
-        self.inner.tracker.spawn(writer.run(rx));
+        self.inner.tracker.spawn(writer.run(rx, end_rx));
         Ok(SessionRecorder {
             tx,
             started: Instant::now(),
@@ -86,6 +89,7 @@ impl Recorder {
             stalled: AtomicBool::new(false),
             stall_timeout: inner.stall_timeout,
             failure,
+            end,
             strict: inner.required,
         })
     }
@@ -128,6 +132,30 @@ impl SessionRecorder {
         }
     }
 
+    /// Hands typed input to the recorder; input is never dropped. Waits while the queue is
+    /// full: a strict session without limit, a non-strict one up to `stall_timeout`. Refused
+    /// when the recorder is stalled past that or the recording has failed: the caller must then
+    /// not pass the input on.
+    pub async fn record_input(&self, data: bytes::Bytes) -> Result<(), Unrecordable> {
+        if let Some(reason) = self.failure.borrow().clone() {
+            return Err(Unrecordable::Failed(reason));
+        }
+        let message = Message::Frame(self.started.elapsed(), Frame::Input(data));
+        super::QUEUE_DEPTH.fetch_add(1, Ordering::Relaxed);
+        let sent = if self.strict {
+            self.tx.send(message).await.map_err(|_| Unrecordable::Failed("the recorder stopped".into()))
+        } else {
+            match tokio::time::timeout(self.stall_timeout, self.tx.send(message)).await {
+                Ok(sent) => sent.map_err(|_| Unrecordable::Failed("the recorder stopped".into())),
+                Err(_) => Err(Unrecordable::Stalled(self.stall_timeout)),
+            }
+        };
+        if sent.is_err() {
+            self.lost(false);
+        }
+        sent
+    }
+
     fn lost(&self, dropped: bool) {
         super::QUEUE_DEPTH.fetch_sub(1, Ordering::Relaxed);
         if dropped {
@@ -154,16 +182,27 @@ impl SessionRecorder {
         self.strict
     }
 
-    /// Ends the recording; storing it goes on in the background.
+    /// Ends the recording; storing it goes on in the background. Returns at once, even while
+    /// the writer is stalled: the writer takes every frame queued before the end, then ends.
     pub async fn finish(&self, exit_code: Option<i32>, status: SessionStatus) {
         let at = self.started.elapsed();
-        if self.tx.send(Message::End { at, exit_code, status }).await.is_err() {
+        if self.end.send(Some(End { at, exit_code, status })).is_err() {
             tracing::warn!("the recorder was gone before the session ended");
         }
     }
 }
 
+/// Why typed input could not be handed to the recorder; the input is then not passed on.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum Unrecordable {
+    #[error("the recorder took nothing for {}: typed input is never passed on unrecorded", humantime::format_duration(*.0))]
+    Stalled(Duration),
+    #[error("the recording failed ({0}): typed input is never passed on unrecorded")]
+    Failed(String),
+}
+
 /// How the writer's loop ended.
+#[derive(Debug, Clone, Copy)]
 struct End {
     at: Duration,
     exit_code: Option<i32>,
@@ -181,7 +220,7 @@ struct Writer {
 }
 
 impl Writer {
-    async fn run(mut self, mut rx: mpsc::Receiver<Message>) {
+    async fn run(mut self, mut rx: mpsc::Receiver<Message>, mut ended: watch::Receiver<Option<End>>) {
         let session_id = self.session_id.clone();
         let spool_file = spool_path(&self.inner.spool_dir, &session_id);
         let (progress, progress_rx) = watch::channel(SpoolProgress::default());
@@ -196,21 +235,37 @@ impl Writer {
         let mut flush = tokio::time::interval_at(Instant::now() + period, period);
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut batch = Vec::with_capacity(BATCH);
+        let interrupted = End { at: Duration::ZERO, exit_code: None, status: SessionStatus::Interrupted };
         let end = loop {
             tokio::select! {
+                biased;
                 received = rx.recv_many(&mut batch, BATCH) => {
                     if received == 0 {
-                        break End { at: Duration::ZERO, exit_code: None, status: SessionStatus::Interrupted };
+                        break ended.borrow().unwrap_or(interrupted);
                     }
-                    if let Some(end) = self.write_batch(&mut batch).await {
-                        break end;
+                    self.write_batch(&mut batch).await;
+                }
+                changed = ended.changed() => {
+                    let Some(end) = *ended.borrow_and_update() else {
+                        if changed.is_err() {
+                            break interrupted;
+                        }
+                        continue;
+                    };
+                    // Nothing is recorded after the end: take what was queued before it.
+                    while rx.recv_many(&mut batch, BATCH).now_or_never().is_some_and(|n| n > 0) {
+                        self.write_batch(&mut batch).await;
                     }
+                    break end;
                 }
                 _ = flush.tick() => {
-                    let flushed = self.encoding.as_mut().and_then(|encoding| {
+                    if !self.encoding.as_ref().is_some_and(Encoding::needs_flush) {
+                        continue;
+                    }
+                    let flushed = self.on_blocking_thread(|encoding| {
                         encoding.ensure_header(None);
                         encoding.flush()
-                    });
+                    }).await.flatten();
                     self.check_spool();
                     if let Some(flushed) = flushed {
                         progress.send_replace(SpoolProgress { flushed, finished: None });
@@ -219,12 +274,14 @@ impl Writer {
             }
         };
         drop(rx);
-        if let Some(encoding) = self.encoding.as_mut() {
+        let (at, exit_code) = (end.at, end.exit_code);
+        self.on_blocking_thread(move |encoding| {
             encoding.ensure_header(None);
-            if let Some(code) = end.exit_code {
-                encoding.exit(end.at, code);
+            if let Some(code) = exit_code {
+                encoding.exit(at, code);
             }
-        }
+        })
+        .await;
         self.check_spool();
         let dropped = self.dropped.load(Ordering::Relaxed);
         if dropped > 0 {
@@ -249,43 +306,40 @@ impl Writer {
         self.store(store_task, progress, end.status).await;
     }
 
-    /// Encodes a batch of messages (emptying `batch`); returns the end when the batch held it.
-    async fn write_batch(&mut self, batch: &mut Vec<Message>) -> Option<End> {
-        let (mut end, mut bytes, mut frames) = (None, 0, 0u64);
-        let mut work = Vec::with_capacity(batch.len());
-        for message in batch.drain(..) {
-            match message {
-                Message::Frame(at, frame) => {
-                    frames += 1;
-                    if let Frame::Output(data) | Frame::Input(data) = &frame {
-                        bytes += data.len();
-                    }
-                    // Nothing follows the end; a frame after it cannot happen (the relay ends first).
-                    if end.is_none() {
-                        work.push((at, frame));
-                    }
-                }
-                Message::End { at, exit_code, status } => end = Some(End { at, exit_code, status }),
-            }
-        }
+    /// Encodes a batch of messages (emptying `batch`).
+    async fn write_batch(&mut self, batch: &mut Vec<Message>) {
+        let frames = batch.len() as u64;
+        let work: Vec<(Duration, Frame)> = batch.drain(..).map(|Message::Frame(at, frame)| (at, frame)).collect();
         super::QUEUE_DEPTH.fetch_sub(frames, Ordering::Relaxed);
-        let mut encoding = self.encoding.take()?;
-        if bytes < BLOCKING_BATCH_BYTES {
-            work.into_iter().for_each(|(at, frame)| encoding.frame(at, frame));
-            self.encoding = Some(encoding);
-        } else {
-            let encoded = tokio::task::spawn_blocking(move || {
-                work.into_iter().for_each(|(at, frame)| encoding.frame(at, frame));
-                encoding
-            })
+        self.on_blocking_thread(move |encoding| work.into_iter().for_each(|(at, frame)| encoding.frame(at, frame)))
             .await;
-            match encoded {
-                Ok(encoding) => self.encoding = Some(encoding),
-                Err(error) => self.spool_failed(format!("encoding the recording failed: {error}")),
+        self.check_spool();
+    }
+
+    /// Runs `work` on the encoding on a blocking thread: encoding, compression and every
+    /// write to the spool happen there, so a spool disk that hangs holds up this recording
+    /// (its queue fills and its session's input waits) but never a thread that relays
+    /// sessions. `None` when the encoding was already lost or the thread failed (reported).
+    async fn on_blocking_thread<T: Send + 'static>(
+        &mut self,
+        work: impl FnOnce(&mut Encoding) -> T + Send + 'static,
+    ) -> Option<T> {
+        let mut encoding = self.encoding.take()?;
+        let done = tokio::task::spawn_blocking(move || {
+            let result = work(&mut encoding);
+            (encoding, result)
+        })
+        .await;
+        match done {
+            Ok((encoding, result)) => {
+                self.encoding = Some(encoding);
+                Some(result)
+            }
+            Err(error) => {
+                self.spool_failed(format!("encoding the recording failed: {error}"));
+                None
             }
         }
-        self.check_spool();
-        end
     }
 
     /// Reports a spool error the encoding met, once.
@@ -405,5 +459,105 @@ impl Writer {
 impl std::fmt::Debug for SessionRecorder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionRecorder").field("strict", &self.strict).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A recorder whose writer never takes a frame: the queue is held but never read, as when
+    /// the spool's disk hangs.
+    fn stalled_writer(strict: bool) -> (SessionRecorder, mpsc::Receiver<Message>, watch::Sender<Option<String>>) {
+        let (tx, rx) = mpsc::channel(2);
+        let (failure_tx, failure) = watch::channel(None);
+        let recorder = SessionRecorder {
+            tx,
+            started: Instant::now(),
+            dropped: Arc::new(AtomicU64::new(0)),
+            stalled: AtomicBool::new(false),
+            stall_timeout: Duration::from_millis(200),
+            failure,
+            end: watch::channel(None).0,
+            strict,
+        };
+        // The writer's side of the end, kept open as a writer would.
+        std::mem::forget(recorder.end.subscribe());
+        (recorder, rx, failure_tx)
+    }
+
+    fn typed(text: &'static str) -> bytes::Bytes {
+        bytes::Bytes::from_static(text.as_bytes())
+    }
+
+    #[tokio::test]
+    async fn typed_input_is_refused_not_dropped_when_the_recorder_stalls() {
+        let (recorder, mut rx, _failure) = stalled_writer(false);
+        assert_eq!(recorder.record_input(typed("a")).await, Ok(()));
+        assert_eq!(recorder.record_input(typed("b")).await, Ok(()));
+        let started = Instant::now();
+        let refused = recorder.record_input(typed("rm -rf /data\r")).await;
+        assert_eq!(refused, Err(Unrecordable::Stalled(Duration::from_millis(200))));
+        assert!(started.elapsed() >= Duration::from_millis(200), "refused before the stall timeout");
+        // Output is dropped (and counted) instead of waited for, as before.
+        recorder.record(Frame::Output(typed("out"))).await;
+        assert_eq!(recorder.dropped.load(Ordering::Relaxed), 1);
+        // The queue holds exactly what was accepted.
+        let mut taken = Vec::new();
+        while let Ok(Message::Frame(_, Frame::Input(data))) = rx.try_recv() {
+            taken.push(data);
+        }
+        assert_eq!(taken, [typed("a"), typed("b")]);
+    }
+
+    #[tokio::test]
+    async fn typed_input_waits_for_a_recorder_that_catches_up() {
+        let (recorder, mut rx, _failure) = stalled_writer(false);
+        recorder.record_input(typed("a")).await.unwrap();
+        recorder.record_input(typed("b")).await.unwrap();
+        let reader = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let mut taken = Vec::new();
+            while let Some(Message::Frame(_, Frame::Input(data))) = rx.recv().await {
+                taken.push(data);
+                if taken.len() == 3 {
+                    break;
+                }
+            }
+            taken
+        });
+        assert_eq!(recorder.record_input(typed("c")).await, Ok(()));
+        assert_eq!(reader.await.unwrap(), [typed("a"), typed("b"), typed("c")]);
+    }
+
+    #[tokio::test]
+    async fn typed_input_is_refused_once_the_recording_failed() {
+        let (recorder, _rx, failure) = stalled_writer(false);
+        failure.send_replace(Some("writing the recording spool failed: disk full".into()));
+        let refused = recorder.record_input(typed("x")).await.unwrap_err();
+        assert!(matches!(&refused, Unrecordable::Failed(reason) if reason.contains("disk full")), "{refused}");
+        assert!(refused.to_string().contains("never passed on unrecorded"));
+    }
+
+    #[tokio::test]
+    async fn a_strict_session_waits_for_its_recorder_without_limit() {
+        let (recorder, _rx, _failure) = stalled_writer(true);
+        recorder.record_input(typed("a")).await.unwrap();
+        recorder.record_input(typed("b")).await.unwrap();
+        let waited = tokio::time::timeout(Duration::from_millis(500), recorder.record_input(typed("c"))).await;
+        assert!(waited.is_err(), "a strict session gave up waiting: {waited:?}");
+    }
+
+    #[tokio::test]
+    async fn ending_never_waits_for_a_stalled_writer() {
+        let (recorder, _rx, _failure) = stalled_writer(false);
+        recorder.record_input(typed("a")).await.unwrap();
+        recorder.record_input(typed("b")).await.unwrap();
+        let mut ended = recorder.end.subscribe();
+        let finished =
+            tokio::time::timeout(Duration::from_millis(100), recorder.finish(Some(3), SessionStatus::Failed));
+        assert!(finished.await.is_ok(), "finish waited for the full queue");
+        let end = ended.borrow_and_update().expect("the end was handed over");
+        assert_eq!((end.exit_code, end.status), (Some(3), SessionStatus::Failed));
     }
 }

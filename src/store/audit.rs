@@ -1,5 +1,5 @@
-//! The `audit_log` table: every replay, download and kill of a session, with who did it,
-//! when and from where.
+//! The `audit_log` table: every replay, download, watch and kill of a session, and every token
+//! creation and revocation (API or CLI), with who did it, when and from where.
 //!
 //! Guarantees: entries are only ever inserted, never updated or deleted by Entry; ids are
 //! UUIDv7, so they sort by time.
@@ -16,9 +16,11 @@ pub struct AuditEntry {
     pub at: i64,
     pub actor: String,
     pub role: String,
-    /// `replay`, `download`, `kill`, …
+    /// `replay`, `download`, `watch`, `kill`, `token_create`, `token_revoke`
     pub action: String,
+    /// The session acted on; absent for token changes.
     pub session_id: Option<String>,
+    /// The client's address, or `cli` for `entry tokens`.
     pub source_addr: String,
     pub detail: Option<String>,
 }

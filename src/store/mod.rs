@@ -16,7 +16,7 @@ mod tokens;
 pub use audit::AuditEntry;
 pub use catchup::{MAX_PENDING, caught_up_writes, writes_not_kept};
 pub use sessions::{NewSession, SessionEnd, SessionFilter, SessionRow, SessionStatus};
-pub use tokens::{NewToken, TokenGrants, TokenRow};
+pub use tokens::{NewToken, REVOKE_CHANNEL, TokenGrants, TokenRow, Unusable};
 
 use std::path::Path;
 use std::time::Duration;

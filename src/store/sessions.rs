@@ -5,6 +5,8 @@
 //! `finish_session`, so "ended" is never set before the recording is stored when recording
 //! is on; filters are bound parameters, never spliced into SQL.
 
+use std::collections::BTreeMap;
+
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -62,6 +64,21 @@ pub struct SessionRow {
     pub container_image: String,
     pub command: Vec<String>,
     pub tty: bool,
+    /// The exec user the client asked for (`-u`); `null`: none.
+    #[serde(default)]
+    pub exec_user: Option<String>,
+    /// The user the exec ran as: the one asked for, else the container's configured user
+    /// (`""`: the image's default, root); `null` on rows of gateways that did not record it.
+    #[serde(default)]
+    pub exec_user_effective: Option<String>,
+    /// The working directory the client asked for (`-w`); `null`: the container's.
+    #[serde(default)]
+    pub workdir: Option<String>,
+    /// The variables the client added to the exec's environment (`-e`), by name; the values
+    /// of names matching `exec.secret_env` are `"[redacted]"`. `null` on rows of gateways
+    /// that did not record it.
+    #[serde(default)]
+    pub exec_env: Option<BTreeMap<String, String>>,
     pub node_id: String,
     pub exec_id: String,
     pub started_at: i64,
@@ -100,6 +117,13 @@ pub struct NewSession {
     pub container_image: String,
     pub command: Vec<String>,
     pub tty: bool,
+    /// The exec user asked for, if any.
+    pub exec_user: Option<String>,
+    /// The user the exec runs as (`""`: the image default).
+    pub exec_user_effective: String,
+    pub workdir: Option<String>,
+    /// The client's variables, secret values already redacted.
+    pub exec_env: BTreeMap<String, String>,
     pub node_id: String,
     pub exec_id: String,
     pub started_at: i64,
@@ -132,18 +156,21 @@ pub struct SessionFilter {
 }
 
 const COLUMNS: &str = "id, user_name, role, token_id, source_addr, client_kind, container_id, container_name, \
-    container_image, command, tty, node_id, exec_id, started_at, ended_at, status, exit_code, close_reason, \
-    close_detail, initial_cols, initial_rows, last_cols, last_rows, bytes_in, bytes_out, recording_location, \
-    recording_size, recording_sha256, recording_error, reap_status, reap_killed, reap_detail";
+    container_image, command, tty, exec_user, exec_user_effective, workdir, exec_env, node_id, exec_id, started_at, \
+    ended_at, status, exit_code, close_reason, close_detail, initial_cols, initial_rows, last_cols, last_rows, \
+    bytes_in, bytes_out, recording_location, recording_size, recording_sha256, recording_error, reap_status, \
+    reap_killed, reap_detail";
 
 impl Store {
     /// Writes the row of a session that just started (status `live`).
     pub async fn insert_session(&self, session: &NewSession) -> Result<(), StoreError> {
         let command = serde_json::to_string(&session.command).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let env = serde_json::to_string(&session.exec_env).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         sqlx::query(
             "INSERT INTO sessions (id, user_name, role, token_id, source_addr, client_kind, container_id, \
-             container_name, container_image, command, tty, node_id, exec_id, started_at, status) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'live')",
+             container_name, container_image, command, tty, node_id, exec_id, started_at, status, \
+             exec_user, exec_user_effective, workdir, exec_env) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'live', $15, $16, $17, $18)",
         )
         .bind(&session.id)
         .bind(&session.user)
@@ -159,6 +186,10 @@ impl Store {
         .bind(&session.node_id)
         .bind(&session.exec_id)
         .bind(session.started_at)
+        .bind(&session.exec_user)
+        .bind(&session.exec_user_effective)
+        .bind(&session.workdir)
+        .bind(env)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -385,6 +416,11 @@ impl Store {
 fn session_from_row(row: &AnyRow) -> Result<SessionRow, StoreError> {
     let command: String = row.try_get("command")?;
     let status: String = row.try_get("status")?;
+    let exec_env = row
+        .try_get::<Option<String>, _>("exec_env")?
+        .map(|env| serde_json::from_str(&env))
+        .transpose()
+        .map_err(|e| StoreError::Corrupt(format!("sessions.exec_env: {e}")))?;
     Ok(SessionRow {
         id: row.try_get("id")?,
         user: row.try_get("user_name")?,
@@ -397,6 +433,10 @@ fn session_from_row(row: &AnyRow) -> Result<SessionRow, StoreError> {
         container_image: row.try_get("container_image")?,
         command: serde_json::from_str(&command).map_err(|e| StoreError::Corrupt(format!("sessions.command: {e}")))?,
         tty: row.try_get::<i64, _>("tty")? != 0,
+        exec_user: row.try_get("exec_user")?,
+        exec_user_effective: row.try_get("exec_user_effective")?,
+        workdir: row.try_get("workdir")?,
+        exec_env,
         node_id: row.try_get("node_id")?,
         exec_id: row.try_get("exec_id")?,
         started_at: row.try_get("started_at")?,

@@ -44,6 +44,47 @@ impl TokenGrants {
     }
 }
 
+impl TokenRow {
+    /// A one-line description for the audit log: the id, whose it is and what it may do
+    /// (never its secret or hash).
+    pub fn summary(&self) -> String {
+        let mut parts = vec![self.role.clone()];
+        if !self.allow.is_empty() {
+            parts.push(format!("allow {}", self.allow.join(" ")));
+        }
+        if !self.grants.exec_users.is_empty() {
+            parts.push(format!("exec users {}", self.grants.exec_users.join(" ")));
+        }
+        if let Some(names) = &self.grants.env_allow {
+            parts.push(format!("env allow {}", names.join(" ")));
+        }
+        if self.grants.allow_privileged {
+            parts.push("privileged containers".into());
+        }
+        if let Some(at) = self.grants.expires_at {
+            let when = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(at)
+                .map_or_else(|| at.to_string(), |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+            parts.push(format!("expires {when}"));
+        }
+        format!("token {} for {} ({})", self.id, self.user, parts.join(", "))
+    }
+}
+
+/// Why a token can no longer be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Unusable {
+    Revoked,
+    Expired,
+    /// Its row is no longer in the store.
+    Gone,
+}
+
+/// The PostgreSQL channel a revoked token's id is sent on.
+pub const REVOKE_CHANNEL: &str = "entry_revoke";
+
+/// Token ids per `unusable_tokens` query (well under SQLite's and PostgreSQL's bind limits).
+const IDS_PER_QUERY: usize = 500;
+
 /// What `insert_token` needs.
 #[derive(Debug, Clone)]
 pub struct NewToken<'a> {
@@ -109,14 +150,69 @@ impl Store {
         Ok(row.try_get::<i64, _>("n")?)
     }
 
-    /// Revokes a token; returns false when no unrevoked token has that id.
+    /// Revokes a token; returns false when no unrevoked token has that id. With PostgreSQL,
+    /// every gateway listening on [`REVOKE_CHANNEL`] hears of it at once (gateways also find it
+    /// by polling, so a lost notification only delays the end of what the token runs).
     pub async fn revoke_token(&self, id: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(now_millis())
             .bind(id)
             .execute(&self.pool)
             .await?;
-        Ok(done.rows_affected() > 0)
+        let revoked = done.rows_affected() > 0;
+        if revoked && self.is_postgres() {
+            let notified = sqlx::query("SELECT pg_notify($1, $2)").bind(REVOKE_CHANNEL).bind(id).execute(&self.pool);
+            if let Err(error) = notified.await {
+                tracing::warn!(token.id = %id, %error, "cannot notify gateways of a revocation; they find it by polling");
+            }
+        }
+        Ok(revoked)
+    }
+
+    /// Of the tokens `ids`, those no longer usable at `now` (unix milliseconds), and why: revoked,
+    /// expired, or gone from the table. One query per `IDS_PER_QUERY` ids.
+    pub async fn unusable_tokens(&self, ids: &[String], now: i64) -> Result<Vec<(String, Unusable)>, StoreError> {
+        let mut unusable = Vec::new();
+        for chunk in ids.chunks(IDS_PER_QUERY) {
+            let placeholders: Vec<String> = (2..chunk.len() + 2).map(|n| format!("${n}")).collect();
+            let sql = format!(
+                "SELECT id, revoked_at, expires_at FROM tokens \
+                 WHERE (revoked_at IS NOT NULL OR expires_at <= $1) AND id IN ({})",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query(&sql).bind(now);
+            for id in chunk {
+                query = query.bind(id);
+            }
+            let rows = query.fetch_all(&self.pool).await?;
+            let mut found = std::collections::HashSet::new();
+            for row in &rows {
+                let id: String = row.try_get("id")?;
+                let revoked: Option<i64> = row.try_get("revoked_at")?;
+                let why = if revoked.is_some() { Unusable::Revoked } else { Unusable::Expired };
+                found.insert(id.clone());
+                unusable.push((id, why));
+            }
+            if rows.len() < chunk.len() {
+                // Tokens are never deleted by Entry: one missing was removed from the store by hand.
+                let present = self.present_tokens(chunk).await?;
+                for id in chunk.iter().filter(|id| !present.contains(*id) && !found.contains(*id)) {
+                    unusable.push((id.clone(), Unusable::Gone));
+                }
+            }
+        }
+        Ok(unusable)
+    }
+
+    async fn present_tokens(&self, ids: &[String]) -> Result<std::collections::HashSet<String>, StoreError> {
+        let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
+        let sql = format!("SELECT id FROM tokens WHERE id IN ({})", placeholders.join(", "));
+        let mut query = sqlx::query(&sql);
+        for id in ids {
+            query = query.bind(id);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(|row| Ok(row.try_get::<String, _>("id")?)).collect()
     }
 
     /// Notes that a token was just used.
@@ -182,13 +278,26 @@ mod tests {
             created_by: None,
             grants: &TokenGrants::default(),
         };
-        store.insert_token(new).await.unwrap();
+        store.insert_token(new.clone()).await.unwrap();
         let row = store.token("tk1").await.unwrap().unwrap();
-        assert_eq!((row.user.as_str(), row.allow.clone(), row.revoked_at), ("alice", allow, None));
+        assert_eq!((row.user.as_str(), row.allow.clone(), row.revoked_at), ("alice", allow.clone(), None));
+        assert_eq!(row.summary(), "token tk1 for alice (developer, allow shop.*)");
         assert!(store.revoke_token("tk1").await.unwrap());
         assert!(!store.revoke_token("tk1").await.unwrap());
         assert!(store.token("tk1").await.unwrap().unwrap().revoked_at.is_some());
         assert_eq!(store.tokens().await.unwrap().len(), 1);
         assert!(store.token("nope").await.unwrap().is_none());
+
+        let soon = TokenGrants { expires_at: Some(now_millis() + 60_000), ..TokenGrants::default() };
+        store.insert_token(NewToken { id: "tk2", grants: &soon, ..new.clone() }).await.unwrap();
+        store.insert_token(NewToken { id: "tk3", ..new }).await.unwrap();
+        let ids: Vec<String> = ["tk1", "tk2", "tk3", "gone"].map(String::from).to_vec();
+        let now = now_millis();
+        let mut unusable = store.unusable_tokens(&ids, now).await.unwrap();
+        unusable.sort();
+        assert_eq!(unusable, [("gone".to_owned(), Unusable::Gone), ("tk1".to_owned(), Unusable::Revoked)]);
+        let later = store.unusable_tokens(&ids, now + 60_000).await.unwrap();
+        assert!(later.contains(&("tk2".to_owned(), Unusable::Expired)), "{later:?}");
+        assert!(store.unusable_tokens(&[], now).await.unwrap().is_empty());
     }
 }

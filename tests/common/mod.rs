@@ -33,6 +33,8 @@ use tokio_util::task::TaskTracker;
 pub const BASH_IMAGE: &str = "entry-test-bash";
 pub const SH_IMAGE: &str = "entry-test-sh";
 pub const BARE_IMAGE: &str = "entry-test-bare";
+/// busybox and bash, configured to run as `app` (uid 1000) rather than root.
+pub const APP_IMAGE: &str = "entry-test-app";
 
 /// Builds the test images once per test binary if they are missing.
 fn ensure_images() {
@@ -41,7 +43,7 @@ fn ensure_images() {
         let present = |image: &str| {
             Command::new("docker").args(["image", "inspect", image]).output().is_ok_and(|o| o.status.success())
         };
-        if ![BASH_IMAGE, SH_IMAGE, BARE_IMAGE].into_iter().all(present) {
+        if ![BASH_IMAGE, SH_IMAGE, BARE_IMAGE, APP_IMAGE].into_iter().all(present) {
             let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/images/build.sh");
             let status = Command::new("bash").arg(script).status().expect("run tests/images/build.sh");
             assert!(status.success(), "building the test images failed");
@@ -65,6 +67,11 @@ pub struct TestContainer {
 impl TestContainer {
     /// Starts a container of `image` that is also the Compose container `<project>.web.1`.
     pub fn start(image: &str) -> Self {
+        Self::start_with(image, &[])
+    }
+
+    /// [`TestContainer::start`] with extra `docker run` options (`--privileged`, `-v …`, `--label …`).
+    pub fn start_with(image: &str, options: &[&str]) -> Self {
         ensure_images();
         let name = unique("entrytest-");
         let project = unique("proj");
@@ -73,6 +80,7 @@ impl TestContainer {
             .args(["--label", &format!("com.docker.compose.project={project}")])
             .args(["--label", "com.docker.compose.service=web"])
             .args(["--label", "com.docker.compose.container-number=1"])
+            .args(options)
             .arg(image)
             .output()
             .expect("docker run");

@@ -3,6 +3,7 @@
 # registry is reachable from the test machines. Idempotent.
 #   entry-test-bash: busybox + bash      entry-test-sh: busybox only (no bash)
 #   entry-test-bare: bash only (no sh, no kill, no coreutils), kept alive by bash itself
+#   entry-test-app: busybox + bash whose configured user is `app` (uid 1000), not root
 set -euo pipefail
 busybox=/bin/busybox          # from busybox-static
 bash_static=/bin/bash-static  # from bash-static
@@ -41,4 +42,17 @@ COPY bash /bin/bash
 ENV PATH=/bin
 CMD ["/bin/bash", "-c", "while :; do read -t 3600 || :; done"]
 DOCKERFILE
-echo "built entry-test-bash entry-test-sh entry-test-bare"
+printf 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n' >"$work/passwd"
+printf 'root:x:0:\napp:x:1000:\n' >"$work/group"
+build entry-test-app "$work/busybox" "$work/bash" "$work/passwd" "$work/group" <<'DOCKERFILE'
+FROM scratch
+COPY busybox /bin/busybox
+COPY bash /bin/bash
+COPY passwd group /etc/
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+RUN ["/bin/busybox", "sh", "-c", "mkdir -p /tmp /root /home/app && chmod 1777 /tmp && chown app:app /home/app"]
+ENV PATH=/bin
+USER app
+CMD ["/bin/sleep", "2147483647"]
+DOCKERFILE
+echo "built entry-test-bash entry-test-sh entry-test-bare entry-test-app"

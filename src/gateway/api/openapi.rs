@@ -19,9 +19,10 @@ use crate::store::{AuditEntry, SessionRow, SessionStatus};
 #[openapi(
     info(title = "Entry session API", description = "Sessions, recordings, live watch, kills and the audit log of an Entry gateway."),
     paths(super::list, super::show, super::recording, super::kill, super::watch::watch, super::audit::audit_log,
-        super::tokens::list, super::login::login, super::login::logout, super::login::me,
+        super::tokens::list, super::tokens::create, super::tokens::revoke, super::login::login, super::login::logout, super::login::me,
         super::terminal::containers, super::terminal::terminal),
-    components(schemas(SessionPage, SessionRow, SessionStatus, ErrorBody, KillOutcome, KillDelivery, AuditEntry, super::tokens::TokenInfo)),
+    components(schemas(SessionPage, SessionRow, SessionStatus, ErrorBody, KillOutcome, KillDelivery, AuditEntry, super::tokens::TokenInfo,
+        super::tokens::NewTokenRequest, super::tokens::CreatedToken)),
     modifiers(&BearerAuth)
 )]
 pub(super) struct ApiDoc;
@@ -64,11 +65,17 @@ mod tests {
             "/api/v1/sessions/{id}/kill",
             "/api/v1/audit",
             "/api/v1/tokens",
+            "/api/v1/tokens/{id}/revoke",
         ] {
             assert!(paths.contains(&path), "{path} is not documented: {paths:?}");
         }
         let json = serde_json::to_value(&doc).unwrap();
         assert!(json["components"]["schemas"]["SessionRow"]["properties"]["recording_sha256"].is_object());
         assert_eq!(json["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+        let tokens = &json["paths"]["/api/v1/tokens"];
+        assert!(tokens["get"].is_object() && tokens["post"].is_object(), "{tokens}");
+        assert!(json["paths"]["/api/v1/tokens/{id}/revoke"]["post"].is_object());
+        assert!(json["components"]["schemas"]["TokenInfo"]["properties"]["expires_at"].is_object());
+        assert!(json["components"]["schemas"]["NewTokenRequest"]["properties"]["expires"].is_object());
     }
 }

@@ -6,7 +6,9 @@
 //! Guarantees: the terminal is authorised only by the sign-in cookie (a browser never puts a
 //! token in a URL), and only for pages of this gateway's own origin or of an allowed one
 //! (cross-site WebSocket hijacking is refused before the upgrade); the container list shows
-//! only containers the user may enter, never Entry's own.
+//! only containers the user may enter, never Entry's own nor one the deny rules refuse (each
+//! candidate is inspected, at most [`INSPECTS_AT_ONCE`] at a time, since a list does not say
+//! which containers are privileged; a token with `allow_privileged` skips that).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,10 +20,12 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use futures::StreamExt;
 
 use super::{ApiError, authenticate, login};
 use crate::auth::Role;
 use crate::gateway::{EnterRequest, Gateway};
+use crate::runtime::{ContainerAddress, ContainerInfo};
 
 /// A container as the container list shows it.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
@@ -54,9 +58,22 @@ pub(super) async fn containers(
         tracing::warn!(%error, "container list: the container runtime failed");
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "runtime_unavailable", "the container runtime is unavailable")
     })?;
-    let mut entries: Vec<ContainerEntry> = all
+    let own = gateway.own_container.as_deref();
+    let candidates: Vec<ContainerInfo> =
+        all.into_iter().filter(|container| principal.may_enter(container, own).is_ok()).collect();
+    let enterable = if principal.grants.allow_privileged {
+        candidates
+    } else {
+        // A list does not say which containers are privileged: inspect the candidates.
+        futures::stream::iter(candidates)
+            .map(|listed| inspected(&gateway, listed))
+            .buffered(INSPECTS_AT_ONCE)
+            .filter_map(|found| std::future::ready(found.filter(|c| principal.may_enter(c, own).is_ok())))
+            .collect()
+            .await
+    };
+    let mut entries: Vec<ContainerEntry> = enterable
         .into_iter()
-        .filter(|container| principal.may_enter(container, gateway.own_container.as_deref()).is_ok())
         .map(|container| ContainerEntry {
             id: container.id.chars().take(12).collect(),
             address: container.compose.as_ref().map(ToString::to_string),
@@ -68,6 +85,21 @@ pub(super) async fn containers(
         .collect();
     entries.sort_by(|a, b| (a.address.is_none(), &a.address, &a.name).cmp(&(b.address.is_none(), &b.address, &b.name)));
     Ok(Json(entries))
+}
+
+/// Container inspections the list runs at once.
+const INSPECTS_AT_ONCE: usize = 8;
+
+/// A listed container as an inspection sees it (with `privileged` known); `None` when it is
+/// gone or cannot be inspected, so it is not offered.
+async fn inspected(gateway: &Gateway, listed: ContainerInfo) -> Option<ContainerInfo> {
+    match gateway.runtime.resolve(&ContainerAddress::Name(listed.id.clone())).await {
+        Ok(container) => Some(container),
+        Err(error) => {
+            tracing::debug!(container.id = %listed.id, %error, "container list: inspecting a candidate failed");
+            None
+        }
+    }
 }
 
 /// `GET /api/v1/terminal` query.

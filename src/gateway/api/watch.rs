@@ -6,7 +6,9 @@
 //! Guarantees: a watcher can never slow the session — one that falls behind is disconnected
 //! with CLOSE `limit_exceeded`; anything a watcher sends is ignored; every watch is audited; a
 //! watch authorised by the sign-in cookie must come from a page of the gateway's own origin or
-//! an allowed one (a bearer token, which no page can borrow, needs no Origin).
+//! an allowed one (a bearer token, which no page can borrow, needs no Origin); a watch whose
+//! token (or the token behind its cookie) is revoked or expires ends with CLOSE `revoked`,
+//! like the sessions of that token.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::audit::audit;
 use super::{ApiError, authenticate_change, login, sees_everyone, visible_session};
-use crate::gateway::{Gateway, OutputTap, TapEvent};
+use crate::gateway::{Gateway, OutputTap, Stop, TapEvent, WatchGuard};
 use crate::protocol::{CloseReason, ResponseMessage, encode};
 use crate::store::SessionStatus;
 
@@ -62,13 +64,33 @@ pub(super) async fn watch(
     tracing::info!(session.id = %row.id, by = %principal.user, "live watch started");
     let shutdown = gateway.shutdown.clone();
     let tracked = gateway.tracker.token();
+    // API principals always hold a store token; the watch is stopped when it is.
+    let registered = principal.token_id.as_deref().map(|token_id| gateway.live.watch_token(token_id));
     Ok(upgrade.on_upgrade(move |socket| async move {
-        relay(socket, tap, shutdown).await;
+        relay(socket, tap, shutdown, registered).await;
         drop(tracked);
     }))
 }
 
-async fn relay(socket: WebSocket, tap: Arc<OutputTap>, shutdown: CancellationToken) {
+/// Resolves with the stop of the watch's token; pending when it has none.
+async fn token_stopped(registered: Option<&mut WatchGuard>) -> Stop {
+    let Some(guard) = registered else { return std::future::pending().await };
+    let stop = match guard.stop.wait_for(Option::is_some).await {
+        Ok(stop) => stop.clone(),
+        Err(_) => None,
+    };
+    match stop {
+        Some(stop) => stop,
+        None => std::future::pending().await,
+    }
+}
+
+async fn relay(
+    socket: WebSocket,
+    tap: Arc<OutputTap>,
+    shutdown: CancellationToken,
+    mut registered: Option<WatchGuard>,
+) {
     let (screen, mut output) = tap.subscribe();
     // Holding the tap would keep its channel open after the session ends.
     drop(tap);
@@ -105,6 +127,7 @@ async fn relay(socket: WebSocket, tap: Arc<OutputTap>, shutdown: CancellationTok
                 Some(Ok(_)) => {}
             },
             _ = shutdown.cancelled() => break ResponseMessage::close(CloseReason::Shutdown, "gateway shutting down", None),
+            stop = token_stopped(registered.as_mut()) => break ResponseMessage::close(stop.reason, stop.line, None),
         }
     };
     let _ = sink.send(send(close)).await;

@@ -30,6 +30,8 @@ pub(super) enum InputEvent {
     BadMessage(String),
     /// A message over `gateway.max_message_bytes`.
     TooLarge(String),
+    /// Typed input the recorder could not take; it was not passed on.
+    Unrecorded(String),
 }
 
 /// Milliseconds since the session started at which the client was last heard
@@ -82,6 +84,9 @@ pub(super) struct InputPump {
     pub(super) last_seen: Arc<LastSeen>,
     pub(super) cancel: CancellationToken,
     pub(super) recorder: Option<Arc<SessionRecorder>>,
+    /// Set when recording is on but this session has no recorder (its recording could not
+    /// start): typed input then ends the session instead of reaching the shell unrecorded.
+    pub(super) no_recorder: Option<String>,
     pub(super) stats: Arc<SessionStats>,
     /// Watchers learn of resizes through it.
     pub(super) tap: Arc<crate::gateway::OutputTap>,
@@ -127,10 +132,16 @@ impl InputPump {
             match message.kind() {
                 Some(RequestType::Plain) if stdin_open && !message.content.is_empty() => {
                     self.last_seen.typed();
-                    self.stats.bytes_in.fetch_add(message.content.len() as u64, Ordering::Relaxed);
-                    if let Some(recorder) = &self.recorder {
-                        recorder.record(Frame::Input(message.content.clone())).await;
+                    // Recorded first: input the recorder cannot take never reaches the shell.
+                    let recorded = tokio::select! {
+                        _ = self.cancel.cancelled() => return Some(stream),
+                        recorded = self.record_input(&message.content) => recorded,
+                    };
+                    if let Err(why) = recorded {
+                        self.tell(InputEvent::Unrecorded(why)).await;
+                        return Some(stream);
                     }
+                    self.stats.bytes_in.fetch_add(message.content.len() as u64, Ordering::Relaxed);
                     let written = tokio::select! {
                         _ = self.cancel.cancelled() => return Some(stream),
                         written = stdin.write_all(&message.content) => written,
@@ -189,6 +200,17 @@ impl InputPump {
                     _ = tokio::time::sleep(Duration::from_millis(10 * (attempt + 1))) => {}
                 },
             }
+        }
+    }
+
+    /// Hands typed input to the recorder; an error says why it may not be passed on.
+    async fn record_input(&self, data: &bytes::Bytes) -> Result<(), String> {
+        match (&self.recorder, &self.no_recorder) {
+            (Some(recorder), _) => recorder.record_input(data.clone()).await.map_err(|why| why.to_string()),
+            (None, Some(problem)) => {
+                Err(format!("this session is not recorded ({problem}): typed input is never passed on unrecorded"))
+            }
+            (None, None) => Ok(()),
         }
     }
 

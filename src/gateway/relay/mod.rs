@@ -121,7 +121,7 @@ impl Gateway {
         stats: Arc<SessionStats>,
         live: super::LiveHandle,
     ) -> (Ending, Option<SplitStream<WebSocket>>) {
-        let super::LiveHandle { mut killed, tap } = live;
+        let super::LiveHandle { stop: mut stopped, tap } = live;
         let Exec { id: exec_id, output, input } = exec;
         let mut output = Coalesce::new(output, MAX_OUTPUT_MESSAGE);
         let exec_id = exec_id.as_str();
@@ -139,6 +139,8 @@ impl Gateway {
             last_seen: Arc::clone(&last_seen),
             cancel: stop_input.clone(),
             recorder: recorder.clone(),
+            no_recorder: (recorder.is_none() && self.recorder.is_some())
+                .then(|| "its recording could not start".to_owned()),
             stats: Arc::clone(&stats),
             tap: Arc::clone(&tap),
         };
@@ -154,9 +156,9 @@ impl Gateway {
             tokio::select! {
                 biased;
                 _ = self.shutdown.cancelled() => break Ending::new(CloseReason::Shutdown, "gateway shutting down"),
-                Ok(()) = killed.changed() => {
-                    let by = killed.borrow().clone().unwrap_or_else(|| "an administrator".into());
-                    break Ending::new(CloseReason::Killed, format!("terminated by {by}"));
+                Ok(()) = stopped.changed() => {
+                    let stop = stopped.borrow().clone().unwrap_or_else(|| super::live::Stop::killed("an administrator"));
+                    break Ending::new(stop.reason, stop.line);
                 }
                 _ = &mut max_duration_reached => {
                     break Ending::new(CloseReason::MaxDuration, format!("session reached its maximum duration of {}", humantime::format_duration(max_duration)));
@@ -167,6 +169,7 @@ impl Gateway {
                 event = events.recv() => match event {
                     Some(InputEvent::BadMessage(why)) => break Ending::new(CloseReason::BadRequest, why),
                     Some(InputEvent::TooLarge(why)) => break Ending::new(CloseReason::LimitExceeded, why),
+                    Some(InputEvent::Unrecorded(why)) => break Ending::new(CloseReason::RecordingFailed, why),
                     Some(InputEvent::ClientGone(why)) => break Ending::new(CloseReason::ClientGone, why),
                     None => break Ending::new(CloseReason::ClientGone, "client input ended"),
                 },
