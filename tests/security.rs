@@ -2,8 +2,10 @@
 //! a certificate made at test time (`security/tls.rs`), secrets kept out of the logs and the
 //! store (`security/logs.rs`), injection through container addresses and session ids
 //! (`security/injection.rs`), the Origin check of the browser WebSockets
-//! (`security/origin.rs`), the console webhook failing closed (`security/webhook.rs`), and the
-//! containers Entry refuses to enter whatever the token (`security/deny.rs`).
+//! (`security/origin.rs`), the console webhook failing closed (`security/webhook.rs`), the
+//! containers Entry refuses to enter whatever the token (`security/deny.rs`), slow and idle
+//! clients and the connection caps (`security/slowloris.rs`), WINCH clamping and coalescing
+//! (`security/resize.rs`), and the sign-in page's `next=` (`security/sign_in_next.rs`).
 
 mod common;
 #[path = "security/deny.rs"]
@@ -14,6 +16,12 @@ mod injection;
 mod logs;
 #[path = "security/origin.rs"]
 mod origin;
+#[path = "security/resize.rs"]
+mod resize;
+#[path = "security/sign_in_next.rs"]
+mod sign_in_next;
+#[path = "security/slowloris.rs"]
+mod slowloris;
 #[path = "security/tls.rs"]
 mod tls;
 #[path = "security/webhook.rs"]

@@ -55,6 +55,8 @@ impl Gateway {
             ("ENTRY_NODE_ID".to_owned(), format!("bench-{name}")),
             // One bench user opens 1,000 sessions; the default per-user limit is for people.
             ("ENTRY_GATEWAY__MAX_SESSIONS_PER_USER".to_owned(), "0".to_owned()),
+            // ... all from 127.0.0.1, over the per-address connection cap.
+            ("ENTRY_GATEWAY__MAX_CONNECTIONS_PER_ADDRESS".to_owned(), "0".to_owned()),
         ];
         match recording {
             Recording::Off => env.push(("ENTRY_RECORDING__ENABLED".into(), "false".into())),

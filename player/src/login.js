@@ -5,12 +5,12 @@
 import './login.css';
 import { describeError, request } from './lib/api.js';
 import { clearError, showError } from './lib/dom.js';
+import { sameOriginPath } from './lib/next.js';
 
-/** `next` from the query if it is a same-site path ("/…" but not "//…" or "/\…"). */
+/** `next` from the query if it is a path on this site (lib/next.js), else /sessions. */
 function nextPath() {
   const next = new URLSearchParams(location.search).get('next') || '';
-  const sameSite = next.startsWith('/') && !next.startsWith('//') && !next.startsWith('/\\');
-  return sameSite ? next : '/sessions';
+  return sameOriginPath(next, location.origin) ?? '/sessions';
 }
 
 const form = document.getElementById('login');

@@ -17,7 +17,7 @@ use crate::auth::{Authenticator, Role, Webhook};
 use crate::config::Config;
 use crate::gateway::{Gateway, GatewayParts};
 use crate::recorder::Recorder;
-use crate::runtime::{ContainerRuntime, DockerRuntime};
+use crate::runtime::{ContainerRuntime, DockerRuntime, DockerTls};
 use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
@@ -47,9 +47,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         crate::gateway::tls::server_config(tls).context("configuring TLS ([gateway.tls])")?;
     }
     let store = Store::open(&config.store_url()).await.context("opening the store")?;
+    // Before anything touches the data directory or the sessions of this node id.
+    store.claim_node(&config.node_id(), config.reaper.node_expiry).await.context("claiming this gateway's node id")?;
     let auth = Authenticator::new(store.clone(), webhook(&config)?);
     first_admin_token(&store, &auth).await?;
-    let runtime = DockerRuntime::new(config.docker.host.as_deref(), config.docker.request_timeout.as_secs());
+    let docker = &config.docker;
+    let tls = DockerTls::from_settings(docker.tls, docker.cert_path.as_deref(), |name| std::env::var(name).ok());
+    let runtime = DockerRuntime::with_tls(docker.host.as_deref(), docker.request_timeout.as_secs(), tls)
+        .context("configuring Docker TLS ([docker] tls, cert_path)")?;
     if let Err(error) = runtime.ping().await {
         tracing::warn!(%error, "Docker is not reachable yet; sessions will be refused until it is");
     }

@@ -16,9 +16,11 @@ use serde::{Deserialize, Serialize};
 
 mod exec;
 mod sections;
+mod size;
 
 pub use exec::*;
 pub use sections::*;
+pub use size::*;
 
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]

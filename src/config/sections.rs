@@ -1,12 +1,14 @@
 //! The sections of the configuration tree (`[gateway]`, `[recording]`, …) and their
 //! defaults, which work on a fresh machine.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::redact_url;
+use super::size::{ByteSize, MinFree};
 
 /// Ending the processes of sessions that did not end by themselves.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -55,6 +57,13 @@ pub struct RecordingConfig {
     pub flush_interval: Duration,
     /// Frames the relay may queue for the recorder; when it is full the session waits.
     pub queue_capacity: usize,
+    /// Bytes the relay may queue for the recorder, per session (`"4MiB"` or a number); when
+    /// they are taken the session waits, as when `queue_capacity` frames are queued.
+    pub queue_bytes: ByteSize,
+    /// Free space the recording disks (the data directory, the spool and `fs` recordings)
+    /// keep: a size (`"512MiB"`) or a share of the disk (`"2%"`); `0` turns the guard off.
+    /// Below it new sessions are refused, strict sessions end and `/readyz` answers 503.
+    pub min_free: MinFree,
     /// How long a session waits for a stalled recorder (a hung disk) before it goes on and
     /// loses frames; strict sessions wait for ever and end if the recording fails.
     #[serde(with = "humantime_serde")]
@@ -116,11 +125,23 @@ pub struct GatewayConfig {
     pub max_sessions: usize,
     /// Most sessions one user runs on this gateway at once (0: no limit).
     pub max_sessions_per_user: usize,
+    /// Most recording replays and downloads one user runs on this gateway at once (0: no
+    /// limit); one more gets 429 `too_many_replays`.
+    pub max_replays_per_user: usize,
     /// Origins (`https://console.example.com`) besides the gateway's own whose pages may use
     /// the browser's sign-in: open the web terminal and watch WebSockets, kill sessions.
     pub allowed_origins: Vec<String>,
     /// Serve HTTPS and WSS on `listen` (`[gateway.tls]`); unset means plain HTTP.
     pub tls: Option<TlsConfig>,
+    /// A connection must send a request's whole header (and finish a WebSocket upgrade)
+    /// within this long, or it is closed; an idle keep-alive connection as well.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// Most connections the gateway holds open at once, WebSocket sessions included (0: no
+    /// limit); further ones are closed as soon as they are accepted.
+    pub max_connections: usize,
+    /// Most connections one source address holds open at once (0: no limit).
+    pub max_connections_per_address: usize,
 }
 
 /// TLS termination in the gateway: a certificate chain and its private key, PEM files
@@ -143,6 +164,13 @@ pub struct DockerConfig {
     /// Timeout of one Engine API request (not of a session).
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// Speak TLS to a `tcp://` host, verifying the daemon against `ca.pem` and presenting
+    /// `cert.pem`/`key.pem` from `cert_path`. Unset means `DOCKER_TLS_VERIFY` (set and not
+    /// empty or `0`: on).
+    pub tls: Option<bool>,
+    /// Directory of `ca.pem`, `cert.pem` and `key.pem`; unset means `DOCKER_CERT_PATH`, then
+    /// `~/.docker`.
+    pub cert_path: Option<PathBuf>,
 }
 
 /// Where session metadata and tokens live.
@@ -164,11 +192,66 @@ pub struct AuthConfig {
     pub max_failures: usize,
     #[serde(with = "humantime_serde")]
     pub failure_window: Duration,
+    /// Reverse proxies (addresses or CIDR blocks, `10.0.0.0/8`) whose `X-Forwarded-For` is
+    /// believed: behind one, a request's source address (throttle, audit, session rows) is
+    /// the rightmost address in the header that is not itself a trusted proxy. From any
+    /// other peer the header is ignored.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        Self { webhook: None, max_failures: 20, failure_window: Duration::from_secs(60) }
+        Self { webhook: None, max_failures: 20, failure_window: Duration::from_secs(60), trusted_proxies: Vec::new() }
+    }
+}
+
+/// An address block, `192.0.2.0/24` or `2001:db8::/32`; a bare address is a block of one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct IpNet {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    /// Whether `address` is in the block (an IPv4-mapped IPv6 address counts as IPv4).
+    pub fn contains(&self, address: IpAddr) -> bool {
+        match (self.network, address.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl TryFrom<String> for IpNet {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        let invalid = || format!("{text:?} is not an address or a CIDR block (192.0.2.0/24)");
+        let (address, prefix) = match text.trim().split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix)),
+            None => (text.trim(), None),
+        };
+        let network = address.parse::<IpAddr>().map_err(|_| invalid())?.to_canonical();
+        let bits = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(prefix) => prefix.parse::<u8>().ok().filter(|p| *p <= bits).ok_or_else(invalid)?,
+            None => bits,
+        };
+        Ok(Self { network, prefix })
+    }
+}
+
+impl From<IpNet> for String {
+    fn from(net: IpNet) -> Self {
+        format!("{}/{}", net.network, net.prefix)
     }
 }
 
@@ -206,6 +289,8 @@ impl Default for RecordingConfig {
             storage: StorageKind::Fs,
             flush_interval: Duration::from_secs(1),
             queue_capacity: 256,
+            queue_bytes: ByteSize(4 << 20),
+            min_free: MinFree::Bytes(ByteSize(512 << 20)),
             stall_timeout: Duration::from_secs(5),
             dir: None,
             s3: S3Config::default(),
@@ -238,15 +323,19 @@ impl Default for GatewayConfig {
             max_duration: Duration::from_secs(12 * 3600),
             max_sessions: 4096,
             max_sessions_per_user: 64,
+            max_replays_per_user: 4,
             allowed_origins: Vec::new(),
             tls: None,
+            header_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            max_connections_per_address: 256,
         }
     }
 }
 
 impl Default for DockerConfig {
     fn default() -> Self {
-        Self { host: None, request_timeout: Duration::from_secs(30) }
+        Self { host: None, request_timeout: Duration::from_secs(30), tls: None, cert_path: None }
     }
 }
 

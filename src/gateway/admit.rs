@@ -76,8 +76,10 @@ impl Gateway {
         request: &EnterRequest,
         source: IpAddr,
     ) -> Result<(Principal, ContainerInfo, Slot), Refusal> {
-        self.throttle
-            .check(source)
+        // Counted as a failure until it succeeds: a burst cannot pass the throttle.
+        let attempt = self
+            .throttle
+            .begin(source)
             .map_err(|throttled| Refusal::new(CloseReason::LimitExceeded, throttled.to_string()))?;
         let address = request.address.to_string();
         let authenticated = match &request.cookie {
@@ -85,10 +87,13 @@ impl Gateway {
             None => self.auth.authenticate(request.token.as_deref(), &address).await,
         };
         let principal = match authenticated {
-            Ok(principal) => principal,
+            Ok(principal) => {
+                attempt.refund();
+                principal
+            }
             Err(error) => {
-                if matches!(error, AuthError::InvalidToken | AuthError::Console(_)) {
-                    self.throttle.failed(source);
+                if !matches!(error, AuthError::InvalidToken | AuthError::Console(_)) {
+                    attempt.refund();
                 }
                 return Err(error.into());
             }

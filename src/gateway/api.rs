@@ -13,6 +13,7 @@ mod download;
 mod login;
 mod openapi;
 mod range;
+pub(super) mod replays;
 mod stream;
 mod terminal;
 mod throttle;
@@ -171,7 +172,7 @@ async fn authenticate(gateway: &Gateway, headers: &HeaderMap) -> Result<Principa
 async fn authenticate_change(gateway: &Gateway, headers: &HeaderMap) -> Result<Principal, ApiError> {
     let (principal, by_cookie) = authenticate_with(gateway, headers).await?;
     if by_cookie {
-        login::same_origin(headers, &gateway.config.gateway.allowed_origins, false)?;
+        login::same_origin(&gateway.config.gateway, headers, false)?;
     }
     Ok(principal)
 }
@@ -184,7 +185,7 @@ async fn authenticate_with(gateway: &Gateway, headers: &HeaderMap) -> Result<(Pr
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token);
     if token.is_none() {
-        if let Some(secret) = login::cookie_secret(headers) {
+        if let Some(secret) = login::cookie_secret(&gateway.config.gateway, headers) {
             return Ok((gateway.auth.authenticate_cookie(secret).await?, true));
         }
     }
@@ -355,6 +356,7 @@ struct RecordingParams {
         (status = 200, description = "asciicast v2 (application/x-asciicast), or with raw=true the stored object (application/gzip)", body = String),
         (status = 206, description = "the byte range asked for with `Range`; `Content-Range: bytes a-b/length`", body = String),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 429, description = "too_many_replays: the user already runs `gateway.max_replays_per_user` replays and downloads; `Retry-After`", body = ErrorBody),
         (status = 416, description = "range_not_satisfiable: the range starts after the end; `Content-Range: bytes */length`", body = ErrorBody),
         (status = 500, description = "recording_damaged: the stored object cannot be decompressed (found while counting a range)", body = ErrorBody)),
     security(("bearer" = [])))]
@@ -374,6 +376,10 @@ async fn recording(
         Some(_) => return Err(ApiError::bad_request("raw must be true or false")),
     };
     let row = visible_session(&gateway, &principal, &id).await?;
+    let slot = match gateway.replays.acquire(&principal.user) {
+        Ok(slot) => slot,
+        Err(refused) => return Ok(refused.into_api_response()),
+    };
     let Some(location) = row.recording_location.as_deref() else {
         // A session still running here can be replayed up to its last flush. Its text grows
         // between two requests, so byte ranges are not served there: a Range header is
@@ -382,7 +388,7 @@ async fn recording(
         if running && !raw && row.node_id == gateway.node_id {
             if let Some(text) = stream::so_far(&gateway.config.spool_dir(), &row.id).await {
                 audit(&gateway, &principal, "replay", &row.id, peer, Some("live, up to the last flush")).await?;
-                return Ok(stream::partial_response(&row.id, text));
+                return Ok(stream::partial_response(&row.id, text, slot));
             }
         }
         return Err(no_recording(&row));
@@ -401,7 +407,7 @@ async fn recording(
         storage: &*storage,
         raw,
     };
-    download.answer(&headers).await
+    download.answer(&headers, slot).await
 }
 
 /// Why a row has no recording: not stored yet (409) or never will be (404).

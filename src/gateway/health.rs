@@ -1,8 +1,9 @@
 //! `GET /healthz` (the process answers) and `GET /readyz` (it can serve sessions: the store
-//! answers a trivial query and Docker answers a ping).
+//! answers a trivial query, Docker answers a ping, and the recording disks have at least
+//! `recording.min_free` free).
 //!
 //! Guarantees: `/readyz` answers within [`READY_TIMEOUT`] plus a moment, whatever hangs; it
-//! is 200 `ready` only when both checks passed, else 503 with one plain-text line per
+//! is 200 `ready` only when every check passed, else 503 with one plain-text line per
 //! dependency naming which is down (no addresses, no credentials); while the gateway shuts
 //! down it is 503 so load balancers stop sending sessions.
 
@@ -26,8 +27,13 @@ pub(super) async fn readyz(State(gateway): State<Arc<Gateway>>) -> Response {
     if gateway.shutdown.is_cancelled() {
         return text(StatusCode::SERVICE_UNAVAILABLE, "not ready: shutting down\n".to_owned());
     }
-    let (store, docker) = tokio::join!(check("store", gateway.store.ping()), check("docker", gateway.runtime.ping()),);
-    let down: Vec<String> = [store, docker].into_iter().flatten().collect();
+    let disk = async {
+        let low = gateway.recorder.as_ref()?.disk_low().await?;
+        Some(format!("recording disk: {low}\n"))
+    };
+    let (store, docker, disk) =
+        tokio::join!(check("store", gateway.store.ping()), check("docker", gateway.runtime.ping()), disk);
+    let down: Vec<String> = [store, docker, disk].into_iter().flatten().collect();
     if down.is_empty() {
         text(StatusCode::OK, "ready\n".to_owned())
     } else {

@@ -4,7 +4,9 @@
 //! Guarantees: a slot is taken and checked in one step (two racing sessions cannot both pass
 //! the last slot) and given back when its guard drops, however the session ends; a source
 //! address over its failure budget is refused before any token is checked (no argon2 work is
-//! spent on it) until its oldest failure leaves the window; the throttle's memory is bounded.
+//! spent on it) until its oldest failure leaves the window; a verification counts as a failure
+//! from the moment it starts until it succeeds, so a burst of parallel attempts from one source
+//! gets no more verifications than its budget; the throttle's memory is bounded.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -107,7 +109,7 @@ impl AuthThrottle {
         Self { max_failures, window, failures: Mutex::new(HashMap::new()) }
     }
 
-    /// Refuses `source` while it has used up its failures in the window.
+    /// Refuses `source` while it has used up its failures in the window; does not count.
     pub fn check(&self, source: IpAddr) -> Result<(), Throttled> {
         if self.max_failures == 0 {
             return Ok(());
@@ -116,17 +118,15 @@ impl AuthThrottle {
         let mut failures = self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let Some(times) = failures.get_mut(&source) else { return Ok(()) };
         self.expire(times, now);
-        if times.len() < self.max_failures {
-            return Ok(());
-        }
-        let oldest = times.front().copied().unwrap_or(now);
-        Err(Throttled { source_addr: source, retry_after: (oldest + self.window).saturating_duration_since(now) })
+        self.refuse_if_spent(source, times, now)
     }
 
-    /// Counts a failed authentication from `source`.
-    pub fn failed(&self, source: IpAddr) {
+    /// Starts a verification of credentials from `source`: refused while `source` has used up
+    /// its failures, otherwise counted as a failure at once (so parallel attempts cannot all
+    /// pass the check before any of them fails). [`Attempt::refund`] gives it back.
+    pub fn begin(&self, source: IpAddr) -> Result<Attempt<'_>, Throttled> {
         if self.max_failures == 0 {
-            return;
+            return Ok(Attempt { throttle: self, source, at: None });
         }
         let now = Instant::now();
         let mut failures = self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -145,10 +145,35 @@ impl AuthThrottle {
         }
         let times = failures.entry(source).or_default();
         self.expire(times, now);
+        self.refuse_if_spent(source, times, now)?;
         times.push_back(now);
-        // Only the newest `max_failures` matter.
-        while times.len() > self.max_failures {
-            times.pop_front();
+        Ok(Attempt { throttle: self, source, at: Some(now) })
+    }
+
+    /// Counts a failed authentication from `source` at once.
+    #[cfg(test)]
+    pub fn failed(&self, source: IpAddr) {
+        // Over budget the failure is already counted in full.
+        let _ = self.begin(source);
+    }
+
+    fn refuse_if_spent(&self, source: IpAddr, times: &VecDeque<Instant>, now: Instant) -> Result<(), Throttled> {
+        if times.len() < self.max_failures {
+            return Ok(());
+        }
+        let oldest = times.front().copied().unwrap_or(now);
+        Err(Throttled { source_addr: source, retry_after: (oldest + self.window).saturating_duration_since(now) })
+    }
+
+    fn refund(&self, source: IpAddr, at: Instant) {
+        let mut failures = self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(times) = failures.get_mut(&source) {
+            if let Some(position) = times.iter().rposition(|&t| t == at) {
+                times.remove(position);
+            }
+            if times.is_empty() {
+                failures.remove(&source);
+            }
         }
     }
 
@@ -158,10 +183,37 @@ impl AuthThrottle {
         }
     }
 
+    /// Failures (and verifications under way) counted against `source` now.
+    #[cfg(test)]
+    pub fn counted(&self, source: IpAddr) -> usize {
+        self.failures.lock().map_or(0, |failures| failures.get(&source).map_or(0, VecDeque::len))
+    }
+
     /// Source addresses tracked now.
     #[cfg(test)]
     pub fn tracked(&self) -> usize {
         self.failures.lock().map_or(0, |failures| failures.len())
+    }
+}
+
+/// A verification under way, counted as a failure of its source until it is
+/// [refunded](Self::refund); dropped without that (failed, or abandoned), it stays counted.
+#[derive(Debug)]
+#[must_use = "an attempt that is dropped counts as a failure"]
+pub struct Attempt<'a> {
+    throttle: &'a AuthThrottle,
+    source: IpAddr,
+    /// When it was counted; `None` when the throttle is off.
+    at: Option<Instant>,
+}
+
+impl Attempt<'_> {
+    /// The credentials were good, or nothing was guessed (none presented, the store did not
+    /// answer): the failure counted at the start is given back.
+    pub fn refund(self) {
+        if let Some(at) = self.at {
+            self.throttle.refund(self.source, at);
+        }
     }
 }
 
@@ -226,6 +278,28 @@ mod tests {
             throttle.failed(newest);
         }
         assert!(throttle.check(newest).is_err());
+    }
+
+    #[test]
+    fn attempts_under_way_count_so_a_burst_gets_only_the_budget() {
+        let throttle = AuthThrottle::new(3, Duration::from_secs(60));
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        // Ten attempts started before any ends: only three are let through.
+        let started: Vec<_> = (0..10).filter_map(|_| throttle.begin(ip).ok()).collect();
+        assert_eq!(started.len(), 3);
+        assert!(throttle.check(ip).is_err());
+        // Those that succeed give their place back; a failure keeps it.
+        let mut started = started.into_iter();
+        started.next().unwrap().refund();
+        started.next().unwrap().refund();
+        drop(started);
+        assert_eq!(throttle.counted(ip), 1);
+        assert!(throttle.begin(ip).is_ok_and(|attempt| {
+            attempt.refund();
+            true
+        }));
+        assert_eq!(throttle.counted(ip), 1);
+        assert_eq!(throttle.tracked(), 1);
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! an output tap that live watchers subscribe to; and the live watches, by token.
 //!
 //! Guarantees: publishing output never waits (a watcher that falls behind loses its place and
-//! is disconnected, the session goes on); the tap keeps the last `RECENT_BYTES` of output,
+//! is disconnected, the session goes on); a watched session's fan-out holds at most
+//! [`WATCH_BACKLOG_BYTES`] of output, whatever its frames weigh (a watcher more than
+//! [`WATCH_QUEUE`] pieces of at most [`WATCH_PIECE_BYTES`] behind is dropped); the tap keeps the last `RECENT_BYTES` of output,
 //! starting at a line boundary, and the terminal's size, so a new watcher sees the current
 //! screen at the right size; a session or watch is stopped once, by the first stop sent to it
 //! (a later one does not change how it ends).
@@ -20,8 +22,14 @@ use crate::store::{SessionRow, SessionStatus};
 
 /// How much recent output a new watcher gets first.
 pub const RECENT_BYTES: usize = 64 * 1024;
-/// Output messages a watcher may fall behind before it is dropped.
-const WATCH_QUEUE: usize = 1024;
+/// The most output a watched session's fan-out holds: a watcher that falls this far behind
+/// is dropped.
+const WATCH_BACKLOG_BYTES: usize = 4 << 20;
+/// Output is sent to watchers in pieces of at most this many bytes (copied out of the
+/// session's buffers), so the ring of [`WATCH_QUEUE`] pieces is bounded in bytes.
+const WATCH_PIECE_BYTES: usize = 4096;
+/// Output messages a watcher may fall behind before it is dropped (1,024).
+const WATCH_QUEUE: usize = WATCH_BACKLOG_BYTES / WATCH_PIECE_BYTES;
 
 /// What a watcher is told, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,8 +47,8 @@ pub struct Screen {
     pub output: Bytes,
 }
 
-/// One session's output, for watchers. The broadcast channel (about 64 KiB) exists only while
-/// someone watches.
+/// One session's output, for watchers. The broadcast channel (at most
+/// [`WATCH_BACKLOG_BYTES`]) exists only while someone watches.
 #[derive(Debug, Default)]
 pub struct OutputTap {
     recent: Mutex<Recent>,
@@ -92,7 +100,12 @@ impl OutputTap {
                 let cut = cut.min(recent.len());
                 let _ = recent.split_to(cut);
             }
-            guard.send(TapEvent::Output(data.clone()));
+            if guard.live.is_some() {
+                // Copied, so a piece never holds a larger buffer of the session alive.
+                for piece in data.chunks(WATCH_PIECE_BYTES) {
+                    guard.send(TapEvent::Output(Bytes::copy_from_slice(piece)));
+                }
+            }
         }
     }
 
@@ -343,6 +356,28 @@ mod tests {
         assert_eq!(*handle.stop.borrow(), Some(Stop::killed("root")));
         live.remove("s");
         assert!(live.tap("s").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_watcher_is_dropped_once_it_falls_a_few_mebibytes_behind() {
+        let tap = OutputTap::new();
+        let (_, mut rx) = tap.subscribe();
+        let frame = Bytes::from(vec![b'y'; 1 << 20]);
+        tap.publish(&frame);
+        // One large frame reaches a reading watcher whole, in bounded pieces.
+        let mut received = 0;
+        while received < frame.len() {
+            let Ok(TapEvent::Output(piece)) = rx.recv().await else { panic!("output expected") };
+            assert!(piece.len() <= WATCH_PIECE_BYTES);
+            received += piece.len();
+        }
+        assert_eq!(received, 1 << 20);
+        // A handful of large frames (far fewer than WATCH_QUEUE messages) unread: the
+        // watcher is behind by more than the fan-out holds, and is dropped.
+        for _ in 0..(WATCH_BACKLOG_BYTES / frame.len() + 1) {
+            tap.publish(&frame);
+        }
+        assert!(matches!(rx.recv().await, Err(broadcast::error::RecvError::Lagged(_))));
     }
 
     #[test]

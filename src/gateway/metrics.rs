@@ -1,7 +1,8 @@
 //! `GET /metrics`: the gateway's counters for Prometheus — live sessions, sessions ended by
 //! status and refused by reason, bytes relayed, the recorder (queue depth, failures, dropped
 //! frames, upload retries), the reaper (sessions reaped, processes ended, processes left alive, failures),
-//! authentication failures by reason, and final row writes waiting for the store.
+//! authentication failures by reason, final row writes waiting for the store, and
+//! connections refused by the connection caps.
 //!
 //! Format: the Prometheus text format 0.0.4 (`text/plain; version=0.0.4`), which every
 //! scraper reads; OpenMetrics 1.0 (`application/openmetrics-text; version=1.0.0`) to a
@@ -47,6 +48,9 @@ const REFUSALS: [CloseReason; 11] = [
 ];
 static REFUSED: [AtomicU64; REASONS] = [const { AtomicU64::new(0) }; REASONS];
 static BYTES_IN: AtomicU64 = AtomicU64::new(0);
+/// Connections closed as soon as accepted: over `gateway.max_connections`, over
+/// `gateway.max_connections_per_address`.
+static CONNECTIONS_REFUSED: [AtomicU64; 2] = [const { AtomicU64::new(0) }; 2];
 static BYTES_OUT: AtomicU64 = AtomicU64::new(0);
 
 /// Counts a session that ended with `status` after relaying `bytes_in` (client to shell)
@@ -64,6 +68,15 @@ pub(super) fn session_refused(reason: CloseReason) {
     if let Some(counter) = usize::try_from(i32::from(reason)).ok().and_then(|i| REFUSED.get(i)) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// Counts a connection closed as soon as it was accepted.
+pub(super) fn connection_refused(refused: super::listener::Refused) {
+    let i = match refused {
+        super::listener::Refused::Total => 0,
+        super::listener::Refused::PerAddress => 1,
+    };
+    CONNECTIONS_REFUSED[i].fetch_add(1, Ordering::Relaxed);
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -109,6 +122,15 @@ fn families(gateway: &Gateway) -> Vec<Family> {
             help: "Sessions refused before they started, by close reason",
             kind: Counter,
             samples: refused,
+        },
+        Family {
+            name: "entry_connections_refused",
+            help: "Connections closed as soon as accepted, by the cap they were over",
+            kind: Counter,
+            samples: vec![
+                (Some(("limit", "max_connections")), load(&CONNECTIONS_REFUSED[0])),
+                (Some(("limit", "max_connections_per_address")), load(&CONNECTIONS_REFUSED[1])),
+            ],
         },
         Family {
             name: "entry_relayed_bytes",

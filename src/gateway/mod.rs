@@ -9,9 +9,11 @@ mod admit;
 mod api;
 mod coalesce;
 mod exec_policy;
+mod forwarded;
 mod health;
 mod kill;
 mod limits;
+mod listener;
 mod live;
 mod metrics;
 mod pages;
@@ -39,7 +41,6 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
@@ -76,6 +77,7 @@ pub struct Gateway {
     reaper: Reaper,
     live: Arc<LiveSessions>,
     slots: Arc<limits::SessionSlots>,
+    replays: Arc<api::replays::ReplaySlots>,
     throttle: limits::AuthThrottle,
     own_container: Option<String>,
     node_id: String,
@@ -107,6 +109,7 @@ impl Gateway {
         let slots =
             Arc::new(limits::SessionSlots::new(config.gateway.max_sessions, config.gateway.max_sessions_per_user));
         let throttle = limits::AuthThrottle::new(config.auth.max_failures, config.auth.failure_window);
+        let replays = api::replays::ReplaySlots::new(config.gateway.max_replays_per_user);
         Self {
             config,
             runtime,
@@ -116,6 +119,7 @@ impl Gateway {
             reaper,
             live,
             slots,
+            replays,
             throttle,
             own_container,
             node_id,
@@ -138,6 +142,8 @@ impl Gateway {
             .route("/metrics", get(metrics::metrics))
             .merge(api::routes().route_layer(axum::middleware::from_fn_with_state(Arc::clone(self), api::throttle)))
             .merge(pages::routes())
+            // Outermost: every route, and the throttle, sees the client behind a trusted proxy.
+            .layer(axum::middleware::from_fn_with_state(Arc::clone(self), forwarded::client_address))
             .with_state(Arc::clone(self))
     }
 
@@ -158,16 +164,13 @@ impl Gateway {
         if self.store.is_postgres() {
             self.tracker.spawn(Arc::clone(&self).listen_for_kills());
         }
-        let app = self.router().into_make_service_with_connect_info::<SocketAddr>();
-        let stop = self.shutdown.clone().cancelled_owned();
-        match tls {
-            None => axum::serve(listener, app).with_graceful_shutdown(stop).await?,
-            // `tap_io` adds nothing but axum's `ConnectInfo<SocketAddr>` for a custom listener.
-            Some(config) => {
-                let listener = tls::TlsListener::new(listener, config).tap_io(|_| {});
-                axum::serve(listener, app).with_graceful_shutdown(stop).await?
-            }
-        }
+        let gateway = &self.config.gateway;
+        let settings = listener::ListenerSettings {
+            header_timeout: gateway.header_timeout,
+            max_connections: gateway.max_connections,
+            max_connections_per_address: gateway.max_connections_per_address,
+        };
+        listener::serve(self.router(), listener, tls, settings, self.shutdown.clone()).await?;
         self.tracker.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, self.tracker.wait()).await.is_err() {
             tracing::warn!(sessions = self.tracker.len(), "sessions still open after the shutdown grace period");

@@ -77,6 +77,12 @@ impl Gateway {
             Ok(shape) => shape,
             Err(refused) => return Err((refused.into(), stream)),
         };
+        // A full recording disk takes the store and every recording with it: no new sessions.
+        if let Some(recorder) = &self.recorder {
+            if let Some(line) = recorder.disk_low().await {
+                return Err((Refusal::new(CloseReason::RecordingFailed, line), stream));
+            }
+        }
         let started_at = now_millis();
         let command = self.command_of(&request);
         let (recorder, recording_problem) =

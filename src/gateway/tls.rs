@@ -1,34 +1,23 @@
 //! TLS termination in the gateway (`[gateway.tls]`): loads the certificate chain and key
-//! (PEM) into a rustls server configuration (ring), and a listener that hands axum only
-//! connections whose TLS handshake completed.
+//! (PEM) into a rustls server configuration (ring). The accept loop (`listener.rs`) runs
+//! the handshakes and serves only connections whose handshake completed.
 //!
 //! Guarantees: a missing or unreadable file, a file without a certificate or key, or a key
 //! that does not match the certificate is a clear error naming the file, before the gateway
-//! listens; handshakes run concurrently, each bounded by [`HANDSHAKE_TIMEOUT`] and at most
+//! listens; handshakes run concurrently, each bounded by `gateway.header_timeout` and at most
 //! [`MAX_HANDSHAKES`] at once, so a slow or silent client never holds up the others; a client
 //! that speaks plain HTTP to the TLS port gets its connection closed.
 
-use std::future::Future;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
-use futures::StreamExt;
-use futures::stream::FuturesUnordered;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::time::Instant;
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
 
 use crate::config::TlsConfig;
 
-/// Longest a client may take to finish its TLS handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Most handshakes in progress at once; further connections wait in the kernel's backlog.
+/// Most handshakes in progress at once; further connections wait for one to end (within
+/// their own `gateway.header_timeout`).
 pub const MAX_HANDSHAKES: usize = 1024;
 
 /// Why the TLS configuration cannot be used.
@@ -93,75 +82,6 @@ fn pem_reason(error: rustls::pki_types::pem::Error) -> String {
         rustls::pki_types::pem::Error::Io(error) => error.to_string(),
         other => other.to_string(),
     }
-}
-
-type Handshake = Pin<Box<dyn Future<Output = (Result<std::io::Result<TlsStream<TcpStream>>, ()>, SocketAddr)> + Send>>;
-
-/// A TCP listener that yields TLS streams: axum's [`axum::serve::Listener`].
-pub struct TlsListener {
-    tcp: TcpListener,
-    acceptor: TlsAcceptor,
-    handshakes: FuturesUnordered<Handshake>,
-    /// After an accept error that is not the client's (e.g. out of file descriptors), new
-    /// connections wait until then; handshakes under way go on meanwhile.
-    paused_until: Option<Instant>,
-}
-
-impl TlsListener {
-    pub fn new(tcp: TcpListener, config: Arc<rustls::ServerConfig>) -> Self {
-        Self { tcp, acceptor: TlsAcceptor::from(config), handshakes: FuturesUnordered::new(), paused_until: None }
-    }
-
-    fn start_handshake(&mut self, stream: TcpStream, peer: SocketAddr) {
-        // Interactive terminals send many small frames: do not let Nagle hold them back.
-        let _ = stream.set_nodelay(true);
-        let accept = self.acceptor.accept(stream);
-        self.handshakes.push(Box::pin(async move {
-            (tokio::time::timeout(HANDSHAKE_TIMEOUT, accept).await.map_err(|_| ()), peer)
-        }));
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            if self.paused_until.is_some_and(|until| until <= Instant::now()) {
-                self.paused_until = None;
-            }
-            let accepting = self.paused_until.is_none() && self.handshakes.len() < MAX_HANDSHAKES;
-            let resume = self.paused_until.unwrap_or_else(Instant::now);
-            let Self { tcp, handshakes, .. } = self;
-            tokio::select! {
-                accepted = TcpListener::accept(tcp), if accepting => match accepted {
-                    Ok((stream, peer)) => self.start_handshake(stream, peer),
-                    Err(error) if is_connection_error(&error) => {}
-                    Err(error) => {
-                        tracing::error!(%error, "accepting a connection failed; pausing for a second");
-                        self.paused_until = Some(Instant::now() + Duration::from_secs(1));
-                    }
-                },
-                Some((outcome, peer)) = handshakes.next(), if !handshakes.is_empty() => match outcome {
-                    Ok(Ok(stream)) => return (stream, peer),
-                    Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
-                    Err(()) => tracing::debug!(%peer, "TLS handshake timed out"),
-                },
-                _ = tokio::time::sleep_until(resume), if self.paused_until.is_some() => {}
-            }
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.tcp.local_addr()
-    }
-}
-
-/// Errors that concern one connection only (as axum's own listener treats them).
-fn is_connection_error(error: &std::io::Error) -> bool {
-    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
-    matches!(error.kind(), ConnectionRefused | ConnectionAborted | ConnectionReset)
 }
 
 #[cfg(test)]

@@ -4,7 +4,9 @@
 //!
 //! Guarantees: a session is claimed by one atomic update (`live` → `interrupted`), so with
 //! several gateways on one store exactly one reaps it; this node's heartbeat is written on
-//! every sweep; a session this node still holds is never touched.
+//! every sweep; a session this node still holds is never touched; heartbeats and expiry are
+//! judged by the store's clock (read once per sweep), never by this node's, so a node whose
+//! clock runs ahead cannot expire the others.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Reaper;
 use crate::gateway::LiveSessions;
-use crate::store::{Store, now_millis};
+use crate::store::Store;
 
 /// Finds and reaps orphaned sessions.
 pub struct Sweeper {
@@ -45,7 +47,14 @@ impl Sweeper {
         if let Err(error) = self.store.heartbeat(&self.node_id).await {
             tracing::warn!(%error, "cannot write this node's heartbeat");
         }
-        let expired_before = now_millis() - i64::try_from(self.node_expiry.as_millis()).unwrap_or(i64::MAX);
+        let now = match self.store.clock().await {
+            Ok(now) => now,
+            Err(error) => {
+                tracing::warn!(%error, "sweeper cannot read the store's clock");
+                return 0;
+            }
+        };
+        let expired_before = now.saturating_sub(i64::try_from(self.node_expiry.as_millis()).unwrap_or(i64::MAX));
         let orphans = match self.store.orphaned_sessions(&self.node_id, expired_before).await {
             Ok(rows) => rows,
             Err(error) => {

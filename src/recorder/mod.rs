@@ -1,14 +1,17 @@
 //! Session recording: every frame of a session, as asciicast v2, spooled to a local gzip file
 //! and stored in a [`storage::RecordingStorage`] (a directory or S3).
 //!
-//! The relay hands frames to a per-session writer task through a bounded queue and waits
-//! when it is full, so a session runs no faster than its recording (only a recorder stalled
+//! The relay hands frames to a per-session writer task through a queue bounded in frames
+//! and in bytes, and waits when it is full, so a session runs no faster than its recording (only a recorder stalled
 //! past `recording.stall_timeout` lets a non-strict session go on without it). The writer encodes,
 //! spools, flushes on an interval, and at the end stores the recording; the session row gets
 //! its final status only once the recording is durably stored. Spools left by a crash are
-//! completed by [`Recorder::recover`] on the next start.
+//! completed by [`Recorder::recover`] on the next start. While a recording disk has less
+//! free space than `recording.min_free` ([`disk`]), new sessions are refused and strict ones
+//! end.
 
 pub mod asciicast;
+pub mod disk;
 mod encoding;
 mod recovery;
 mod sidecar;
@@ -130,7 +133,11 @@ struct Inner {
     spool_dir: PathBuf,
     flush_interval: Duration,
     queue_capacity: usize,
+    /// The byte budget of each recording's queue.
+    queue_bytes: u32,
     stall_timeout: Duration,
+    /// Free space of the data directory, the spool and `fs` recordings.
+    disk: Arc<disk::DiskGuard>,
     required: bool,
     tracker: TaskTracker,
     shutdown: CancellationToken,
@@ -148,7 +155,14 @@ impl Recorder {
             StorageKind::Fs => Arc::new(FsStorage::new(config.recordings_dir())),
             StorageKind::S3 => Arc::new(S3Storage::new(&config.recording.s3).await?),
         };
-        Ok(Self::new(config, store, storage, tracker, shutdown))
+        // The data directory holds the spools (and by default the store and recordings).
+        if let Err(error) = crate::store::files::private_dir(&config.data_dir) {
+            tracing::warn!(dir = %config.data_dir.display(), %error, "cannot make the data directory private (0700)");
+        }
+        let recorder = Self::new(config, store, storage, tracker, shutdown);
+        let inner = &recorder.inner;
+        inner.tracker.spawn(Arc::clone(&inner.disk).run(inner.shutdown.clone()));
+        Ok(recorder)
     }
 
     pub fn new(
@@ -158,6 +172,10 @@ impl Recorder {
         tracker: TaskTracker,
         shutdown: CancellationToken,
     ) -> Self {
+        let mut disks = vec![config.data_dir.clone(), config.spool_dir()];
+        if config.recording.storage == StorageKind::Fs {
+            disks.push(config.recordings_dir());
+        }
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -165,6 +183,9 @@ impl Recorder {
                 spool_dir: config.spool_dir(),
                 flush_interval: config.recording.flush_interval,
                 queue_capacity: config.recording.queue_capacity.max(16),
+                // Below 64 KiB, most output chunks would wait for an empty queue.
+                queue_bytes: u32::try_from(config.recording.queue_bytes.0).unwrap_or(u32::MAX).max(64 << 10),
+                disk: Arc::new(disk::DiskGuard::new(disks, config.recording.min_free)),
                 stall_timeout: config.recording.stall_timeout,
                 required: config.recording.required,
                 tracker,
@@ -176,6 +197,20 @@ impl Recorder {
     /// The storage recordings go to.
     pub fn storage(&self) -> Arc<dyn RecordingStorage> {
         Arc::clone(&self.inner.storage)
+    }
+
+    /// Examines the recording disks now: the line saying which has less free space than
+    /// `recording.min_free`, if any (sessions are then refused). Examined on a blocking
+    /// thread; a disk that does not answer within [`disk::CHECK_TIMEOUT`] is reported as such.
+    pub async fn disk_low(&self) -> Option<String> {
+        let disk = Arc::clone(&self.inner.disk);
+        let examined = tokio::task::spawn_blocking(move || disk.check());
+        match tokio::time::timeout(disk::CHECK_TIMEOUT, examined).await {
+            Ok(Ok(low)) => low,
+            Ok(Err(_)) | Err(_) => {
+                Some(format!("the recording disks could not be examined within {}s", disk::CHECK_TIMEOUT.as_secs()))
+            }
+        }
     }
 
     /// Whether recording is strict (`recording.required`).

@@ -1,7 +1,7 @@
 //! The small JSON file beside each spool that says whose it is and where it goes, so a spool
 //! left by a crash can be completed by the next start.
 //!
-//! Guarantees: written atomically (temporary file, then rename).
+//! Guarantees: written atomically (temporary file, then rename), 0600.
 
 use std::path::{Path, PathBuf};
 
@@ -29,7 +29,7 @@ impl Sidecar {
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
         let path = sidecar_path(dir, &self.session_id);
         let partial = path.with_extension("json.partial");
-        std::fs::write(&partial, serde_json::to_vec(self).map_err(std::io::Error::other)?)?;
+        crate::store::files::write_private(&partial, &serde_json::to_vec(self).map_err(std::io::Error::other)?)?;
         std::fs::rename(partial, path)
     }
 

@@ -8,7 +8,8 @@
 //!
 //! Guarantees: bytes below the last reported flushed length never change; the SHA-256 and
 //! size returned by `finish` are those of the complete file; `repair` keeps every whole line
-//! that was flushed and never panics on a damaged file.
+//! that was flushed, never panics on a damaged file, and runs in bounded memory (one chunk of
+//! text and one held line) whatever the spool's size.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -65,9 +66,9 @@ fn broken() -> io::Error {
 }
 
 impl SpoolWriter {
-    /// Creates (truncating) the spool file.
+    /// Creates (truncating) the spool file, 0600.
     pub fn create(path: &Path) -> io::Result<Self> {
-        let file = File::create(path)?;
+        let file = crate::store::files::create_private(path)?;
         let inner = HashingFile { file, hasher: Sha256::new(), written: 0 };
         Ok(Self { path: path.to_owned(), state: State::Resting(inner) })
     }
@@ -141,29 +142,70 @@ impl SpoolWriter {
     }
 }
 
-/// Reads what can be read of a possibly truncated spool and returns its whole lines.
-pub fn recover_lines(path: &Path) -> io::Result<Vec<u8>> {
-    let mut decoder = MultiGzDecoder::new(File::open(path)?);
-    let mut text = Vec::new();
-    let mut buffer = [0u8; 64 * 1024];
+/// Decompressed text read from a spool at a time.
+const TEXT_CHUNK: usize = 64 * 1024;
+/// Longest line held back while waiting for its end (a line of Entry's recorder is at most
+/// about 6 MiB: one 1 MiB frame, every byte escaped). A longer run without a newline cannot
+/// come from the recorder; it is passed on as it is rather than held.
+const MAX_HELD_LINE: usize = 8 << 20;
+
+/// Reads what can be read of a possibly truncated spool (`source`, a multi-member gzip
+/// stream) and passes its whole lines to `emit`, in chunks of at most `TEXT_CHUNK` bytes plus
+/// one held line, each ending with `\n`. Decoding stops at the first error (the file ends
+/// where a crash or the last flush cut it) and the unfinished last line is dropped. Memory
+/// stays bounded whatever the spool's size: nothing is collected. `emit` returns `false` to
+/// stop early.
+pub fn read_whole_lines<R: Read>(source: R, mut emit: impl FnMut(Vec<u8>) -> io::Result<bool>) -> io::Result<()> {
+    let mut decoder = MultiGzDecoder::new(source);
+    let mut held: Vec<u8> = Vec::new();
     loop {
-        match decoder.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => text.extend_from_slice(&buffer[..n]),
+        let mut buffer = vec![0u8; TEXT_CHUNK];
+        let n = match decoder.read(&mut buffer) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
             // The file ends where the crash cut it: keep what decoded.
-            Err(_) => break,
+            Err(_) => return Ok(()),
+        };
+        buffer.truncate(n);
+        let Some(last) = buffer.iter().rposition(|&b| b == b'\n') else {
+            held.extend_from_slice(&buffer);
+            if held.len() > MAX_HELD_LINE && !emit(std::mem::take(&mut held))? {
+                return Ok(());
+            }
+            continue;
+        };
+        let rest = buffer.split_off(last + 1);
+        let chunk = if held.is_empty() {
+            buffer
+        } else {
+            held.extend_from_slice(&buffer);
+            std::mem::take(&mut held)
+        };
+        held = rest;
+        if !emit(chunk)? {
+            return Ok(());
         }
     }
-    let whole = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    text.truncate(whole);
+}
+
+/// Reads what can be read of a possibly truncated spool and returns its whole lines (all in
+/// memory: for small spools and tests; [`read_whole_lines`] streams).
+pub fn recover_lines(path: &Path) -> io::Result<Vec<u8>> {
+    let mut text = Vec::new();
+    read_whole_lines(File::open(path)?, |chunk| {
+        text.extend_from_slice(&chunk);
+        Ok(true)
+    })?;
     Ok(text)
 }
 
-/// Rewrites a possibly truncated spool at `from` as a complete one at `to`.
+/// Rewrites a possibly truncated spool at `from` as a complete one at `to`, line chunk by
+/// line chunk: memory stays bounded whatever the spool's size.
 pub fn repair(from: &Path, to: &Path) -> io::Result<FinishedSpool> {
-    let lines = recover_lines(from)?;
+    let source = File::open(from)?;
     let mut writer = SpoolWriter::create(to)?;
-    writer.write(&lines)?;
+    read_whole_lines(source, |chunk| writer.write(&chunk).map(|()| true))?;
     writer.finish()
 }
 
@@ -257,5 +299,39 @@ mod tests {
         let stored = std::fs::read(&repaired).unwrap();
         assert_eq!(finished.size, stored.len() as u64);
         assert_eq!(decompress(&stored).unwrap(), flushed_text);
+    }
+
+    #[test]
+    fn lines_that_span_chunks_and_members_are_kept_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.cast.gz");
+        let mut spool = SpoolWriter::create(&path).unwrap();
+        let mut text = Vec::new();
+        for member in 0..3 {
+            for i in 0..40_000u32 {
+                let line = format!("[{i}.0, \"o\", \"{}\"]\n", "\\u0000".repeat((i % 50) as usize + member));
+                text.extend_from_slice(line.as_bytes());
+                spool.write(line.as_bytes()).unwrap();
+            }
+            spool.rest().unwrap();
+        }
+        spool.write(b"[1.0, \"o\", \"torn").unwrap();
+        spool.flush().unwrap();
+        std::mem::forget(spool);
+        let mut chunks = 0;
+        let mut seen = Vec::new();
+        read_whole_lines(File::open(&path).unwrap(), |chunk| {
+            assert!(chunk.ends_with(b"\n"));
+            assert!(chunk.len() <= TEXT_CHUNK + 4096, "{}", chunk.len());
+            chunks += 1;
+            seen.extend_from_slice(&chunk);
+            Ok(true)
+        })
+        .unwrap();
+        assert!(chunks > 10, "{chunks}");
+        assert!(seen == text, "the whole lines, and no torn tail");
+        let repaired = dir.path().join("repaired.cast.gz");
+        repair(&path, &repaired).unwrap();
+        assert!(decompress(&std::fs::read(&repaired).unwrap()).unwrap() == text);
     }
 }

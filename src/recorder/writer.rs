@@ -4,13 +4,16 @@
 //! relays sessions), flushes on an interval, and at the end stores the recording and writes the
 //! session's final status.
 //!
-//! Guarantees: a recorder that falls behind slows its session down (the relay waits for room
-//! in the queue) rather than lose frames; only a recorder stalled for `recording.stall_timeout`
-//! (a hung disk) lets a non-strict session's output go on without it, and every frame lost then
-//! is counted and reported on the session row. Typed input is never lost: it is handed over
-//! whole or refused ([`SessionRecorder::record_input`]), and the relay passes on only what was
-//! handed over. A spool that could not be stored stays on disk
-//! (with its sidecar) for the next start to complete.
+//! Guarantees: the queue is bounded twice, in frames (`recording.queue_capacity`) and in
+//! bytes (`recording.queue_bytes`: a frame holds its length in bytes of the budget, at most the
+//! whole budget, until the writer has encoded it), so a session holds at most that much in its
+//! recording's queue whatever its frames weigh. A recorder that falls behind slows its session
+//! down (the relay waits for room in the queue) rather than lose frames; only a recorder
+//! stalled for `recording.stall_timeout` (a hung disk) lets a non-strict session's output go
+//! on without it, and every frame lost then is counted and reported on the session row. Typed
+//! input is never lost: it is handed over whole or refused ([`SessionRecorder::record_input`]),
+//! and the relay passes on only what was handed over. A spool that could not be stored stays
+//! on disk (with its sidecar) for the next start to complete.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,7 +21,7 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::time::Instant;
 
 use super::encoding::Encoding;
@@ -34,14 +37,38 @@ const STORE_GRACE: Duration = Duration::from_secs(10);
 /// Messages the writer takes off the queue at once.
 const BATCH: usize = 64;
 
-/// What the writer task receives.
-enum Message {
-    Frame(Duration, Frame),
+/// What the writer task receives: a frame, when it was seen, and its share of the queue's
+/// byte budget, given back once the writer has encoded it.
+struct Message {
+    at: Duration,
+    frame: Frame,
+    _bytes: OwnedSemaphorePermit,
+}
+
+/// Why a frame could not be queued at once.
+enum Refused {
+    /// The queue is full (in frames or bytes): the frame comes back.
+    Full(Frame),
+    /// The writer is gone.
+    Closed,
+}
+
+/// The queue's byte budget a frame holds: its length, at most the whole budget (so a frame
+/// larger than the budget waits for an empty queue rather than for ever).
+fn cost(frame: &Frame, budget: u32) -> u32 {
+    let len = match frame {
+        Frame::Input(data) | Frame::Output(data) => data.len(),
+        Frame::Resize(_) => 0,
+    };
+    u32::try_from(len).unwrap_or(u32::MAX).min(budget)
 }
 
 /// The relay's side of one recording.
 pub struct SessionRecorder {
     tx: mpsc::Sender<Message>,
+    /// The queue's byte budget (`recording.queue_bytes` permits).
+    bytes: Arc<Semaphore>,
+    budget: u32,
     started: Instant,
     dropped: Arc<AtomicU64>,
     /// Set when the recorder stalled past `stall_timeout`: frames that find the queue full are
@@ -49,6 +76,8 @@ pub struct SessionRecorder {
     stalled: AtomicBool,
     stall_timeout: Duration,
     failure: watch::Receiver<Option<String>>,
+    /// `Some(line)` while a recording disk has less free space than `recording.min_free`.
+    disk: watch::Receiver<Option<String>>,
     /// How the session ended, handed over apart from the frame queue, so that ending never
     /// waits for a stalled writer.
     end: watch::Sender<Option<End>>,
@@ -61,7 +90,7 @@ impl Recorder {
     pub fn start(&self, meta: RecordingMeta) -> Result<SessionRecorder, RecordingError> {
         let inner = &self.inner;
         let spool_error = |source| RecordingError::Spool { dir: inner.spool_dir.display().to_string(), source };
-        std::fs::create_dir_all(&inner.spool_dir).map_err(spool_error)?;
+        crate::store::files::private_dir(&inner.spool_dir).map_err(spool_error)?;
         let sidecar = Sidecar {
             session_id: meta.session_id.clone(),
             key: storage_key(&meta.session_id, meta.started_at),
@@ -82,13 +111,17 @@ impl Recorder {
             dropped: Arc::clone(&dropped),
         };
         self.inner.tracker.spawn(writer.run(rx, end_rx));
+        let budget = inner.queue_bytes;
         Ok(SessionRecorder {
             tx,
+            bytes: Arc::new(Semaphore::new(budget as usize)),
+            budget,
             started: Instant::now(),
             dropped,
             stalled: AtomicBool::new(false),
             stall_timeout: inner.stall_timeout,
             failure,
+            disk: inner.disk.subscribe(),
             end,
             strict: inner.required,
         })
@@ -100,20 +133,20 @@ impl SessionRecorder {
     /// faster than its recording. A non-strict session stops waiting for a recorder stalled
     /// past `stall_timeout` and loses (and counts) the frames that find the queue full.
     pub async fn record(&self, frame: Frame) {
-        let message = Message::Frame(self.started.elapsed(), frame);
+        let at = self.started.elapsed();
         // Counted before sending: the writer may take it off the queue at once.
         super::QUEUE_DEPTH.fetch_add(1, Ordering::Relaxed);
-        let message = match self.tx.try_send(message) {
+        let frame = match self.try_enqueue(at, frame) {
             Ok(()) => {
                 self.stalled.store(false, Ordering::Relaxed);
                 return;
             }
-            Err(TrySendError::Closed(_)) => return self.lost(false),
-            Err(TrySendError::Full(message)) => message,
+            Err(Refused::Closed) => return self.lost(false),
+            Err(Refused::Full(frame)) => frame,
         };
         if self.strict {
             // A closed queue is a failure the relay learns about through `failed`.
-            if self.tx.send(message).await.is_err() {
+            if self.enqueue(at, frame).await.is_err() {
                 self.lost(false);
             }
             return;
@@ -121,7 +154,7 @@ impl SessionRecorder {
         if self.stalled.load(Ordering::Relaxed) {
             return self.lost(true);
         }
-        match tokio::time::timeout(self.stall_timeout, self.tx.send(message)).await {
+        match tokio::time::timeout(self.stall_timeout, self.enqueue(at, frame)).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => self.lost(false),
             Err(_) => {
@@ -140,12 +173,12 @@ impl SessionRecorder {
         if let Some(reason) = self.failure.borrow().clone() {
             return Err(Unrecordable::Failed(reason));
         }
-        let message = Message::Frame(self.started.elapsed(), Frame::Input(data));
+        let (at, frame) = (self.started.elapsed(), Frame::Input(data));
         super::QUEUE_DEPTH.fetch_add(1, Ordering::Relaxed);
         let sent = if self.strict {
-            self.tx.send(message).await.map_err(|_| Unrecordable::Failed("the recorder stopped".into()))
+            self.enqueue(at, frame).await.map_err(|_| Unrecordable::Failed("the recorder stopped".into()))
         } else {
-            match tokio::time::timeout(self.stall_timeout, self.tx.send(message)).await {
+            match tokio::time::timeout(self.stall_timeout, self.enqueue(at, frame)).await {
                 Ok(sent) => sent.map_err(|_| Unrecordable::Failed("the recorder stopped".into())),
                 Err(_) => Err(Unrecordable::Stalled(self.stall_timeout)),
             }
@@ -156,6 +189,24 @@ impl SessionRecorder {
         sent
     }
 
+    /// Queues a frame if there is room for it now, in frames and in bytes.
+    fn try_enqueue(&self, at: Duration, frame: Frame) -> Result<(), Refused> {
+        let Ok(bytes) = Arc::clone(&self.bytes).try_acquire_many_owned(cost(&frame, self.budget)) else {
+            return Err(Refused::Full(frame));
+        };
+        self.tx.try_send(Message { at, frame, _bytes: bytes }).map_err(|error| match error {
+            TrySendError::Full(message) => Refused::Full(message.frame),
+            TrySendError::Closed(_) => Refused::Closed,
+        })
+    }
+
+    /// Queues a frame, waiting for room in bytes, then in frames; `Err` when the writer is
+    /// gone. Cancelling it gives back whatever it held.
+    async fn enqueue(&self, at: Duration, frame: Frame) -> Result<(), ()> {
+        let bytes = Arc::clone(&self.bytes).acquire_many_owned(cost(&frame, self.budget)).await.map_err(|_| ())?;
+        self.tx.send(Message { at, frame, _bytes: bytes }).await.map_err(|_| ())
+    }
+
     fn lost(&self, dropped: bool) {
         super::QUEUE_DEPTH.fetch_sub(1, Ordering::Relaxed);
         if dropped {
@@ -164,16 +215,12 @@ impl SessionRecorder {
         }
     }
 
-    /// Resolves when the recording fails (spool I/O); pending forever while it works.
+    /// Resolves when the recording fails (spool I/O) or a recording disk runs below
+    /// `recording.min_free`; pending forever while it works.
     pub async fn failed(&self) -> String {
-        let mut failure = self.failure.clone();
-        loop {
-            if let Some(reason) = failure.borrow_and_update().clone() {
-                return reason;
-            }
-            if failure.changed().await.is_err() {
-                return std::future::pending().await;
-            }
+        tokio::select! {
+            reason = until_some(self.failure.clone()) => reason,
+            reason = until_some(self.disk.clone()) => reason,
         }
     }
 
@@ -188,6 +235,18 @@ impl SessionRecorder {
         let at = self.started.elapsed();
         if self.end.send(Some(End { at, exit_code, status })).is_err() {
             tracing::warn!("the recorder was gone before the session ended");
+        }
+    }
+}
+
+/// Resolves with the watched value once it is `Some`; pending forever if it never is.
+async fn until_some(mut watched: watch::Receiver<Option<String>>) -> String {
+    loop {
+        if let Some(reason) = watched.borrow_and_update().clone() {
+            return reason;
+        }
+        if watched.changed().await.is_err() {
+            return std::future::pending().await;
         }
     }
 }
@@ -309,10 +368,10 @@ impl Writer {
     /// Encodes a batch of messages (emptying `batch`).
     async fn write_batch(&mut self, batch: &mut Vec<Message>) {
         let frames = batch.len() as u64;
-        let work: Vec<(Duration, Frame)> = batch.drain(..).map(|Message::Frame(at, frame)| (at, frame)).collect();
+        let work: Vec<Message> = std::mem::take(batch);
         super::QUEUE_DEPTH.fetch_sub(frames, Ordering::Relaxed);
-        self.on_blocking_thread(move |encoding| work.into_iter().for_each(|(at, frame)| encoding.frame(at, frame)))
-            .await;
+        // The frames' bytes go back to the queue's budget once encoded (the messages drop).
+        self.on_blocking_thread(move |encoding| work.into_iter().for_each(|m| encoding.frame(m.at, m.frame))).await;
         self.check_spool();
     }
 
@@ -469,15 +528,27 @@ mod tests {
     /// A recorder whose writer never takes a frame: the queue is held but never read, as when
     /// the spool's disk hangs.
     fn stalled_writer(strict: bool) -> (SessionRecorder, mpsc::Receiver<Message>, watch::Sender<Option<String>>) {
-        let (tx, rx) = mpsc::channel(2);
+        stalled_writer_of(strict, 2, 1 << 20)
+    }
+
+    /// A stalled writer whose queue holds `frames` frames and `bytes` bytes.
+    fn stalled_writer_of(
+        strict: bool,
+        frames: usize,
+        bytes: u32,
+    ) -> (SessionRecorder, mpsc::Receiver<Message>, watch::Sender<Option<String>>) {
+        let (tx, rx) = mpsc::channel(frames);
         let (failure_tx, failure) = watch::channel(None);
         let recorder = SessionRecorder {
             tx,
+            bytes: Arc::new(Semaphore::new(bytes as usize)),
+            budget: bytes,
             started: Instant::now(),
             dropped: Arc::new(AtomicU64::new(0)),
             stalled: AtomicBool::new(false),
             stall_timeout: Duration::from_millis(200),
             failure,
+            disk: watch::channel(None).1,
             end: watch::channel(None).0,
             strict,
         };
@@ -504,7 +575,7 @@ mod tests {
         assert_eq!(recorder.dropped.load(Ordering::Relaxed), 1);
         // The queue holds exactly what was accepted.
         let mut taken = Vec::new();
-        while let Ok(Message::Frame(_, Frame::Input(data))) = rx.try_recv() {
+        while let Ok(Message { frame: Frame::Input(data), .. }) = rx.try_recv() {
             taken.push(data);
         }
         assert_eq!(taken, [typed("a"), typed("b")]);
@@ -518,7 +589,7 @@ mod tests {
         let reader = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(50)).await;
             let mut taken = Vec::new();
-            while let Some(Message::Frame(_, Frame::Input(data))) = rx.recv().await {
+            while let Some(Message { frame: Frame::Input(data), .. }) = rx.recv().await {
                 taken.push(data);
                 if taken.len() == 3 {
                     break;
@@ -559,5 +630,50 @@ mod tests {
         assert!(finished.await.is_ok(), "finish waited for the full queue");
         let end = ended.borrow_and_update().expect("the end was handed over");
         assert_eq!((end.exit_code, end.status), (Some(3), SessionStatus::Failed));
+    }
+
+    #[tokio::test]
+    async fn the_queue_is_bounded_in_bytes_not_only_in_frames() {
+        // Room for 1,000 frames but only 1 KiB: big frames fill it long before the frame count.
+        let (recorder, mut rx, _failure) = stalled_writer_of(false, 1000, 1024);
+        let kib = |fill: u8| bytes::Bytes::from(vec![fill; 600]);
+        assert_eq!(recorder.record_input(kib(b'a')).await, Ok(()));
+        // 600 + 600 > 1,024: typed input waits, then is refused (never dropped, never queued).
+        let refused = recorder.record_input(kib(b'b')).await;
+        assert_eq!(refused, Err(Unrecordable::Stalled(Duration::from_millis(200))));
+        // Output that finds no room is dropped and counted, like a full frame queue.
+        recorder.record(Frame::Output(kib(b'c'))).await;
+        assert_eq!(recorder.dropped.load(Ordering::Relaxed), 1);
+        // Small frames still fit in what is left.
+        recorder.record(Frame::Output(bytes::Bytes::from(vec![b'd'; 400]))).await;
+        assert_eq!(recorder.bytes.available_permits(), 24);
+        // A frame bigger than the whole budget waits for an empty queue, then goes through;
+        // the writer taking (encoding) the queued frames gives their bytes back.
+        let reader = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let mut taken = Vec::new();
+            while let Some(message) = rx.recv().await {
+                if let Frame::Input(data) | Frame::Output(data) = &message.frame {
+                    taken.push(data.len());
+                }
+                drop(message);
+                if taken.len() == 3 {
+                    break;
+                }
+            }
+            taken
+        });
+        assert_eq!(recorder.record_input(bytes::Bytes::from(vec![b'e'; 1 << 20])).await, Ok(()));
+        assert_eq!(reader.await.unwrap(), [600, 400, 1 << 20]);
+        assert_eq!(recorder.bytes.available_permits(), 1024);
+    }
+
+    #[tokio::test]
+    async fn a_strict_session_waits_for_room_in_bytes_without_limit() {
+        let (recorder, _rx, _failure) = stalled_writer_of(true, 1000, 1024);
+        recorder.record_input(bytes::Bytes::from(vec![b'a'; 1023])).await.unwrap();
+        let waited = tokio::time::timeout(Duration::from_millis(500), recorder.record(Frame::Output(typed("out"))));
+        assert!(waited.await.is_err(), "a strict session's output was not held back by the byte bound");
+        assert_eq!(recorder.dropped.load(Ordering::Relaxed), 0);
     }
 }

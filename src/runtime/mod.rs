@@ -7,7 +7,7 @@ mod docker;
 mod self_id;
 
 pub use address::{AddressError, ComposeAddress, ContainerAddress};
-pub use docker::DockerRuntime;
+pub use docker::{DockerRuntime, DockerTls};
 pub use self_id::own_container_id;
 
 use std::pin::Pin;

@@ -5,16 +5,21 @@
 //! as TEXT) and `$N` placeholders, so one code path serves both; SQLite runs in WAL mode with
 //! a busy timeout, so `entry tokens` works while the gateway runs; an error that means the
 //! store could not be reached is [`StoreError::Unavailable`], and a session's final row writes
-//! made while it cannot be reached are kept and retried (`catchup`).
+//! made while it cannot be reached are kept and retried (`catchup`); a store that cannot be
+//! opened is named in the error without its password; a `postgres://` URL's `sslmode` and
+//! `sslrootcert` are honoured (rustls: `verify-full` checks the chain and the host name).
 
 mod audit;
 mod catchup;
+pub mod files;
 mod logins;
+mod nodes;
 mod sessions;
 mod tokens;
 
 pub use audit::AuditEntry;
 pub use catchup::{MAX_PENDING, caught_up_writes, writes_not_kept};
+pub use nodes::ClaimError;
 pub use sessions::{NewSession, SessionEnd, SessionFilter, SessionRow, SessionStatus};
 pub use tokens::{NewToken, REVOKE_CHANNEL, TokenGrants, TokenRow, Unusable};
 
@@ -31,6 +36,10 @@ pub enum StoreError {
     Unavailable(#[source] sqlx::Error),
     #[error("store query failed: {0}")]
     Query(#[source] sqlx::Error),
+    /// The store named (without its password) could not be opened: unreachable, refused
+    /// the credentials, or failed the TLS checks `sslmode`/`sslrootcert` ask for.
+    #[error("cannot open the store {0}: {1}")]
+    Open(String, #[source] sqlx::Error),
     #[error("store unreachable: no answer within {0:?}")]
     TimedOut(Duration),
     #[error("session {0} has row writes waiting for the store; this one waits behind them")]
@@ -54,7 +63,7 @@ impl From<sqlx::Error> for StoreError {
 impl StoreError {
     /// Whether the store could not be reached (the same write may succeed later).
     pub fn is_unreachable(&self) -> bool {
-        matches!(self, Self::Unavailable(_) | Self::TimedOut(_))
+        matches!(self, Self::Unavailable(_) | Self::Open(..) | Self::TimedOut(_))
     }
 }
 
@@ -68,6 +77,8 @@ pub struct Store {
     url: String,
     /// Final row writes waiting for the store to answer again.
     catch_up: std::sync::Arc<catchup::CatchUp>,
+    /// This process, in the heartbeats it writes (`host:pid:random`).
+    instance: std::sync::Arc<str>,
 }
 
 impl Store {
@@ -77,11 +88,14 @@ impl Store {
         install_default_drivers();
         let sqlite = url.starts_with("sqlite:");
         if sqlite {
-            if let Some(parent) = sqlite_path(url).and_then(|p| Path::new(p).parent().map(Path::to_owned)) {
-                if !parent.as_os_str().is_empty() {
-                    std::fs::create_dir_all(&parent)
+            if let Some(path) = sqlite_path(url).map(Path::new) {
+                let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+                if let Some(parent) = parent {
+                    files::create_private_dirs(parent)
                         .map_err(|e| StoreError::DataDir(parent.display().to_string(), e))?;
                 }
+                // Created 0600 before SQLite opens it; its journal and WAL take its mode.
+                files::ensure_private(path).map_err(|e| StoreError::DataDir(path.display().to_string(), e))?;
             }
         }
         let pool = AnyPoolOptions::new()
@@ -98,8 +112,8 @@ impl Store {
             })
             .connect(url)
             .await
-            .map_err(StoreError::Unavailable)?;
-        Ok(Self { pool, url: url.to_owned(), catch_up: Default::default() })
+            .map_err(|error| StoreError::Open(display_name(url), error))?;
+        Ok(Self { pool, url: url.to_owned(), catch_up: Default::default(), instance: nodes::new_instance().into() })
     }
 
     /// Applies pending migrations.
@@ -153,6 +167,27 @@ impl Store {
     }
 }
 
+/// The store's URL as it may be shown: no password (in the user part or a `password=`
+/// parameter), and of the parameters only those that say which file or how TLS is checked.
+fn display_name(url: &str) -> String {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let base = match base.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((userinfo, host)) => {
+                let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+                format!("{scheme}://{user}@{host}")
+            }
+            None => base.to_owned(),
+        },
+        None => base.to_owned(),
+    };
+    let shown: Vec<&str> = query
+        .split('&')
+        .filter(|pair| ["sslmode", "sslrootcert", "mode"].contains(&pair.split('=').next().unwrap_or("")))
+        .collect();
+    if shown.is_empty() { base } else { format!("{base}?{}", shown.join("&")) }
+}
+
 fn sqlite_path(url: &str) -> Option<&str> {
     let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next()?;
@@ -167,6 +202,16 @@ pub fn now_millis() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_shown_name_holds_no_password() {
+        assert_eq!(
+            display_name("postgres://entry:s3cret@db:5432/entry?password=p4ss&sslmode=verify-full&sslrootcert=/ca.pem"),
+            "postgres://entry@db:5432/entry?sslmode=verify-full&sslrootcert=/ca.pem"
+        );
+        assert_eq!(display_name("postgres://db/entry"), "postgres://db/entry");
+        assert_eq!(display_name("sqlite://data/entry.db?mode=rwc"), "sqlite://data/entry.db?mode=rwc");
+    }
 
     #[test]
     fn sqlite_paths() {

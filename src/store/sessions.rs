@@ -311,19 +311,6 @@ impl Store {
         Ok(())
     }
 
-    /// Records that `node_id` is alive now.
-    pub async fn heartbeat(&self, node_id: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO nodes (id, heartbeat_at) VALUES ($1, $2) \
-             ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
-        )
-        .bind(node_id)
-        .bind(now_millis())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     /// `live` sessions of `node_id` and of nodes whose heartbeat is older than
     /// `expired_before` (or missing), but not those whose final writes wait for the store.
     pub async fn orphaned_sessions(&self, node_id: &str, expired_before: i64) -> Result<Vec<SessionRow>, StoreError> {

@@ -168,6 +168,9 @@ impl TestApp {
         // Every test client comes from 127.0.0.1 and many present bad tokens on purpose; the
         // throttle's own tests (tests/limits.rs) turn it back on.
         config.auth.max_failures = 0;
+        // Load tests hold hundreds of sessions from 127.0.0.1; the cap's own tests
+        // (tests/security/slowloris.rs) set it.
+        config.gateway.max_connections_per_address = 0;
         TestAppBuilder { config }
     }
 

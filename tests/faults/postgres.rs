@@ -1,7 +1,8 @@
 //! A private PostgreSQL server for fault tests, so that one can be stopped and started without
 //! touching the machine's shared cluster: a fresh `initdb` data directory in a temporary
 //! directory, run as the `postgres` user on a free port of 127.0.0.1 only (no Unix socket),
-//! trust authentication for the `entry` superuser. Dropping it stops it and removes the data.
+//! trust authentication for the `entry` superuser (or settings and files of the test's own, e.g.
+//! TLS). Dropping it stops it and removes the data.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -18,6 +19,13 @@ pub struct PrivatePostgres {
 impl PrivatePostgres {
     /// Creates the data directory and starts the server.
     pub fn start() -> Self {
+        Self::start_with("", &[])
+    }
+
+    /// Like [`PrivatePostgres::start`], with `settings` added to `postgresql.conf` and `files`
+    /// (name, contents) written into the data directory, owned by `postgres` with mode 0600
+    /// (what a server key needs). A file named `pg_hba.conf` replaces the server's.
+    pub fn start_with(extra_settings: &str, files: &[(&str, &str)]) -> Self {
         let bin = bin_dir();
         let dir = tempfile::Builder::new().prefix("entry-fault-pg").tempdir().expect("tempdir");
         as_root(Command::new("chown").arg("postgres:").arg(dir.path()));
@@ -34,8 +42,15 @@ impl PrivatePostgres {
             );
         assert!(initdb.status.success(), "initdb: {}", String::from_utf8_lossy(&initdb.stderr));
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let settings =
-            format!("\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\nfsync = off\n");
+        let settings = format!(
+            "\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\nfsync = off\n{extra_settings}\n"
+        );
+        for (name, contents) in files {
+            let path = data.join(name);
+            std::fs::write(&path, contents).expect("write a file of the data directory");
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+            as_root(Command::new("chown").arg("postgres:").arg(&path));
+        }
         let conf = data.join("postgresql.conf");
         let mut text = std::fs::read_to_string(&conf).expect("postgresql.conf");
         text.push_str(&settings);

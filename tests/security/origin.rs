@@ -1,6 +1,7 @@
 //! The Origin check of both browser WebSockets — the web terminal and the live watch — with a
-//! sign-in cookie from every kind of page: none, the gateway's own, an allowed one, a foreign
-//! one and `null` (sandboxed frames, `file:` pages). Only the own and allowed origins get in;
+//! sign-in cookie from every kind of page: none, the gateway's own, an allowed one, the same
+//! host with another scheme or port, a foreign one and `null` (sandboxed frames, `file:`
+//! pages). Only the own and allowed origins (scheme, host and port alike) get in;
 //! a bearer-token client (the CLI, scripts), which no other site's page can borrow, needs no
 //! Origin on the watch.
 
@@ -60,11 +61,16 @@ async fn only_the_gateways_own_and_allowed_origins_open_browser_websockets() {
     let terminal = format!("ws://{}/api/v1/terminal?container={}", app.addr, container.name);
     let watch = format!("ws://{}/api/v1/sessions/{id}/watch", app.addr);
     let own = app.url();
-    let origins: [(&str, Option<&str>, bool); 6] = [
+    let port = app.addr.port();
+    let origins: [(&str, Option<&str>, bool); 9] = [
         ("no Origin", None, false),
         ("own origin", Some(&own), true),
-        ("own host over https", Some(&own.replace("http://", "https://")), true),
+        // Same host and port, other scheme: a page served over the other scheme is another origin.
+        ("own host over https", Some(&own.replace("http://", "https://")), false),
+        ("own host, other port", Some(&own.replace(&format!(":{port}"), &format!(":{}", port + 1))), false),
+        ("own host, no port", Some(&own.replace(&format!(":{port}"), "")), false),
         ("allowed origin", Some(ALLOWED), true),
+        ("allowed host over http", Some(&ALLOWED.replace("https://", "http://")), false),
         ("foreign origin", Some("http://evil.example"), false),
         ("null", Some("null"), false),
     ];
@@ -85,8 +91,8 @@ async fn only_the_gateways_own_and_allowed_origins_open_browser_websockets() {
     assert_eq!(upgrade(&watch, &[("authorization", &auth)], false).await, 101);
     table.push("watch    bearer no Origin            101".to_owned());
     // Refused upgrades started nothing: execs are the watched session's and the two admitted
-    // terminals' (own and allowed origins, and the own host over https).
-    assert_eq!(container.exec_creates().len(), 1 + 3, "{:?}", container.exec_creates());
+    // terminals' (own and allowed origins).
+    assert_eq!(container.exec_creates().len(), 1 + 2, "{:?}", container.exec_creates());
     println!("{}", table.join("\n"));
     watched.type_text("exit\r").await;
     watched.read_to_close(crate::common::WAIT).await;

@@ -1,6 +1,7 @@
 //! TLS termination: `[gateway.tls]` with a CA and a server certificate made at test time
-//! (rcgen); health, sign-in, the CLI's session over wss and the API over https, the web
-//! terminal over wss; plain HTTP to the TLS port fails; verification is never off; unusable
+//! (rcgen); health, sign-in (a `__Host-` cookie, the only name accepted over TLS), the CLI's
+//! session over wss and the API over https, the web terminal over wss (an `http://` origin
+//! refused); plain HTTP to the TLS port fails; verification is never off; unusable
 //! certificate or key files stop `entry serve` at start with the file named.
 
 use std::path::{Path, PathBuf};
@@ -100,6 +101,12 @@ async fn a_tls_gateway_serves_health_sign_in_and_sessions_over_https_and_wss_onl
         assert!(set_cookie.contains(attribute), "{set_cookie}");
     }
     let cookie = set_cookie.split(';').next().unwrap().to_owned();
+    // Over TLS the cookie is host-bound (`__Host-`), and only that name is accepted: a plain
+    // `entry_session` (which a sibling domain or a cleartext page could plant) is not.
+    let secret = cookie.strip_prefix("__Host-entry_session=").unwrap_or_else(|| panic!("{set_cookie}"));
+    let me = |cookie: String| https.get(format!("{base}/api/v1/me")).header("cookie", cookie).send();
+    assert_eq!(me(cookie.clone()).await.unwrap().status().as_u16(), 200);
+    assert_eq!(me(format!("entry_session={secret}")).await.unwrap().status().as_u16(), 401);
 
     // `entry enter` over wss with the CA from ENTRY_CA; refused without it.
     let container = TestContainer::start(BASH_IMAGE);
@@ -139,12 +146,21 @@ async fn a_tls_gateway_serves_health_sign_in_and_sessions_over_https_and_wss_onl
         String::from_utf8_lossy(&listed.stdout)
     );
 
-    // The web terminal over wss, with the cookie, from the gateway's own https origin.
+    // The web terminal over wss, with the cookie, from the gateway's own https origin; the
+    // same host and port over http is another origin, refused.
     let url = format!("wss://127.0.0.1:{}/api/v1/terminal?container={}", app.addr.port(), container.name);
+    let connector = tokio_tungstenite::Connector::Rustls(entry::client::tls::client_config(&pki.ca).unwrap());
+    let mut request = url.clone().into_client_request().unwrap();
+    request.headers_mut().insert("cookie", cookie.parse().unwrap());
+    request.headers_mut().insert("origin", base.replace("https://", "http://").parse().unwrap());
+    let refused = tokio_tungstenite::connect_async_tls_with_config(request, None, false, Some(connector.clone())).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status().as_u16(), 403),
+        other => panic!("an http origin on the TLS gateway was not refused: {:?}", other.map(|(_, r)| r.status())),
+    }
     let mut request = url.into_client_request().unwrap();
     request.headers_mut().insert("cookie", cookie.parse().unwrap());
     request.headers_mut().insert("origin", base.parse().unwrap());
-    let connector = tokio_tungstenite::Connector::Rustls(entry::client::tls::client_config(&pki.ca).unwrap());
     let (mut ws, _) =
         tokio_tungstenite::connect_async_tls_with_config(request, None, false, Some(connector)).await.unwrap();
     let (output, close) = crate::type_and_read_to_close(&mut ws, "echo wss-$((6*7)); exit\r").await;

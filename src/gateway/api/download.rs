@@ -6,11 +6,15 @@
 //! - Memory stays bounded whatever the recording's size: bodies are streamed. The asciicast's
 //!   length is not stored; only when a `Range` header asks for part of it is it counted, by a
 //!   first streaming pass that decompresses and keeps nothing, before the second pass streams
-//!   the part.
+//!   the part. The length is then kept (a stored recording never changes), so that later
+//!   ranges of the same recording decompress once.
+//! - Every answer with content holds the user's replay slot until its body is sent or
+//!   dropped (see `replays`).
 //! - A body is exactly its `Content-Length`, or it breaks off with an error (logged); the whole
 //!   stored object is sent only if it has its recorded size, so a download that completes is
 //!   the object as stored (what `entry verify` relies on); a damaged object found by the
-//!   counting pass is an error answer, before any byte is sent.
+//!   counting pass is an error answer, before any byte is sent (once the length is kept, a
+//!   range is decoded only up to its end, and damage within it breaks the body off).
 //! - An answer with content is audited once, before it is streamed; error answers (416 among
 //!   them) are not audited, as no recording content is sent.
 //! - A `Range` this server does not serve as one byte range (several ranges, another unit, a
@@ -27,6 +31,7 @@ use futures::TryStreamExt;
 
 use super::audit::audit;
 use super::range::{self, ByteRange, Requested};
+use super::replays::ReplaySlot;
 use super::{ApiError, stream};
 use crate::auth::Principal;
 use crate::gateway::Gateway;
@@ -55,26 +60,26 @@ enum Extent {
 }
 
 impl Download<'_> {
-    /// The answer to the request with these `headers`.
-    pub(super) async fn answer(&self, headers: &HeaderMap) -> Result<Response, ApiError> {
+    /// The answer to the request with these `headers`; its body holds `slot`.
+    pub(super) async fn answer(&self, headers: &HeaderMap, slot: ReplaySlot) -> Result<Response, ApiError> {
         let range = asked_range(headers);
-        if self.raw { self.stored_object(range).await } else { self.asciicast(range).await }
+        if self.raw { self.stored_object(range, slot).await } else { self.asciicast(range, slot).await }
     }
 
     /// The stored object, whose length is the row's `recording_size`.
-    async fn stored_object(&self, range: Option<ByteRange>) -> Result<Response, ApiError> {
+    async fn stored_object(&self, range: Option<ByteRange>, slot: ReplaySlot) -> Result<Response, ApiError> {
         let Some(total) = self.row.recording_size.and_then(|size| u64::try_from(size).ok()) else {
             // Not known (never the case for a stored recording): no ranges, no Content-Length.
             let reader = self.fetch().await?;
             self.audit(None).await?;
-            return Ok(self.respond(Extent::Whole(None), stream::raw(reader), false));
+            return Ok(self.respond(Extent::Whole(None), stream::raw(reader), false, slot));
         };
         match range.map_or(Requested::Full, |range| range.resolve(total)) {
             Requested::Unsatisfiable => Ok(self.unsatisfiable(total)),
             Requested::Full => {
                 let reader = self.fetch().await?;
                 self.audit(None).await?;
-                Ok(self.respond(Extent::Whole(Some(total)), stream::raw_exact(reader, total), true))
+                Ok(self.respond(Extent::Whole(Some(total)), stream::raw_exact(reader, total), true, slot))
             }
             Requested::Partial { start, end } => {
                 let len = end - start + 1;
@@ -85,19 +90,29 @@ impl Download<'_> {
                     .map_err(|e| ApiError::storage(&self.row.id, self.location, e))?;
                 let extent = Extent::Part { start, end, total };
                 self.audit(Some(&extent)).await?;
-                Ok(self.respond(extent, stream::slice(stream::raw(reader), 0, len), true))
+                Ok(self.respond(extent, stream::slice(stream::raw(reader), 0, len), true, slot))
             }
         }
     }
 
-    /// The decompressed asciicast; counted first if a range of it is asked for.
-    async fn asciicast(&self, range: Option<ByteRange>) -> Result<Response, ApiError> {
-        let reader = self.fetch().await?;
+    /// The decompressed asciicast; counted first if a range of it is asked for and its length
+    /// was not counted before.
+    async fn asciicast(&self, range: Option<ByteRange>, slot: ReplaySlot) -> Result<Response, ApiError> {
         let Some(range) = range else {
+            let reader = self.fetch().await?;
             self.audit(None).await?;
-            return Ok(self.respond(Extent::Whole(None), stream::decompressed(reader), true));
+            return Ok(self.respond(Extent::Whole(None), stream::decompressed(reader), true, slot));
         };
-        let total = stream::count(stream::decompressed(reader)).await.map_err(|e| self.unreadable(&e))?;
+        let object = format!("{}#{}", self.location, self.row.recording_sha256.as_deref().unwrap_or(""));
+        let total = match self.gateway.replays.text_length(&object) {
+            Some(total) => total,
+            None => {
+                let reader = self.fetch().await?;
+                let total = stream::count(stream::decompressed(reader)).await.map_err(|e| self.unreadable(&e))?;
+                self.gateway.replays.keep_text_length(object, total);
+                total
+            }
+        };
         let (skip, len, extent) = match range.resolve(total) {
             Requested::Unsatisfiable => return Ok(self.unsatisfiable(total)),
             Requested::Full => (0, total, Extent::Whole(Some(total))),
@@ -105,7 +120,7 @@ impl Download<'_> {
         };
         let reader = self.fetch().await?;
         self.audit(Some(&extent)).await?;
-        Ok(self.respond(extent, stream::slice(stream::decompressed(reader), skip, len), true))
+        Ok(self.respond(extent, stream::slice(stream::decompressed(reader), skip, len), true, slot))
     }
 
     async fn fetch(&self) -> Result<ObjectReader, ApiError> {
@@ -125,15 +140,19 @@ impl Download<'_> {
         Ok(())
     }
 
-    /// A response streaming `body`; `ranges` says whether a `Range` would be served.
-    fn respond<S>(&self, extent: Extent, body: S, ranges: bool) -> Response
+    /// A response streaming `body`, which holds `slot`; `ranges` says whether a `Range` would
+    /// be served.
+    fn respond<S>(&self, extent: Extent, body: S, ranges: bool, slot: ReplaySlot) -> Response
     where
         S: futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static,
     {
         let id = self.row.id.clone();
-        let body = Body::from_stream(body.inspect_err(move |error| {
-            tracing::error!(session.id = %id, %error, "recording download broke off: the stored object is unreadable or damaged");
-        }));
+        let body = Body::from_stream(stream::holding(
+            slot,
+            body.inspect_err(move |error| {
+                tracing::error!(session.id = %id, %error, "recording download broke off: the stored object is unreadable or damaged");
+            }),
+        ));
         let (content_type, filename) = if self.raw {
             ("application/gzip", format!("{}.cast.gz", self.row.id))
         } else {

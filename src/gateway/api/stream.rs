@@ -2,24 +2,30 @@
 //! fly.
 //!
 //! Guarantees: memory stays bounded whatever the recording's size or compression ratio (at
-//! most one read of compressed bytes and one decoder step of text at a time), also when a
-//! range of the text is cut out of it or its length is counted; a damaged or truncated object
-//! ends the stream with an error, never with silently short text; a [`slice`] is exactly as
-//! long as asked or ends with an error.
+//! most `TEXT_CHUNK` of text per chunk, `QUEUED_CHUNKS` chunks queued, and the decoder's
+//! state), also when a range of the text is cut out of it or its length is counted, and also
+//! for a live session's spool; decompression runs on a blocking thread, never on the
+//! runtime's workers, and stops when the body is dropped; a damaged or truncated object ends
+//! the stream with an error, never with silently short text; a [`slice`] is exactly as long
+//! as asked or ends with an error.
 
-use std::io::Write;
+use std::io::Read;
 
 use bytes::Bytes;
-use flate2::write::MultiGzDecoder;
-use futures::TryStreamExt;
+use flate2::read::MultiGzDecoder;
+use futures::{StreamExt, TryStreamExt};
 use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
 
+use super::replays::ReplaySlot;
 use crate::recorder::storage::ObjectReader;
 
 /// Compressed bytes read from storage at a time.
 const READ_CHUNK: usize = 64 * 1024;
-/// Compressed bytes fed to the decoder at a time; bounds each decompressed chunk.
-const DECODE_STEP: usize = 8 * 1024;
+/// Decompressed bytes per chunk of a body.
+const TEXT_CHUNK: usize = 64 * 1024;
+/// Chunks decoded ahead of the client: the decoder thread waits when they are not taken.
+const QUEUED_CHUNKS: usize = 4;
 
 /// The stored bytes, as they are.
 pub(super) fn raw(reader: ObjectReader) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send {
@@ -53,62 +59,50 @@ pub(super) fn raw_exact(reader: ObjectReader, len: u64) -> impl futures::Stream<
     })
 }
 
-/// Decompresses a gzip stream (of one or more members) chunk by chunk.
-struct Inflater {
-    decoder: MultiGzDecoder<Vec<u8>>,
+/// An [`ObjectReader`] read from a blocking thread: each read waits on the runtime.
+struct BlockingReader {
+    reader: ObjectReader,
+    runtime: tokio::runtime::Handle,
 }
 
-impl Inflater {
-    fn new() -> Self {
-        Self { decoder: MultiGzDecoder::new(Vec::new()) }
-    }
-
-    /// Feeds compressed bytes; returns how many were taken and the text decoded so far.
-    fn feed(&mut self, input: &[u8]) -> std::io::Result<(usize, Vec<u8>)> {
-        let step = &input[..input.len().min(DECODE_STEP)];
-        let taken = self.decoder.write(step)?;
-        if taken == 0 && !step.is_empty() {
-            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "the gzip stream does not progress"));
-        }
-        self.decoder.flush()?;
-        Ok((taken, std::mem::take(self.decoder.get_mut())))
-    }
-
-    /// Ends the stream: checks the last member's checksum; returns the rest of the text.
-    fn finish(&mut self) -> std::io::Result<Vec<u8>> {
-        self.decoder.try_finish()?;
-        Ok(std::mem::take(self.decoder.get_mut()))
+impl std::io::Read for BlockingReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.runtime.block_on(self.reader.read(buf))
     }
 }
 
-/// The stored recording, decompressed; a damaged or truncated object ends the stream with
-/// an error (the client sees an incomplete body).
+/// The chunks `produce` sends, produced on a blocking thread through a queue of
+/// `QUEUED_CHUNKS`; `produce` learns that the body is gone when a send fails.
+fn on_blocking_thread<F>(produce: F) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send
+where
+    F: FnOnce(&mpsc::Sender<std::io::Result<Bytes>>) + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel(QUEUED_CHUNKS);
+    drop(tokio::task::spawn_blocking(move || produce(&tx)));
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })
+}
+
+/// The stored recording, decompressed (a gzip stream of one or more members); a damaged or
+/// truncated object ends the stream with an error (the client sees an incomplete body).
 pub(super) fn decompressed(reader: ObjectReader) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send {
-    struct State {
-        reader: Option<ObjectReader>,
-        inflater: Inflater,
-        pending: Bytes,
-    }
-    let state = State { reader: Some(reader), inflater: Inflater::new(), pending: Bytes::new() };
-    futures::stream::try_unfold(state, |mut state| async move {
+    let source = BlockingReader { reader, runtime: tokio::runtime::Handle::current() };
+    on_blocking_thread(move |tx| {
+        let mut decoder = MultiGzDecoder::new(source);
         loop {
-            if !state.pending.is_empty() {
-                let (taken, text) = state.inflater.feed(&state.pending)?;
-                let _ = state.pending.split_to(taken);
-                if !text.is_empty() {
-                    return Ok(Some((Bytes::from(text), state)));
+            let mut buffer = vec![0u8; TEXT_CHUNK];
+            let item = match decoder.read(&mut buffer) {
+                Ok(0) => return,
+                Ok(n) => {
+                    buffer.truncate(n);
+                    Ok(Bytes::from(buffer))
                 }
-                continue;
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(error) => Err(error),
+            };
+            let failed = item.is_err();
+            if tx.blocking_send(item).is_err() || failed {
+                return;
             }
-            let Some(reader) = state.reader.as_mut() else { return Ok(None) };
-            let mut buffer = Vec::with_capacity(READ_CHUNK);
-            if reader.take(READ_CHUNK as u64).read_to_end(&mut buffer).await? > 0 {
-                state.pending = Bytes::from(buffer);
-                continue;
-            }
-            state.reader = None;
-            let rest = state.inflater.finish()?;
-            return Ok((!rest.is_empty()).then(|| (Bytes::from(rest), state)));
         }
     })
 }
@@ -151,18 +145,42 @@ where
     stream.try_fold(0u64, |total, chunk| async move { Ok(total + chunk.len() as u64) }).await
 }
 
-/// The asciicast of a session still being recorded, up to its last flush: read from its spool
-/// (`None` when nothing is flushed yet or the spool is not here).
-pub(super) async fn so_far(spool_dir: &std::path::Path, session_id: &str) -> Option<bytes::Bytes> {
+/// The asciicast of a session still being recorded, up to its last flush, as it is read
+/// from its spool: its first chunk of whole lines, and the rest.
+pub(super) struct SoFar {
+    first: Bytes,
+    rest: std::pin::Pin<Box<dyn futures::Stream<Item = std::io::Result<Bytes>> + Send>>,
+}
+
+/// The asciicast of a session still being recorded, up to its last flush: streamed from its
+/// spool, whole lines only, the file read up to its length when opened (`None` when no whole
+/// line is flushed yet or the spool is not here).
+pub(super) async fn so_far(spool_dir: &std::path::Path, session_id: &str) -> Option<SoFar> {
     let spool = spool_dir.join(format!("{session_id}.cast.gz"));
-    let text = tokio::task::spawn_blocking(move || crate::recorder::spool::recover_lines(&spool)).await.ok()?.ok()?;
-    (!text.is_empty()).then(|| bytes::Bytes::from(text))
+    let mut rest = Box::pin(on_blocking_thread(move |tx| {
+        let opened = std::fs::File::open(&spool).and_then(|file| Ok((file.metadata()?.len(), file)));
+        let (flushed, file) = match opened {
+            Ok(opened) => opened,
+            Err(error) => {
+                let _ = tx.blocking_send(Err(error));
+                return;
+            }
+        };
+        let sent = crate::recorder::spool::read_whole_lines(file.take(flushed), |chunk| {
+            Ok(tx.blocking_send(Ok(Bytes::from(chunk))).is_ok())
+        });
+        if let Err(error) = sent {
+            let _ = tx.blocking_send(Err(error));
+        }
+    }));
+    let first = rest.try_next().await.ok()??;
+    Some(SoFar { first, rest })
 }
 
 /// The answer carrying a partial recording: marked with `x-entry-recording: partial`. It
 /// serves no byte ranges (a `Range` header is ignored: 200, no `Accept-Ranges`), since the
-/// text grows between two requests.
-pub(super) fn partial_response(session_id: &str, text: bytes::Bytes) -> axum::response::Response {
+/// text grows between two requests. `slot` is held until the body is sent or dropped.
+pub(super) fn partial_response(session_id: &str, text: SoFar, slot: ReplaySlot) -> axum::response::Response {
     use axum::http::header;
     use axum::response::IntoResponse;
     let headers = [
@@ -171,7 +189,19 @@ pub(super) fn partial_response(session_id: &str, text: bytes::Bytes) -> axum::re
         (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{session_id}.partial.cast\"")),
         (header::HeaderName::from_static("x-entry-recording"), "partial".to_owned()),
     ];
-    (headers, text).into_response()
+    let body = futures::stream::once(async move { Ok(text.first) }).chain(text.rest);
+    (headers, axum::body::Body::from_stream(holding(slot, body))).into_response()
+}
+
+/// `stream`, holding `slot` until it ends or is dropped.
+pub(super) fn holding<S>(slot: ReplaySlot, stream: S) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send
+where
+    S: futures::Stream<Item = std::io::Result<Bytes>> + Send,
+{
+    stream.map(move |item| {
+        let _held = &slot;
+        item
+    })
 }
 
 #[cfg(test)]
@@ -179,7 +209,7 @@ mod tests {
     use super::*;
     use flate2::Compression;
     use flate2::write::GzEncoder;
-    use futures::StreamExt;
+    use std::io::Write;
 
     fn gzip(text: &[u8]) -> Vec<u8> {
         let mut encoder = GzEncoder::new(Vec::new(), Compression::default());

@@ -126,10 +126,10 @@ pub(super) async fn terminal(
     query: Result<Query<TerminalParams>, QueryRejection>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    login::same_origin(&headers, &gateway.config.gateway.allowed_origins, true)?;
+    login::same_origin(&gateway.config.gateway, &headers, true)?;
     let upgrade = upgrade.map_err(|_| ApiError::bad_request("the terminal is a WebSocket: send an upgrade request"))?;
     let Query(params) = query.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
-    let cookie = login::cookie_secret(&headers).map(str::to_owned);
+    let cookie = login::cookie_secret(&gateway.config.gateway, &headers).map(str::to_owned);
     let request = EnterRequest::web(&params.container, cookie, params.term.as_deref());
     Ok(gateway.start_session(upgrade, request, peer))
 }

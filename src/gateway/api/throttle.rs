@@ -1,6 +1,7 @@
 //! The failed-authentication throttle on the API: a source address over its budget gets 429
 //! with `Retry-After` before its credentials are checked; a 401 to a request that presented
-//! credentials (a bearer token or a sign-in cookie) counts as one failure of its source.
+//! credentials (a bearer token or a sign-in cookie) counts as one failure of its source, from
+//! the moment it is let in until it ends otherwise, so parallel guesses cannot overrun the budget.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,21 +21,33 @@ pub(in crate::gateway) async fn throttle(
     next: Next,
 ) -> Response {
     let source = peer.ip();
-    if let Err(throttled) = gateway.throttle.check(source) {
-        let retry_after = throttled.retry_after.as_secs().max(1);
-        let mut response =
-            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_failures", throttled.to_string()).into_response();
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
-        return response;
-    }
     let headers = request.headers();
     // A login presents its token in the body; any other request in a header or the cookie.
     let presented = headers.contains_key(header::AUTHORIZATION)
-        || login::cookie_secret(headers).is_some()
+        || login::cookie_secret(&gateway.config.gateway, headers).is_some()
         || request.uri().path() == "/api/v1/login";
+    // A request with credentials counts as a failure while they are checked, so a burst of
+    // parallel guesses gets no more checks than the budget.
+    let attempt = if presented {
+        gateway.throttle.begin(source).map(Some)
+    } else {
+        gateway.throttle.check(source).map(|()| None)
+    };
+    let attempt = match attempt {
+        Ok(attempt) => attempt,
+        Err(throttled) => {
+            let retry_after = throttled.retry_after.as_secs().max(1);
+            let mut response = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_failures", throttled.to_string())
+                .into_response();
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            return response;
+        }
+    };
     let response = next.run(request).await;
-    if presented && response.status() == StatusCode::UNAUTHORIZED {
-        gateway.throttle.failed(source);
+    if let Some(attempt) = attempt {
+        if response.status() != StatusCode::UNAUTHORIZED {
+            attempt.refund();
+        }
     }
     response
 }

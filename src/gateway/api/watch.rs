@@ -44,8 +44,10 @@ pub(super) async fn watch(
 ) -> Result<Response, ApiError> {
     let principal = authenticate_change(&gateway, &headers).await?;
     // Browsers always send Origin on a WebSocket upgrade: a cookie without one is refused too.
-    if !headers.contains_key(axum::http::header::AUTHORIZATION) && login::cookie_secret(&headers).is_some() {
-        login::same_origin(&headers, &gateway.config.gateway.allowed_origins, true)?;
+    if !headers.contains_key(axum::http::header::AUTHORIZATION)
+        && login::cookie_secret(&gateway.config.gateway, &headers).is_some()
+    {
+        login::same_origin(&gateway.config.gateway, &headers, true)?;
     }
     if !sees_everyone(&principal) {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "only auditors and admins watch sessions"));

@@ -4,7 +4,9 @@
 //!
 //! Guarantees: a malformed message, a text frame or a bad WINCH ends the session with
 //! `bad_request`, a message over `max_message_bytes` with `limit_exceeded`; an impossible
-//! window size is ignored; a message type this version does not know is skipped.
+//! window size is ignored, a large one clamped to [`MAX_COLS`] × [`MAX_ROWS`]; resizes reach
+//! Docker at most once per [`RESIZE_INTERVAL`] (the latest size wins, is always applied, and
+//! before any input typed after it); a message type this version does not know is skipped.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +25,13 @@ use super::SessionStats;
 use crate::protocol::{RequestMessage, RequestType, WindowSize};
 use crate::recorder::{Frame, SessionRecorder};
 use crate::runtime::{ContainerRuntime, InputSink, RuntimeError};
+
+/// The widest terminal a session gets; a wider WINCH is clamped to it.
+pub const MAX_COLS: u16 = 2000;
+/// The tallest terminal a session gets; a taller WINCH is clamped to it.
+pub const MAX_ROWS: u16 = 1000;
+/// Least time between two resize calls to Docker for one session: at most 10 a second.
+pub const RESIZE_INTERVAL: Duration = Duration::from_millis(100);
 
 /// What the input side tells the output side.
 pub(super) enum InputEvent {
@@ -100,9 +109,16 @@ impl InputPump {
         mut stdin: InputSink,
     ) -> Option<SplitStream<WebSocket>> {
         let mut stdin_open = true;
+        let mut resizes = Resizes::default();
         loop {
             let next = tokio::select! {
                 _ = self.cancel.cancelled() => return Some(stream),
+                () = resizes.due() => {
+                    if let Some(size) = resizes.take() {
+                        self.resize(size).await;
+                    }
+                    continue;
+                }
                 next = stream.next() => next,
             };
             self.last_seen.touch();
@@ -131,6 +147,10 @@ impl InputPump {
             };
             match message.kind() {
                 Some(RequestType::Plain) if stdin_open && !message.content.is_empty() => {
+                    // A resize asked for earlier reaches the TTY before this input does.
+                    if !self.apply_pending(&mut resizes).await {
+                        return Some(stream);
+                    }
                     self.last_seen.typed();
                     // Recorded first: input the recorder cannot take never reaches the shell.
                     let recorded = tokio::select! {
@@ -155,12 +175,15 @@ impl InputPump {
                 Some(RequestType::Plain) => {}
                 Some(RequestType::Winch) => match WindowSize::parse(&message.content) {
                     Ok(size) => {
+                        let size = WindowSize { cols: size.cols.min(MAX_COLS), rows: size.rows.min(MAX_ROWS) };
                         self.stats.resized(size);
                         self.tap.resized(size);
                         if let Some(recorder) = &self.recorder {
                             recorder.record(Frame::Resize(size)).await;
                         }
-                        self.resize(size).await
+                        if let Some(size) = resizes.offer(size) {
+                            self.resize(size).await
+                        }
                     }
                     Err(crate::protocol::WinchError::OutOfRange(cols, rows)) => {
                         tracing::debug!(cols, rows, "ignoring an impossible window size");
@@ -203,6 +226,21 @@ impl InputPump {
         }
     }
 
+    /// Applies a waiting resize as soon as its interval allows; `false` when cancelled.
+    async fn apply_pending(&self, resizes: &mut Resizes) -> bool {
+        if resizes.pending.is_none() {
+            return true;
+        }
+        tokio::select! {
+            _ = self.cancel.cancelled() => return false,
+            () = resizes.due() => {}
+        }
+        if let Some(size) = resizes.take() {
+            self.resize(size).await;
+        }
+        true
+    }
+
     /// Hands typed input to the recorder; an error says why it may not be passed on.
     async fn record_input(&self, data: &bytes::Bytes) -> Result<(), String> {
         match (&self.recorder, &self.no_recorder) {
@@ -217,5 +255,75 @@ impl InputPump {
     async fn tell(&self, event: InputEvent) {
         // The receiver is gone only when the session already ended.
         let _ = self.events.send(event).await;
+    }
+}
+
+/// Coalesces a session's resizes: one Docker call per [`RESIZE_INTERVAL`] at most; a size
+/// asked for sooner waits (replaced by any later one) until the interval has passed.
+#[derive(Default)]
+struct Resizes {
+    /// When the next call may be made (`None`: now).
+    next_call: Option<Instant>,
+    pending: Option<WindowSize>,
+}
+
+impl Resizes {
+    /// The size to apply now, or `None` when it must wait.
+    fn offer(&mut self, size: WindowSize) -> Option<WindowSize> {
+        let now = Instant::now();
+        if self.next_call.is_some_and(|next| next > now) {
+            self.pending = Some(size);
+            return None;
+        }
+        self.pending = None;
+        self.next_call = Some(now + RESIZE_INTERVAL);
+        Some(size)
+    }
+
+    /// Resolves when a waiting size may be applied; never while none waits.
+    async fn due(&self) {
+        match (self.pending, self.next_call) {
+            (Some(_), Some(next)) => tokio::time::sleep_until(next).await,
+            (Some(_), None) => {}
+            (None, _) => std::future::pending().await,
+        }
+    }
+
+    /// The waiting size, if any; the next call is then an interval away.
+    fn take(&mut self) -> Option<WindowSize> {
+        let size = self.pending.take()?;
+        self.next_call = Some(Instant::now() + RESIZE_INTERVAL);
+        Some(size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn resizes_are_coalesced_and_the_last_size_wins() {
+        let size = |cols| WindowSize { cols, rows: 24 };
+        let mut resizes = Resizes::default();
+        let mut calls = vec![];
+        let start = Instant::now();
+        for cols in 1..=100u16 {
+            if let Some(size) = resizes.offer(size(cols)) {
+                calls.push(size);
+            }
+            // A due size is applied before the next message is read.
+            while tokio::time::timeout(Duration::ZERO, resizes.due()).await.is_ok() {
+                calls.extend(resizes.take());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::timeout(Duration::from_secs(1), resizes.due()).await.unwrap();
+        calls.extend(resizes.take());
+        // One call per interval at most (the sleeps overshoot, so the loop takes over 1 s).
+        let intervals = start.elapsed().as_millis() / RESIZE_INTERVAL.as_millis();
+        assert!(calls.len() as u128 <= intervals + 2, "{} calls in {:?}", calls.len(), start.elapsed());
+        assert!(calls.len() >= 5, "{} calls in {:?}", calls.len(), start.elapsed());
+        assert_eq!(calls.first(), Some(&size(1)));
+        assert_eq!(calls.last(), Some(&size(100)));
     }
 }

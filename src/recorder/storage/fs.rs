@@ -2,7 +2,8 @@
 //!
 //! Guarantees: an object appears under its final name only complete and fsynced (written to
 //! a temporary name, fsynced, renamed, directory fsynced); fetch refuses paths outside the root;
-//! a ranged fetch seeks, it does not read the bytes before the range.
+//! a ranged fetch seeks, it does not read the bytes before the range; recordings are 0600 in
+//! 0700 directories.
 
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
@@ -59,10 +60,12 @@ impl RecordingStorage for FsStorage {
         let spool = spool.to_owned();
         let size = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
             let dir = target.parent().unwrap_or(Path::new("."));
-            std::fs::create_dir_all(dir)?;
+            crate::store::files::private_dir(dir)?;
             let partial = target.with_extension("partial");
-            let size = std::fs::copy(&spool, &partial)?;
-            std::fs::File::open(&partial)?.sync_all()?;
+            let mut copy = crate::store::files::create_private(&partial)?;
+            let size = std::io::copy(&mut std::fs::File::open(&spool)?, &mut copy)?;
+            copy.sync_all()?;
+            drop(copy);
             std::fs::rename(&partial, &target)?;
             std::fs::File::open(dir)?.sync_all()?;
             Ok(size)
