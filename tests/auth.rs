@@ -61,9 +61,22 @@ async fn developers_outside_their_patterns_and_auditors_are_forbidden() {
     let app = TestApp::start().await;
     let container = TestContainer::start(BASH_IMAGE);
     let other = bearer(&app.token("bob", Role::Developer, &["bank.*", "bank-*"]).await);
-    let (reason, line) = refused(&app, &[("container", &container.compose()), ("authorization", &other)]).await;
-    assert_eq!(reason, CloseReason::Forbidden);
-    assert_eq!(line, format!("forbidden: bob may not enter {}", container.name));
+    // Outside the patterns, a container is answered exactly as one that does not exist, by
+    // Compose address and by name: the refusal tells bob nothing of other teams' containers.
+    let missing = format!("{}x.web.1", container.project);
+    for (address, absent) in [(container.compose(), missing), (container.name.clone(), format!("{}x", container.name))]
+    {
+        let (reason, line) = refused(&app, &[("container", &address), ("authorization", &other)]).await;
+        let (absent_reason, absent_line) = refused(&app, &[("container", &absent), ("authorization", &other)]).await;
+        assert_eq!(
+            (reason, line.as_str()),
+            (CloseReason::ContainerNotFound, format!("container {address} not found").as_str())
+        );
+        assert_eq!(
+            (absent_reason, absent_line.replace(&absent, "ADDRESS")),
+            (reason, line.replace(&address, "ADDRESS"))
+        );
+    }
     let auditor = bearer(&app.token("eve", Role::Auditor, &["*"]).await);
     let (reason, line) = refused(&app, &[("container", &container.name), ("authorization", &auditor)]).await;
     assert_eq!(reason, CloseReason::Forbidden);

@@ -281,6 +281,18 @@ impl Principal {
     /// container and one that mounts the Docker socket (as far as `container.hazards` knows:
     /// a listed container's `privileged` is unknown and not refused here).
     pub fn may_enter(&self, container: &ContainerInfo, own_id: Option<&str>) -> Result<(), AuthError> {
+        match self.role {
+            Role::Auditor => return Err(AuthError::RoleMayNotEnter("auditor")),
+            Role::Developer | Role::Admin => {}
+        }
+        // The patterns first: a caller learns nothing more of a container outside them.
+        let allowed = match &self.patterns {
+            Access::Patterns(patterns) => patterns.allows(container),
+            Access::ConsoleVouched => true,
+        };
+        if !allowed {
+            return Err(AuthError::NotAllowed { user: self.user.clone(), container: container.name.clone() });
+        }
         if own_id.is_some_and(|own| !own.is_empty() && container.id.starts_with(own)) {
             return Err(AuthError::OwnContainer);
         }
@@ -295,18 +307,6 @@ impl Principal {
                 return Err(AuthError::DockerSocket(container.name.clone()));
             }
         }
-        match self.role {
-            Role::Auditor => return Err(AuthError::RoleMayNotEnter("auditor")),
-            Role::Developer | Role::Admin => {}
-        }
-        let allowed = match &self.patterns {
-            Access::Patterns(patterns) => patterns.allows(container),
-            Access::ConsoleVouched => true,
-        };
-        if allowed {
-            Ok(())
-        } else {
-            Err(AuthError::NotAllowed { user: self.user.clone(), container: container.name.clone() })
-        }
+        Ok(())
     }
 }

@@ -9,7 +9,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::auth::{AuthError, Principal};
+use crate::auth::{AuthError, Principal, Role};
 use crate::protocol::CloseReason;
 use crate::runtime::{ContainerInfo, ExecIo, ExecSpec, RuntimeError};
 
@@ -102,8 +102,21 @@ impl Gateway {
             .slots
             .take(&principal.user)
             .map_err(|limit| Refusal::new(CloseReason::LimitExceeded, limit.to_string()))?;
+        // An auditor never enters: refused before the lookup, so the answer says nothing of
+        // whether the container exists.
+        if principal.role == Role::Auditor {
+            return Err(AuthError::RoleMayNotEnter("auditor").into());
+        }
         let container = self.runtime.resolve(&request.address).await?;
-        principal.may_enter(&container, self.own_container.as_deref())?;
+        principal.may_enter(&container, self.own_container.as_deref()).map_err(|error| match error {
+            // A container outside the caller's patterns is answered exactly as one that does
+            // not exist: the refusal is no oracle of other teams' container names.
+            AuthError::NotAllowed { user, container: name } => {
+                tracing::info!(%user, container = %name, "not within the token's patterns; answered as not found");
+                Refusal::from(RuntimeError::ContainerNotFound(request.address.to_string()))
+            }
+            other => other.into(),
+        })?;
         if !container.running {
             return Err(RuntimeError::ContainerNotRunning(container.name.clone()).into());
         }
