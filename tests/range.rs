@@ -2,7 +2,8 @@
 //! sessions on the real dockerd, and the fs storage or S3 (`s3s-fs`): the ranges of the stored
 //! object and of the asciicast are the very bytes of the whole download; what is not one
 //! satisfiable range is answered with 200 (ignored) or 416; every answer with content is
-//! audited once.
+//! audited once; the asciicast's length is the row's `recording_text_size`, so a range of it
+//! is decompressed once, up to its end (damage after it is not read).
 
 mod common;
 
@@ -139,6 +140,13 @@ async fn ranges_of_the_stored_object_and_of_the_asciicast() {
     let total = text.len();
     assert_eq!(entry::recorder::spool::decompress(&raw).unwrap(), text, "the asciicast is the stored object's text");
     assert!(total > 300_000, "{total}");
+    // Its length is on the row (written with the recording) and sent as the Content-Length.
+    assert_eq!(row.recording_text_size, Some(total as i64), "the row's recording_text_size");
+    assert_eq!(whole.header("content-length"), Some(total.to_string().as_str()));
+    assert_eq!(whole.header("transfer-encoding"), None);
+    let api_row = get(&app, &format!("/api/v1/sessions/{}", row.id), &admin, &[]).await;
+    let api_row: serde_json::Value = serde_json::from_slice(&api_row.body).unwrap();
+    assert_eq!(api_row["recording_text_size"].as_u64(), Some(total as u64), "{api_row}");
     get(&app, &path, &admin, &[("range", "bytes=1000-200000")]).await.part_of(&text, 1000, 200_000);
     get(&app, &path, &admin, &[("range", "bytes=0-0")]).await.part_of(&text, 0, 0);
     get(&app, &path, &admin, &[("range", "bytes=-500")]).await.part_of(&text, total - 500, total - 1);
@@ -172,9 +180,9 @@ async fn ranges_of_the_stored_object_and_of_the_asciicast() {
         }
     }
 
-    // The text's length, once counted, is kept: a later range decompresses once, and only up
-    // to its end, so the bytes before a damage further on still come (a counting pass would
-    // have read the whole object and failed).
+    // The text's length is known: a range decompresses once, and only up to its end, so the
+    // bytes before a damage further on still come (a counting pass would have read the whole
+    // object and failed). Damage after the range is therefore not detected.
     let damage = |raw: &[u8], stored: &str| {
         let mut damaged = raw.to_vec();
         let middle = damaged.len() / 2;
@@ -188,12 +196,30 @@ async fn ranges_of_the_stored_object_and_of_the_asciicast() {
     let damaged = damage(&raw, &stored);
     get(&app, &path, &admin, &[("range", "bytes=0-99")]).await.part_of(&text, 0, 99);
 
-    // A damaged object whose text was never counted is found by the counting pass: an error
-    // answer, before any byte.
+    // The first range ever asked of a recording uses the row's length: no counting pass over
+    // the damage after it; the whole asciicast, decoded to its end, breaks off.
     let other = recorded_session(&app, &admin).await;
     let other_raw = std::fs::read(location(&other)).unwrap();
+    let other_text = entry::recorder::spool::decompress(&other_raw).unwrap();
+    assert_eq!(other.recording_text_size, Some(other_text.len() as i64));
     damage(&other_raw, &location(&other));
     let other_path = format!("/api/v1/sessions/{}/recording", other.id);
+    get(&app, &other_path, &admin, &[("range", "bytes=0-99")]).await.part_of(&other_text, 0, 99);
+    get(&app, &other_path, &admin, &[("range", "bytes=1000-1999")]).await.part_of(&other_text, 1000, 1999);
+    let url = format!("{}{other_path}", app.url());
+    let response = reqwest::Client::new().get(url).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(response.content_length(), Some(other_text.len() as u64));
+    assert!(response.bytes().await.is_err(), "a damaged asciicast was sent whole");
+
+    // A row without the length (stored by an older gateway): the counting pass finds the
+    // damage, an error answer before any byte.
+    let unknown = entry::store::StoredRecording {
+        location: other.recording_location.clone().unwrap(),
+        size: other_raw.len() as u64,
+        sha256: other.recording_sha256.clone().unwrap(),
+        text_size: None,
+    };
+    app.store.set_recording(&other.id, &unknown, other.status).await.unwrap();
     let answer = get(&app, &other_path, &admin, &[("range", "bytes=0-99")]).await;
     assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", String::from_utf8_lossy(&answer.body));
     let body: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
@@ -245,6 +271,7 @@ async fn ranges_of_a_recording_in_s3() {
 
     let path = format!("/api/v1/sessions/{}/recording", row.id);
     let text = get(&app, &path, &admin, &[]).await.body;
+    assert_eq!(row.recording_text_size, Some(text.len() as i64));
     get(&app, &path, &admin, &[("range", "bytes=100-70000")]).await.part_of(&text, 100, 70_000);
 
     // The storage itself: only the bytes asked for; nothing past the end.

@@ -151,6 +151,7 @@ async fn a_sigkilled_gateway_s_session_is_recovered_as_interrupted() {
     let storage = entry::recorder::storage::FsStorage::new(data.path().join("recordings"));
     let stored = stored_bytes(&storage, &row).await;
     assert_eq!(row.recording_sha256.as_deref(), Some(sha256(&stored).as_str()));
+    assert_eq!(row.recording_text_size, Some(decompress(&stored).unwrap().len() as i64));
     let (output, _, _) = streams(&String::from_utf8(decompress(&stored).unwrap()).unwrap());
     let recorded: Vec<usize> = output.lines().filter_map(|l| l.strip_prefix("line-")?.parse().ok()).collect();
     assert_eq!(recorded, (0..recorded.len()).collect::<Vec<_>>(), "lines lost in the middle");

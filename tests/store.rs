@@ -4,7 +4,7 @@
 mod common;
 
 use common::db::{Backend, TestDb};
-use entry::store::{NewSession, NewToken, SessionEnd, SessionFilter, SessionStatus};
+use entry::store::{NewSession, NewToken, SessionEnd, SessionFilter, SessionStatus, StoredRecording};
 
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {
@@ -92,7 +92,14 @@ async fn session_lifecycle(backend: Backend) {
     };
     store.finish_session("s1", &end, SessionStatus::Finalising).await.unwrap();
     store.set_recording_error("s1", "S3 unreachable, retrying").await.unwrap();
-    store.set_recording("s1", "file:///r/s1.cast.gz", 1234, &"ab".repeat(32), SessionStatus::Ended).await.unwrap();
+    let stored = StoredRecording {
+        location: "file:///r/s1.cast.gz".into(),
+        size: 1234,
+        sha256: "ab".repeat(32),
+        text_size: Some(98_765),
+    };
+    assert_eq!(store.session("s1").await.unwrap().unwrap().recording_text_size, None);
+    store.set_recording("s1", &stored, SessionStatus::Ended).await.unwrap();
     let row = store.session("s1").await.unwrap().unwrap();
     assert_eq!(row.status, SessionStatus::Ended);
     assert_eq!((row.exit_code, row.ended_at), (Some(7), Some(2_000)));
@@ -101,7 +108,7 @@ async fn session_lifecycle(backend: Backend) {
         (Some(80), Some(24), Some(120), Some(40))
     );
     assert_eq!((row.bytes_in, row.bytes_out), (10, 5_000_000_000));
-    assert_eq!(row.recording_size, Some(1234));
+    assert_eq!((row.recording_size, row.recording_text_size), (Some(1234), Some(98_765)));
     assert_eq!(row.recording_error.as_deref(), Some("S3 unreachable, retrying"));
     assert!(store.session("nope").await.unwrap().is_none());
 }

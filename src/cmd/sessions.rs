@@ -298,6 +298,7 @@ mod tests {
             recording_location: None,
             recording_size: None,
             recording_sha256: None,
+            recording_text_size: None,
             recording_error: None,
             reap_status: None,
             reap_killed: None,

@@ -1,6 +1,7 @@
 //! Completes the recordings a crash (or a storage outage at shutdown) left in the spool
 //! directory: repairs each spool up to its last flush, stores it, and writes the session's
-//! status — the one it ended with if it ended, else `interrupted`.
+//! status — the one it ended with if it ended, else `interrupted` — with the length of its
+//! asciicast (the text the repair kept).
 //!
 //! Guarantees: a spool is removed only after its recording is stored and its row updated;
 //! a storage outage leaves it in place and is retried with backoff.
@@ -14,7 +15,7 @@ use super::Recorder;
 use super::sidecar::{Sidecar, spool_path};
 use super::spool::repair;
 use super::storage::SpoolProgress;
-use crate::store::SessionStatus;
+use crate::store::{SessionStatus, StoredRecording};
 
 impl Recorder {
     /// Completes every spool in the spool directory in a background task (the sweeper marks
@@ -79,12 +80,9 @@ impl Recorder {
             match stored {
                 Ok(stored) => {
                     let id = &sidecar.session_id;
-                    match self
-                        .inner
-                        .store
-                        .set_recording(id, &stored.location, stored.size, &stored.sha256, status)
-                        .await
-                    {
+                    let (location, sha256, size) = (stored.location, stored.sha256, stored.size);
+                    let recording = StoredRecording { location, size, sha256, text_size: Some(finished.text_size) };
+                    match self.inner.store.set_recording(id, &recording, status).await {
                         Ok(()) => {
                             sidecar.remove_files(dir);
                             let _ = std::fs::remove_file(&repaired);

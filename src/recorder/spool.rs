@@ -7,7 +7,8 @@
 //! multi-member gzip file (RFC 1952, section 2.2), which every reader here decodes whole.
 //!
 //! Guarantees: bytes below the last reported flushed length never change; the SHA-256 and
-//! size returned by `finish` are those of the complete file; `repair` keeps every whole line
+//! size returned by `finish` are those of the complete file, and its `text_size` the number
+//! of decompressed bytes the file holds (every byte passed to `write`); `repair` keeps every whole line
 //! that was flushed, never panics on a damaged file, and runs in bounded memory (one chunk of
 //! text and one held line) whatever the spool's size.
 
@@ -44,6 +45,8 @@ impl Write for HashingFile {
 pub struct SpoolWriter {
     path: PathBuf,
     state: State,
+    /// Text bytes written (the decompressed length of the spool).
+    text: u64,
 }
 
 /// Either a gzip member is open, or the spool rests between members.
@@ -59,6 +62,8 @@ enum State {
 pub struct FinishedSpool {
     pub size: u64,
     pub sha256: String,
+    /// The length of the decompressed text (the asciicast).
+    pub text_size: u64,
 }
 
 fn broken() -> io::Error {
@@ -70,7 +75,7 @@ impl SpoolWriter {
     pub fn create(path: &Path) -> io::Result<Self> {
         let file = crate::store::files::create_private(path)?;
         let inner = HashingFile { file, hasher: Sha256::new(), written: 0 };
-        Ok(Self { path: path.to_owned(), state: State::Resting(inner) })
+        Ok(Self { path: path.to_owned(), state: State::Resting(inner), text: 0 })
     }
 
     pub fn path(&self) -> &Path {
@@ -86,7 +91,11 @@ impl SpoolWriter {
             self.state = State::Open(GzEncoder::new(file, Compression::fast()));
         }
         match &mut self.state {
-            State::Open(encoder) => encoder.write_all(bytes),
+            State::Open(encoder) => {
+                encoder.write_all(bytes)?;
+                self.text += bytes.len() as u64;
+                Ok(())
+            }
             _ => Err(broken()),
         }
     }
@@ -138,7 +147,8 @@ impl SpoolWriter {
         };
         inner.file.flush()?;
         inner.file.sync_all()?;
-        Ok(FinishedSpool { size: inner.written, sha256: hex::encode(inner.hasher.finalize()) })
+        let sha256 = hex::encode(inner.hasher.finalize());
+        Ok(FinishedSpool { size: inner.written, sha256, text_size: self.text })
     }
 }
 
@@ -267,6 +277,7 @@ mod tests {
         assert_eq!(finished.size, bytes.len() as u64);
         assert!(!bytes.is_empty());
         assert_eq!(decompress(&bytes).unwrap(), b"");
+        assert_eq!(finished.text_size, 0);
     }
 
     #[test]
@@ -299,6 +310,7 @@ mod tests {
         let stored = std::fs::read(&repaired).unwrap();
         assert_eq!(finished.size, stored.len() as u64);
         assert_eq!(decompress(&stored).unwrap(), flushed_text);
+        assert_eq!(finished.text_size, flushed_text.len() as u64);
     }
 
     #[test]
@@ -331,7 +343,8 @@ mod tests {
         assert!(chunks > 10, "{chunks}");
         assert!(seen == text, "the whole lines, and no torn tail");
         let repaired = dir.path().join("repaired.cast.gz");
-        repair(&path, &repaired).unwrap();
+        let finished = repair(&path, &repaired).unwrap();
         assert!(decompress(&std::fs::read(&repaired).unwrap()).unwrap() == text);
+        assert_eq!(finished.text_size, text.len() as u64);
     }
 }

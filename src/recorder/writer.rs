@@ -29,7 +29,7 @@ use super::sidecar::{Sidecar, spool_path};
 use super::spool::SpoolWriter;
 use super::storage::SpoolProgress;
 use super::{Frame, Inner, Recorder, RecordingError, RecordingMeta, storage_key};
-use crate::store::SessionStatus;
+use crate::store::{SessionStatus, StoredRecording};
 
 /// How long a stopping gateway still waits for a recording to be stored.
 const STORE_GRACE: Duration = Duration::from_secs(10);
@@ -362,7 +362,7 @@ impl Writer {
             tracing::warn!(session.id = %session_id, %error, "cannot update the spool sidecar");
         }
         progress.send_replace(SpoolProgress { flushed: finished.size, finished: Some(finished.sha256.clone()) });
-        self.store(store_task, progress, end.status).await;
+        self.store(store_task, progress, end.status, finished.text_size).await;
     }
 
     /// Encodes a batch of messages (emptying `batch`).
@@ -415,6 +415,7 @@ impl Writer {
         first: tokio::task::JoinHandle<Result<super::storage::StoredObject, super::storage::StorageError>>,
         progress: watch::Sender<SpoolProgress>,
         status: SessionStatus,
+        text_size: u64,
     ) {
         let session_id = &self.session_id;
         let spool_file = spool_path(&self.inner.spool_dir, session_id);
@@ -439,7 +440,7 @@ impl Writer {
             match result {
                 Ok(Ok(stored)) => {
                     tracing::info!(session.id = %session_id, location = %stored.location, size = stored.size, "recording stored");
-                    return self.note_stored(&stored, status).await;
+                    return self.note_stored(&stored, status, text_size).await;
                 }
                 Ok(Err(error)) => {
                     tracing::warn!(session.id = %session_id, %error, "storing the recording failed; retrying");
@@ -455,14 +456,16 @@ impl Writer {
         }
     }
 
-    /// Writes the stored recording and the final status to the session row, then removes the
+    /// Writes the stored recording (with the `text_size` of its asciicast) and the final
+    /// status to the session row, then removes the
     /// spool. While the store is unreachable the store keeps the write and retries it; the
     /// spool is removed once it landed. A gateway that stops first, or a write the store
     /// refuses, leaves the spool (already stored, so the next start only writes the row).
-    async fn note_stored(&self, stored: &super::storage::StoredObject, status: SessionStatus) {
+    async fn note_stored(&self, stored: &super::storage::StoredObject, status: SessionStatus, text_size: u64) {
         let (store, session_id) = (&self.inner.store, &self.session_id);
-        if let Err(error) = store.set_recording(session_id, &stored.location, stored.size, &stored.sha256, status).await
-        {
+        let (location, sha256) = (stored.location.clone(), stored.sha256.clone());
+        let recording = StoredRecording { location, size: stored.size, sha256, text_size: Some(text_size) };
+        if let Err(error) = store.set_recording(session_id, &recording, status).await {
             if !store.final_writes_waiting_for(session_id) {
                 return tracing::error!(session.id = %session_id, %error, "recording stored but the session row was not updated; the spool stays");
             }

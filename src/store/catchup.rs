@@ -22,7 +22,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{SessionEnd, SessionStatus, Store, StoreError};
+use super::{SessionEnd, SessionStatus, Store, StoreError, StoredRecording};
 
 /// The most sessions whose final writes are kept while the store is unreachable.
 pub const MAX_PENDING: usize = 10_000;
@@ -53,7 +53,7 @@ pub fn writes_not_kept() -> u64 {
 #[derive(Debug, Clone)]
 pub(super) enum RowWrite {
     Finish { end: SessionEnd, status: SessionStatus },
-    Recording { location: String, size: u64, sha256: String, status: SessionStatus },
+    Recording { recording: StoredRecording, status: SessionStatus },
 }
 
 /// The writes waiting for the store, and whether the retrying task runs.
@@ -170,9 +170,7 @@ impl Store {
     async fn apply(&self, id: &str, write: &RowWrite) -> Result<(), StoreError> {
         match write {
             RowWrite::Finish { end, status } => self.write_finish(id, end, *status).await,
-            RowWrite::Recording { location, size, sha256, status } => {
-                self.write_recording(id, location, *size, sha256, *status).await
-            }
+            RowWrite::Recording { recording, status } => self.write_recording(id, recording, *status).await,
         }
     }
 
@@ -249,8 +247,8 @@ mod tests {
         let catch_up = CatchUp::default();
         catch_up.keep("a", finish()).unwrap();
         catch_up.keep("b", finish()).unwrap();
-        let recording =
-            RowWrite::Recording { location: "l".into(), size: 1, sha256: "s".into(), status: SessionStatus::Ended };
+        let stored = StoredRecording { location: "l".into(), size: 1, sha256: "s".into(), text_size: Some(2) };
+        let recording = RowWrite::Recording { recording: stored, status: SessionStatus::Ended };
         catch_up.keep("a", recording).unwrap();
         assert_eq!(catch_up.len(), 2);
         assert!(matches!(catch_up.front(), Some((id, RowWrite::Finish { .. })) if id == "a"));

@@ -20,7 +20,7 @@ mod tokens;
 pub use audit::AuditEntry;
 pub use catchup::{MAX_PENDING, caught_up_writes, writes_not_kept};
 pub use nodes::ClaimError;
-pub use sessions::{NewSession, SessionEnd, SessionFilter, SessionRow, SessionStatus};
+pub use sessions::{NewSession, SessionEnd, SessionFilter, SessionRow, SessionStatus, StoredRecording};
 pub use tokens::{NewToken, REVOKE_CHANNEL, TokenGrants, TokenRow, Unusable};
 
 use std::path::Path;

@@ -96,6 +96,10 @@ pub struct SessionRow {
     pub recording_location: Option<String>,
     pub recording_size: Option<i64>,
     pub recording_sha256: Option<String>,
+    /// The length in bytes of the recording's asciicast (decompressed); `null` on rows of
+    /// gateways that did not record it, and until the recording is stored.
+    #[serde(default)]
+    pub recording_text_size: Option<i64>,
     pub recording_error: Option<String>,
     /// What the reaper found and did (`reaped`, `nothing_to_reap`, `failed`, …).
     pub reap_status: Option<String>,
@@ -142,6 +146,17 @@ pub struct SessionEnd {
     pub bytes_out: i64,
 }
 
+/// Where a session's recording was stored, and what it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRecording {
+    pub location: String,
+    /// The stored (gzip) object's length and SHA-256.
+    pub size: u64,
+    pub sha256: String,
+    /// The length of its decompressed asciicast, when known.
+    pub text_size: Option<u64>,
+}
+
 /// Filters of `sessions ls`; `None` means any.
 #[derive(Debug, Clone, Default)]
 pub struct SessionFilter {
@@ -158,7 +173,7 @@ pub struct SessionFilter {
 const COLUMNS: &str = "id, user_name, role, token_id, source_addr, client_kind, container_id, container_name, \
     container_image, command, tty, exec_user, exec_user_effective, workdir, exec_env, node_id, exec_id, started_at, \
     ended_at, status, exit_code, close_reason, close_detail, initial_cols, initial_rows, last_cols, last_rows, \
-    bytes_in, bytes_out, recording_location, recording_size, recording_sha256, recording_error, reap_status, \
+    bytes_in, bytes_out, recording_location, recording_size, recording_sha256, recording_text_size, recording_error, reap_status, \
     reap_killed, reap_detail";
 
 impl Store {
@@ -256,31 +271,28 @@ impl Store {
     pub async fn set_recording(
         &self,
         id: &str,
-        location: &str,
-        size: u64,
-        sha256: &str,
+        recording: &StoredRecording,
         status: SessionStatus,
     ) -> Result<(), StoreError> {
-        let write = RowWrite::Recording { location: location.to_owned(), size, sha256: sha256.to_owned(), status };
-        self.write_final(id, write).await
+        self.write_final(id, RowWrite::Recording { recording: recording.clone(), status }).await
     }
 
     pub(super) async fn write_recording(
         &self,
         id: &str,
-        location: &str,
-        size: u64,
-        sha256: &str,
+        recording: &StoredRecording,
         status: SessionStatus,
     ) -> Result<(), StoreError> {
+        let length = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         sqlx::query(
             "UPDATE sessions SET recording_location = $1, recording_size = $2, recording_sha256 = $3, \
-             status = CASE WHEN status = 'live' THEN status ELSE $4 END, \
-             ended_at = CASE WHEN status = 'live' THEN ended_at ELSE COALESCE(ended_at, $5) END WHERE id = $6",
+             recording_text_size = $4, status = CASE WHEN status = 'live' THEN status ELSE $5 END, \
+             ended_at = CASE WHEN status = 'live' THEN ended_at ELSE COALESCE(ended_at, $6) END WHERE id = $7",
         )
-        .bind(location)
-        .bind(i64::try_from(size).unwrap_or(i64::MAX))
-        .bind(sha256)
+        .bind(&recording.location)
+        .bind(length(recording.size))
+        .bind(&recording.sha256)
+        .bind(recording.text_size.map(length))
         .bind(status.as_str())
         .bind(now_millis())
         .bind(id)
@@ -441,6 +453,7 @@ fn session_from_row(row: &AnyRow) -> Result<SessionRow, StoreError> {
         recording_location: row.try_get("recording_location")?,
         recording_size: row.try_get("recording_size")?,
         recording_sha256: row.try_get("recording_sha256")?,
+        recording_text_size: row.try_get("recording_text_size")?,
         recording_error: row.try_get("recording_error")?,
         reap_status: row.try_get("reap_status")?,
         reap_killed: row.try_get("reap_killed")?,

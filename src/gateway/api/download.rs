@@ -4,17 +4,21 @@
 //!
 //! Guarantees:
 //! - Memory stays bounded whatever the recording's size: bodies are streamed. The asciicast's
-//!   length is not stored; only when a `Range` header asks for part of it is it counted, by a
-//!   first streaming pass that decompresses and keeps nothing, before the second pass streams
-//!   the part. The length is then kept (a stored recording never changes), so that later
-//!   ranges of the same recording decompress once.
+//!   length is the row's `recording_text_size`, written by the recorder with the recording: a
+//!   range is decompressed once, up to its end, and the whole asciicast is sent with its
+//!   `Content-Length`. On rows without it (recorded before it was stored), the length is
+//!   counted only when a `Range` header asks for part of it, by a first streaming pass that
+//!   decompresses and keeps nothing, before the second pass streams the part; it is then kept
+//!   in memory (a stored recording never changes), so that later ranges decompress once.
 //! - Every answer with content holds the user's replay slot until its body is sent or
 //!   dropped (see `replays`).
 //! - A body is exactly its `Content-Length`, or it breaks off with an error (logged); the whole
 //!   stored object is sent only if it has its recorded size, so a download that completes is
-//!   the object as stored (what `entry verify` relies on); a damaged object found by the
-//!   counting pass is an error answer, before any byte is sent (once the length is kept, a
-//!   range is decoded only up to its end, and damage within it breaks the body off).
+//!   the object as stored (what `entry verify` relies on); the whole asciicast of known
+//!   length is decoded to its end and breaks off before its last chunk if damaged or of
+//!   another length. A damaged object found by the counting pass is an error answer, before
+//!   any byte is sent; once the length is known, a range is decoded only up to its end:
+//!   damage within it breaks the body off, damage after it is not seen.
 //! - An answer with content is audited once, before it is streamed; error answers (416 among
 //!   them) are not audited, as no recording content is sent.
 //! - A `Range` this server does not serve as one byte range (several ranges, another unit, a
@@ -95,16 +99,25 @@ impl Download<'_> {
         }
     }
 
-    /// The decompressed asciicast; counted first if a range of it is asked for and its length
-    /// was not counted before.
+    /// The decompressed asciicast, whose length is the row's `recording_text_size` when
+    /// known; else counted first if a range of it is asked for and it was not counted before.
     async fn asciicast(&self, range: Option<ByteRange>, slot: ReplaySlot) -> Result<Response, ApiError> {
+        let recorded = self.row.recording_text_size.and_then(|size| u64::try_from(size).ok());
         let Some(range) = range else {
             let reader = self.fetch().await?;
             self.audit(None).await?;
-            return Ok(self.respond(Extent::Whole(None), stream::decompressed(reader), true, slot));
+            return Ok(match recorded {
+                Some(total) => self.respond(
+                    Extent::Whole(Some(total)),
+                    stream::exact(stream::decompressed(reader), total),
+                    true,
+                    slot,
+                ),
+                None => self.respond(Extent::Whole(None), stream::decompressed(reader), true, slot),
+            });
         };
         let object = format!("{}#{}", self.location, self.row.recording_sha256.as_deref().unwrap_or(""));
-        let total = match self.gateway.replays.text_length(&object) {
+        let total = match recorded.or_else(|| self.gateway.replays.text_length(&object)) {
             Some(total) => total,
             None => {
                 let reader = self.fetch().await?;

@@ -1,5 +1,6 @@
 //! The cap on concurrent recording replays and downloads per user
-//! (`gateway.max_replays_per_user`), and the lengths of the asciicasts already counted.
+//! (`gateway.max_replays_per_user`), and the lengths of the asciicasts already counted (for
+//! rows stored without `recording_text_size`).
 //!
 //! Guarantees: a user never has more replays running on this gateway than the cap (0: no
 //! cap); a [`ReplaySlot`] is taken before any recording is read and travels with the response

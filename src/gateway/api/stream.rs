@@ -137,6 +137,43 @@ where
     })
 }
 
+/// `stream`, which must yield exactly `len` bytes (the recorded length, sent as
+/// Content-Length) and then end without error: a shorter or longer stream, or one whose end is
+/// an error, ends with an error before its last chunk is yielded, so that a client never gets
+/// a complete-looking body of other text. Holds one chunk at a time.
+pub(super) fn exact<S>(stream: S, len: u64) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send
+where
+    S: futures::Stream<Item = std::io::Result<Bytes>> + Send,
+{
+    futures::stream::try_unfold((Box::pin(stream), len, false), |(mut stream, left, done)| async move {
+        if done {
+            return Ok(None);
+        }
+        let longer = || std::io::Error::new(std::io::ErrorKind::InvalidData, "the text is longer than recorded");
+        let Some(chunk) = stream.try_next().await? else {
+            if left == 0 {
+                return Ok(None);
+            }
+            let message = format!("the text is {left} bytes shorter than recorded");
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, message));
+        };
+        let size = chunk.len() as u64;
+        if size > left {
+            return Err(longer());
+        }
+        if size < left {
+            return Ok(Some((chunk, (stream, left - size, false))));
+        }
+        // The last chunk: yielded only once the stream is seen to end cleanly.
+        while let Some(next) = stream.try_next().await? {
+            if !next.is_empty() {
+                return Err(longer());
+            }
+        }
+        Ok(Some((chunk, (stream, 0, true))))
+    })
+}
+
 /// How many bytes `stream` yields (an error if it ends with one); holds one chunk at a time.
 pub(super) async fn count<S>(stream: S) -> std::io::Result<u64>
 where
@@ -263,6 +300,38 @@ mod tests {
         let reader: ObjectReader = Box::pin(std::io::Cursor::new(b"0123456789".to_vec()));
         let chunks: Vec<Bytes> = slice(raw(reader), 2, 5).try_collect().await.unwrap();
         assert_eq!(chunks.concat(), b"23456");
+    }
+
+    #[tokio::test]
+    async fn exact_refuses_other_text_before_its_last_chunk() {
+        let text: Vec<u8> =
+            (0..50_000u32).flat_map(|i| format!("[{i}.0, \"o\", \"line {i}\"]\n").into_bytes()).collect();
+        let total = text.len() as u64;
+        let compressed = gzip(&text);
+        let exact_of = |compressed: Vec<u8>, len: u64| async move {
+            let stream = exact(decompressed(Box::pin(std::io::Cursor::new(compressed))), len);
+            let mut stream = std::pin::pin!(stream);
+            let (mut sent, mut failed) = (Vec::new(), false);
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok(chunk) => sent.extend_from_slice(&chunk),
+                    Err(_) => failed = true,
+                }
+            }
+            (sent, failed)
+        };
+        assert_eq!(exact_of(compressed.clone(), total).await, (text.clone(), false));
+        assert_eq!(exact_of(gzip(b""), 0).await, (Vec::new(), false));
+        for len in [0, 1, total - 1, total + 1, total + 100_000] {
+            let (sent, failed) = exact_of(compressed.clone(), len).await;
+            assert!(failed && (sent.len() as u64) < len.max(1), "{len}: {} bytes sent", sent.len());
+        }
+        // A damaged trailer (CRC) is found before the last chunk goes out.
+        let mut flipped = compressed.clone();
+        let crc = flipped.len() - 6;
+        flipped[crc] ^= 0xff;
+        let (sent, failed) = exact_of(flipped, total).await;
+        assert!(failed && (sent.len() as u64) < total, "{} bytes sent", sent.len());
     }
 
     #[tokio::test]
