@@ -28,6 +28,9 @@ pub struct Config {
     pub top_iterations: usize,
     /// Starts of the gateway and of `entry enter` measured.
     pub startups: usize,
+    /// Output of the replayed session, MiB of base64 text, and replays run at once.
+    pub replay_mib: usize,
+    pub replay_parallel: usize,
     /// Sections to run; empty means all.
     sections: Vec<String>,
 }
@@ -67,6 +70,8 @@ impl Config {
             ls_repeats: var("ENTRY_BENCH_LS_REPEATS", pick(4, 1)).max(1),
             top_iterations: var("ENTRY_BENCH_TOP_ITERATIONS", pick(2000, 200)).max(1),
             startups: var("ENTRY_BENCH_STARTUPS", pick(5, 2)).max(1),
+            replay_mib: var("ENTRY_BENCH_REPLAY_MIB", pick(1024, 64)).max(1),
+            replay_parallel: var("ENTRY_BENCH_REPLAY_PARALLEL", 4).max(1),
             sections,
         }
     }
@@ -104,6 +109,8 @@ impl Config {
             "ls_repeats": self.ls_repeats,
             "top_iterations": self.top_iterations,
             "startups": self.startups,
+            "replay_mib": self.replay_mib,
+            "replay_parallel": self.replay_parallel,
             "sections": self.sections,
         })
     }

@@ -3,10 +3,11 @@
 //! noisy: absolute times vary, ratios taken in one run hold).
 //!
 //! Sections: 1. output throughput, 2. keystroke latency, 3. concurrency (idle sessions,
-//! parallel streams), 4. recording size, 5. start-up. Needs the local dockerd and the test
-//! images (`tests/images/build.sh`, built when missing), `docker`, and `s3s-fs` for the S3
-//! variant. Prints a table with PASS/FAIL per target and writes the same figures to
-//! `bench-results.json` at the repository root. Configuration: README, "Benchmarks".
+//! parallel streams), 4. recording size, 5. start-up, 6. replay of a large recording. Needs
+//! the local dockerd and the test images (`tests/images/build.sh`, built when missing),
+//! `docker`, and `s3s-fs` for the S3 variant. Prints a table with PASS/FAIL per target and
+//! writes the same figures to `bench-results.json` at the repository root. Configuration:
+//! README, "Benchmarks".
 
 mod client;
 mod concurrency;
@@ -15,6 +16,7 @@ mod docker;
 mod gateway;
 mod latency;
 mod recording;
+mod replay;
 mod report;
 mod startup;
 mod streams;
@@ -82,12 +84,13 @@ impl Bench {
 
 type Section = (&'static str, fn(&mut Bench) -> futures::future::BoxFuture<'_, Result<()>>);
 
-const SECTIONS: [Section; 5] = [
+const SECTIONS: [Section; 6] = [
     ("startup", |b| Box::pin(startup::run(b))),
     ("throughput", |b| Box::pin(throughput::run(b))),
     ("latency", |b| Box::pin(latency::run(b))),
     ("recording", |b| Box::pin(recording::run(b))),
     ("concurrency", |b| Box::pin(concurrency::run(b))),
+    ("replay", |b| Box::pin(replay::run(b))),
 ];
 
 fn main() -> ExitCode {
