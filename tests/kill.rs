@@ -131,7 +131,7 @@ async fn two_serve_processes_on_one_postgres_the_cli_entered_through_a_is_killed
     let a = Server::start_with(&data.path().join("a"), &env("node-a"));
     let b = Server::join(&data.path().join("b"), &env("node-b"));
     let container = TestContainer::start(BASH_IMAGE);
-    let cli = a
+    let mut cli = a
         .entry(&a.admin_token)
         .args(["enter", &container.name, "-T", "--", "sh", "-c", "echo cli-ready; exec sleep 1000"])
         .stdin(Stdio::piped())
@@ -141,6 +141,22 @@ async fn two_serve_processes_on_one_postgres_the_cli_entered_through_a_is_killed
         .unwrap();
     let live = common::wait_for_newest(&db.store, WAIT, "a live session", |r| r.status == SessionStatus::Live).await;
     assert_eq!(live.node_id, "node-a");
+    // The row is live before the exec runs: kill only once the shell has printed, so that what
+    // the CLI shows is certain.
+    let mut stdout = cli.stdout.take().unwrap();
+    let (ready, is_ready) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        use std::io::Read;
+        let (mut all, mut buffer) = (Vec::new(), [0u8; 4096]);
+        while let Ok(n @ 1..) = stdout.read(&mut buffer) {
+            all.extend_from_slice(&buffer[..n]);
+            if String::from_utf8_lossy(&all).contains("cli-ready") {
+                let _ = ready.send(());
+            }
+        }
+        all
+    });
+    is_ready.recv_timeout(WAIT).expect("the CLI printed cli-ready");
 
     let kill = b.entry(&a.admin_token).args(["sessions", "kill", &live.id]).output().unwrap();
     assert!(kill.status.success(), "{}", String::from_utf8_lossy(&kill.stderr));
@@ -151,7 +167,8 @@ async fn two_serve_processes_on_one_postgres_the_cli_entered_through_a_is_killed
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let output = ended.join().unwrap();
-    let printed = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let stdout = reader.join().unwrap();
+    let printed = format!("{}{}", String::from_utf8_lossy(&stdout), String::from_utf8_lossy(&output.stderr));
     assert!(printed.contains("cli-ready") && printed.contains("terminated by admin"), "{printed}");
     assert!(!output.status.success(), "{:?}", output.status);
 
