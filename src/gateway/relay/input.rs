@@ -317,8 +317,11 @@ mod tests {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        tokio::time::timeout(Duration::from_secs(1), resizes.due()).await.unwrap();
-        calls.extend(resizes.take());
+        // The last size may already be applied; if it waits, it is due within an interval.
+        if resizes.pending.is_some() {
+            tokio::time::timeout(Duration::from_secs(1), resizes.due()).await.unwrap();
+            calls.extend(resizes.take());
+        }
         // One call per interval at most (the sleeps overshoot, so the loop takes over 1 s).
         let intervals = start.elapsed().as_millis() / RESIZE_INTERVAL.as_millis();
         assert!(calls.len() as u128 <= intervals + 2, "{} calls in {:?}", calls.len(), start.elapsed());
