@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
-use entry::protocol::{CloseReason, RequestMessage, ResponseMessage, ResponseType, WindowSize, encode};
+use entry::wire::protocol::{CloseReason, RequestMessage, ResponseMessage, ResponseType, WindowSize, encode};
 use futures::{SinkExt, StreamExt};
 use prost::Message as _;
 use tokio::net::TcpStream;

@@ -44,7 +44,7 @@ impl Idle {
                     _ = &mut told => break,
                     message = session.next() => match message? {
                         None => bail!("the idle session ended by itself"),
-                        Some(m) if m.kind() == Some(entry::protocol::ResponseType::Close) => {
+                        Some(m) if m.kind() == Some(entry::wire::protocol::ResponseType::Close) => {
                             bail!("the idle session was closed: {}", String::from_utf8_lossy(&m.content))
                         }
                         Some(_) => {}

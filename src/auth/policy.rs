@@ -7,38 +7,7 @@ use globset::{Glob, GlobMatcher};
 
 use crate::runtime::ContainerInfo;
 
-/// What a credential may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Enters the containers its patterns allow.
-    Developer,
-    /// Reads recordings and watches sessions; never enters.
-    Auditor,
-    /// Everything.
-    Admin,
-}
-
-impl Role {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Developer => "developer",
-            Role::Auditor => "auditor",
-            Role::Admin => "admin",
-        }
-    }
-
-    /// Parses the stored name.
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "developer" => Some(Role::Developer),
-            "auditor" => Some(Role::Auditor),
-            "admin" => Some(Role::Admin),
-            _ => None,
-        }
-    }
-}
+pub use crate::wire::api::Role;
 
 /// A set of container patterns, e.g. `shop.*`, `shop-web-?`, `*`.
 #[derive(Debug, Clone)]

@@ -12,7 +12,7 @@ use http::HeaderValue;
 use reqwest::Url;
 use serde::de::DeserializeOwned;
 
-use crate::store::SessionRow;
+pub use crate::wire::api::{ErrorBody, KillDelivery, KillOutcome, SessionPage, SessionView};
 
 /// How long connecting to the gateway may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -20,23 +20,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a recording download may wait for its next bytes.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// `GET /api/v1/sessions`: one page of sessions, newest first.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct SessionPage {
-    pub sessions: Vec<SessionRow>,
-    /// The id to pass as `before` for the next page; `null` on the last page.
-    pub next: Option<String>,
-}
-
-/// The body of every API error.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    /// Stable, snake_case: `unauthorised`, `forbidden`, `not_found`, `bad_request`, …
-    pub code: String,
-    /// For humans.
-    pub message: String,
-}
 
 /// Filters of the session list; `None` means any.
 #[derive(Debug, Clone, Default)]
@@ -106,15 +89,6 @@ impl Download {
     }
 }
 
-/// The answer to a kill.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct KillOutcome {
-    pub session: String,
-    /// The gateway node that runs the session.
-    pub node: String,
-    pub delivery: crate::gateway::KillDelivery,
-}
-
 impl ApiClient {
     /// A client of the gateway at `server` (`http(s)://host:port[/prefix]`; `ws(s)://` is
     /// taken as its HTTP twin).
@@ -177,7 +151,7 @@ impl ApiClient {
     }
 
     /// One session's row.
-    pub async fn session(&self, id: &str) -> Result<SessionRow, ApiError> {
+    pub async fn session(&self, id: &str) -> Result<SessionView, ApiError> {
         self.get_json(self.url(&["sessions", checked(id)?])).await
     }
 

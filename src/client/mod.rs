@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::protocol::{CloseReason, RequestMessage, ResponseMessage, ResponseType, Utf8Carry, encode};
+use crate::wire::protocol::{CloseReason, RequestMessage, ResponseMessage, ResponseType, Utf8Carry, encode};
 
 /// Exit code when the session ended without the shell's own exit code.
 pub const EXIT_NO_CODE: i32 = 125;

@@ -5,7 +5,7 @@
 
 use std::sync::Once;
 
-use crate::protocol::WindowSize;
+use crate::wire::protocol::WindowSize;
 
 /// Raw mode for as long as this lives.
 pub struct RawMode {

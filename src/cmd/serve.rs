@@ -9,15 +9,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use serde::Serialize;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use super::ConfigArgs;
-use crate::auth::{Authenticator, Role, Webhook};
-use crate::config::Config;
-use crate::gateway::{Gateway, GatewayParts};
-use crate::recorder::Recorder;
-use crate::runtime::{ContainerRuntime, DockerRuntime, DockerTls};
+use crate::auth::{Authenticator, Role};
+use crate::http::GatewayBuilder;
 use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
@@ -44,49 +39,21 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     tracing::info!(?config, "starting");
     if let Some(tls) = &config.gateway.tls {
         // Checked before anything else starts, so a bad path stops the start-up at once.
-        crate::gateway::tls::server_config(tls).context("configuring TLS ([gateway.tls])")?;
+        crate::http::tls::server_config(tls).context("configuring TLS ([gateway.tls])")?;
     }
     let store = Store::open(&config.store_url()).await.context("opening the store")?;
     // Before anything touches the data directory or the sessions of this node id.
     store.claim_node(&config.node_id(), config.reaper.node_expiry).await.context("claiming this gateway's node id")?;
-    let auth = Authenticator::new(store.clone(), webhook(&config)?);
-    first_admin_token(&store, &auth).await?;
-    let docker = &config.docker;
-    let tls = DockerTls::from_settings(docker.tls, docker.cert_path.as_deref(), |name| std::env::var(name).ok());
-    let runtime = DockerRuntime::with_tls(docker.host.as_deref(), docker.request_timeout.as_secs(), tls)
-        .context("configuring Docker TLS ([docker] tls, cert_path)")?;
-    if let Err(error) = runtime.ping().await {
+    let gateway = Arc::new(GatewayBuilder::new(Arc::clone(&config)).store(store.clone()).build().await?);
+    first_admin_token(gateway.store(), gateway.auth()).await?;
+    if let Err(error) = gateway.runtime().ping().await {
         tracing::warn!(%error, "Docker is not reachable yet; sessions will be refused until it is");
     }
-    let shutdown = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    let recorder = if config.recording.enabled {
-        let recorder = Recorder::from_config(&config, store.clone(), tracker.clone(), shutdown.clone())
-            .await
-            .context("configuring recording storage")?;
-        let spools = recorder.recover().await;
-        if spools > 0 {
-            tracing::info!(spools, "completing recordings left by the last stop");
-        }
-        Some(recorder)
-    } else {
-        tracing::warn!("recording is off: sessions are not recorded");
-        None
-    };
-    let gateway = Arc::new(Gateway::new(GatewayParts {
-        config: Arc::clone(&config),
-        runtime: Arc::new(runtime),
-        auth,
-        store: store.clone(),
-        recorder,
-        shutdown,
-        tracker,
-    }));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
     let tls = config.gateway.tls.is_some();
-    tracing::info!(listen = %listener.local_addr()?, tls, pages = crate::gateway::pages_built(), "gateway ready");
+    tracing::info!(listen = %listener.local_addr()?, tls, pages = crate::http::pages_built(), "gateway ready");
 
     let stop = gateway.shutdown_token();
     tokio::spawn(async move {
@@ -98,10 +65,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     store.close().await;
     tracing::info!("stopped");
     Ok(())
-}
-
-fn webhook(config: &Config) -> anyhow::Result<Option<Webhook>> {
-    config.auth.webhook.as_ref().map(Webhook::new).transpose().context("configuring the console webhook")
 }
 
 async fn first_admin_token(store: &Store, auth: &Authenticator) -> anyhow::Result<()> {

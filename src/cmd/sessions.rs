@@ -5,7 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use super::ServerArgs;
 use crate::client::api::SessionQuery;
-use crate::store::SessionRow;
+use crate::client::api::SessionView;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -74,8 +74,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Action::Kill { id } => {
             let outcome = client.kill(&id).await?;
             let how = match outcome.delivery {
-                crate::gateway::KillDelivery::Local => "ended",
-                crate::gateway::KillDelivery::Notified => "kill sent to",
+                crate::client::api::KillDelivery::Local => "ended",
+                crate::client::api::KillDelivery::Notified => "kill sent to",
             };
             println!("{how} session {} on gateway {}", outcome.session, outcome.node);
         }
@@ -133,7 +133,7 @@ fn format_duration(millis: i64) -> String {
     }
 }
 
-fn duration_of(row: &SessionRow) -> String {
+fn duration_of(row: &SessionView) -> String {
     row.ended_at.map(|end| format_duration(end - row.started_at)).unwrap_or_else(|| "-".into())
 }
 
@@ -142,7 +142,7 @@ fn or_dash<T: ToString>(value: Option<T>) -> String {
 }
 
 /// The session list as an aligned table.
-fn table(rows: &[SessionRow]) -> String {
+fn table(rows: &[SessionView]) -> String {
     let header = ["ID", "USER", "CONTAINER", "STATUS", "STARTED (UTC)", "DURATION", "EXIT", "BYTES OUT"];
     let lines: Vec<[String; 8]> = rows
         .iter()
@@ -186,7 +186,7 @@ fn table(rows: &[SessionRow]) -> String {
 }
 
 /// One session as `key: value` lines.
-fn details(row: &SessionRow) -> String {
+fn details(row: &SessionView) -> String {
     let size = |cols: Option<i64>, rows: Option<i64>| match (cols, rows) {
         (Some(cols), Some(rows)) => format!("{cols}x{rows}"),
         _ => "-".into(),
@@ -200,7 +200,7 @@ fn details(row: &SessionRow) -> String {
     let fields: [(&str, String); 34] = [
         ("id", row.id.clone()),
         ("user", row.user.clone()),
-        ("role", row.role.clone()),
+        ("role", row.role.as_str().to_owned()),
         ("token", or_dash(row.token_id.as_ref())),
         ("source", row.source_addr.clone()),
         ("client", row.client_kind.clone()),
@@ -220,7 +220,7 @@ fn details(row: &SessionRow) -> String {
         ("ended", time(row.ended_at)),
         ("duration", duration_of(row)),
         ("exit code", or_dash(row.exit_code)),
-        ("close reason", or_dash(row.close_reason.as_ref())),
+        ("close reason", or_dash(row.close_reason.map(|reason| reason.code()))),
         ("close detail", or_dash(row.close_detail.as_ref().filter(|d| !d.is_empty()))),
         ("initial size", size(row.initial_cols, row.initial_rows)),
         ("last size", size(row.last_cols, row.last_rows)),
@@ -230,7 +230,7 @@ fn details(row: &SessionRow) -> String {
         ("recording size", or_dash(row.recording_size)),
         ("recording sha256", or_dash(row.recording_sha256.as_ref())),
         ("recording error", or_dash(row.recording_error.as_ref())),
-        ("reap", or_dash(row.reap_status.as_ref())),
+        ("reap", or_dash(row.reap_status.map(|status| status.as_str()))),
         ("reap detail", or_dash(row.reap_detail.as_ref())),
     ];
     fields.iter().map(|(key, value)| format!("{key}: {}\n", value.replace('\n', " "))).collect()
@@ -239,7 +239,7 @@ fn details(row: &SessionRow) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::SessionStatus;
+    use crate::wire::api::SessionStatus;
 
     #[test]
     fn times() {
@@ -264,11 +264,11 @@ mod tests {
         assert_eq!(format_duration(-5), "0ms");
     }
 
-    fn row() -> SessionRow {
-        SessionRow {
+    fn row() -> SessionView {
+        SessionView {
             id: "0190a0b0-c0d0-7e0f-8000-000000000001".into(),
             user: "alice".into(),
-            role: "developer".into(),
+            role: crate::wire::api::Role::Developer,
             token_id: Some("tk1".into()),
             source_addr: "127.0.0.1:5000".into(),
             client_kind: "cli".into(),
@@ -287,7 +287,7 @@ mod tests {
             ended_at: Some(1_795_968_004_230),
             status: SessionStatus::Ended,
             exit_code: Some(3),
-            close_reason: Some("exited".into()),
+            close_reason: Some(crate::wire::protocol::CloseReason::Exited),
             close_detail: Some(String::new()),
             initial_cols: None,
             initial_rows: None,

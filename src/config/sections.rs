@@ -18,7 +18,7 @@ pub struct ReaperConfig {
     /// and processes born during the session that were re-parented to the container's init:
     /// this can end daemons the container's own init or a plain `docker exec` started meanwhile),
     /// `shell` (only the exec's own process) or `off`.
-    pub policy: crate::reaper::ReapPolicy,
+    pub policy: ReapPolicy,
     /// Time between HUP and KILL.
     #[serde(with = "humantime_serde")]
     pub grace: Duration,
@@ -33,7 +33,7 @@ pub struct ReaperConfig {
 impl Default for ReaperConfig {
     fn default() -> Self {
         Self {
-            policy: crate::reaper::ReapPolicy::Tree,
+            policy: ReapPolicy::Tree,
             grace: Duration::from_secs(2),
             sweep_interval: Duration::from_secs(30),
             node_expiry: Duration::from_secs(90),
@@ -349,5 +349,33 @@ impl std::fmt::Debug for StoreConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let url = self.url.as_deref().map(redact_url);
         f.debug_struct("StoreConfig").field("url", &url).finish()
+    }
+}
+
+/// Which processes of a session are ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReapPolicy {
+    /// The shell and everything it started: marked processes, their descendants, and processes
+    /// born during the session that hold its terminal.
+    Tree,
+    /// `tree`, and also processes born during the session that were re-parented to the
+    /// container's init and carry no other live session's marker.
+    Strict,
+    /// Only the exec's own process (its children are left to the container's init).
+    Shell,
+    /// Nothing.
+    Off,
+}
+
+impl ReapPolicy {
+    /// The policy's name, as in the configuration and as the script's third argument.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReapPolicy::Tree => "tree",
+            ReapPolicy::Strict => "strict",
+            ReapPolicy::Shell => "shell",
+            ReapPolicy::Off => "off",
+        }
     }
 }

@@ -17,8 +17,10 @@ mod host;
 mod script;
 mod sweeper;
 
-pub use script::{Counts, ReapPolicy, ScriptReport, parse_report};
-pub use sweeper::Sweeper;
+pub use crate::config::ReapPolicy;
+pub use crate::wire::api::ReapStatus;
+pub use script::{Counts, ScriptReport, parse_report};
+pub use sweeper::{HeldSessions, Sweeper};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,7 +28,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
-use crate::gateway::SESSION_MARKER;
+use crate::runtime::SESSION_MARKER;
 use crate::runtime::{ContainerRuntime, ExecSpec, Output, RuntimeError};
 
 /// Sessions whose processes were reaped, processes ended, processes a reap found still alive
@@ -35,34 +37,6 @@ pub static REAPED_SESSIONS: AtomicU64 = AtomicU64::new(0);
 pub static KILLED_PROCESSES: AtomicU64 = AtomicU64::new(0);
 pub static LEFT_PROCESSES: AtomicU64 = AtomicU64::new(0);
 pub static REAP_FAILURES: AtomicU64 = AtomicU64::new(0);
-
-/// How a reap ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReapStatus {
-    /// The shell had already exited.
-    NothingToReap,
-    /// Nothing the policy selects is alive after the reap, and the exec has ended.
-    Reaped,
-    /// Something the policy selects is still alive after KILL (listed in the detail), the
-    /// session's shell could not be found, or the exec still runs.
-    Partial,
-    /// The reap could not run (reason in the detail).
-    Failed,
-    /// Policy `off`: nothing was done.
-    Off,
-}
-
-impl ReapStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReapStatus::NothingToReap => "nothing_to_reap",
-            ReapStatus::Reaped => "reaped",
-            ReapStatus::Partial => "partial",
-            ReapStatus::Failed => "failed",
-            ReapStatus::Off => "off",
-        }
-    }
-}
 
 /// What a reap found and did, for the session row and the logs.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,34 +13,6 @@
 //! for the terminal and strict checks (all in busybox). It does not carry the marker and skips
 //! its own pid; its children are its own, never in the selection.
 
-/// Which processes of a session are ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ReapPolicy {
-    /// The shell and everything it started: marked processes, their descendants, and processes
-    /// born during the session that hold its terminal.
-    Tree,
-    /// `tree`, and also processes born during the session that were re-parented to the
-    /// container's init and carry no other live session's marker.
-    Strict,
-    /// Only the exec's own process (its children are left to the container's init).
-    Shell,
-    /// Nothing.
-    Off,
-}
-
-impl ReapPolicy {
-    /// The policy's name, as in the configuration and as the script's third argument.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReapPolicy::Tree => "tree",
-            ReapPolicy::Strict => "strict",
-            ReapPolicy::Shell => "shell",
-            ReapPolicy::Off => "off",
-        }
-    }
-}
-
 /// The kill script. Arguments: `$1` the marker (`ENTRY_SESSION=<id>`), `$2` the grace period in
 /// whole seconds, `$3` the policy (`tree`, `strict` or `shell`), `$4` the exec's own process as
 /// `<pid in the container>:<start time>` when the gateway could tell it, else empty.

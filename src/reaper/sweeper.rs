@@ -14,8 +14,14 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::Reaper;
-use crate::gateway::LiveSessions;
 use crate::store::Store;
+
+/// Whether this node still holds a session: a session it holds is never swept. The session
+/// engine's live registry answers it; the reaper knows nothing more of the engine.
+pub trait HeldSessions: Send + Sync {
+    /// True when this node runs `session_id` (and when it cannot tell).
+    fn holds(&self, session_id: &str) -> bool;
+}
 
 /// Finds and reaps orphaned sessions.
 pub struct Sweeper {
@@ -24,7 +30,7 @@ pub struct Sweeper {
     pub node_id: String,
     pub interval: Duration,
     pub node_expiry: Duration,
-    pub live: Arc<LiveSessions>,
+    pub held: Arc<dyn HeldSessions>,
 }
 
 impl Sweeper {
@@ -64,7 +70,7 @@ impl Sweeper {
         };
         let mut claimed = 0;
         for row in orphans {
-            if row.node_id == self.node_id && self.live.contains(&row.id) {
+            if row.node_id == self.node_id && self.held.holds(&row.id) {
                 continue;
             }
             match self.store.claim_orphan(&row.id).await {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::asciicast::{Event, EventKind, encode_bytes_event, encode_event, encode_header};
 use super::spool::{FinishedSpool, SpoolWriter};
 use super::{Frame, RecordingMeta};
-use crate::protocol::WindowSize;
+use crate::wire::protocol::WindowSize;
 
 /// The most event data held back waiting for the first size.
 const MAX_HELD_BYTES: usize = 64 * 1024;

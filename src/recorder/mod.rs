@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, StorageKind};
-use crate::protocol::WindowSize;
+use crate::wire::protocol::WindowSize;
 use crate::store::{SessionStatus, Store};
 use storage::{FsStorage, RecordingStorage, S3Storage, StorageError};
 
@@ -220,8 +220,8 @@ impl Recorder {
 }
 
 /// The status a session's row gets once its recording is stored.
-pub fn final_status(reason: crate::protocol::CloseReason) -> SessionStatus {
-    use crate::protocol::CloseReason as R;
+pub fn final_status(reason: crate::wire::protocol::CloseReason) -> SessionStatus {
+    use crate::wire::protocol::CloseReason as R;
     match reason {
         R::Exited | R::ClientGone | R::IdleTimeout | R::MaxDuration | R::Unspecified => SessionStatus::Ended,
         R::Killed | R::Revoked => SessionStatus::Killed,

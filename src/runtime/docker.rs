@@ -20,7 +20,7 @@ use super::{
     ComposeAddress, ContainerAddress, ContainerInfo, ContainerRuntime, ExecIo, ExecSpec, ExecStatus, Hazards, Output,
     RuntimeError,
 };
-use crate::protocol::WindowSize;
+use crate::wire::protocol::WindowSize;
 
 /// Bytes of exec output read at once.
 const OUTPUT_BUFFER: usize = 16 * 1024;

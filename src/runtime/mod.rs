@@ -17,7 +17,11 @@ use bytes::Bytes;
 use futures::Stream;
 use tokio::io::AsyncWrite;
 
-use crate::protocol::WindowSize;
+use crate::wire::protocol::WindowSize;
+
+/// The environment variable every session's exec carries, holding its session id: how the
+/// reaper tells a session's processes from the container's others.
+pub const SESSION_MARKER: &str = "ENTRY_SESSION";
 
 /// A container the gateway resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]

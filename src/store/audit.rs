@@ -9,9 +9,9 @@ use sqlx::any::AnyRow;
 
 use super::{Store, StoreError, now_millis};
 
-/// One audited action.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct AuditEntry {
+/// One audited action as stored; the API shows it as [`crate::wire::api::AuditEntry`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
     pub id: String,
     pub at: i64,
     pub actor: String,
@@ -23,6 +23,13 @@ pub struct AuditEntry {
     /// The client's address, or `cli` for `entry tokens`.
     pub source_addr: String,
     pub detail: Option<String>,
+}
+
+impl From<AuditRow> for crate::wire::api::AuditEntry {
+    fn from(row: AuditRow) -> Self {
+        let AuditRow { id, at, actor, role, action, session_id, source_addr, detail } = row;
+        Self { id, at, actor, role, action, session_id, source_addr, detail }
+    }
 }
 
 impl Store {
@@ -60,7 +67,7 @@ impl Store {
         session_id: Option<&str>,
         before_id: Option<&str>,
         limit: i64,
-    ) -> Result<Vec<AuditEntry>, StoreError> {
+    ) -> Result<Vec<AuditRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, at, actor, role, action, session_id, source_addr, detail FROM audit_log \
              WHERE ($1 IS NULL OR session_id = $1) AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
@@ -74,8 +81,8 @@ impl Store {
     }
 }
 
-fn entry_from_row(row: &AnyRow) -> Result<AuditEntry, StoreError> {
-    Ok(AuditEntry {
+fn entry_from_row(row: &AnyRow) -> Result<AuditRow, StoreError> {
+    Ok(AuditRow {
         id: row.try_get("id")?,
         at: row.try_get("at")?,
         actor: row.try_get("actor")?,

@@ -17,10 +17,10 @@ mod nodes;
 mod sessions;
 mod tokens;
 
-pub use audit::AuditEntry;
+pub use audit::AuditRow;
 pub use catchup::{MAX_PENDING, caught_up_writes, writes_not_kept};
 pub use nodes::ClaimError;
-pub use sessions::{NewSession, SessionEnd, SessionFilter, SessionRow, SessionStatus, StoredRecording};
+pub use sessions::{NewSession, SessionEnd, SessionFilter, SessionRow, SessionStatus, StoredRecording, UnknownValue};
 pub use tokens::{NewToken, REVOKE_CHANNEL, TokenGrants, TokenRow, Unusable};
 
 use std::path::Path;

@@ -12,46 +12,10 @@ use sqlx::any::AnyRow;
 
 use super::catchup::RowWrite;
 use super::{Store, StoreError, now_millis};
-
-/// Where a session stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum SessionStatus {
-    /// The shell runs.
-    Live,
-    /// The session is over; its recording is being stored.
-    Finalising,
-    /// Ended by the shell exiting, the client leaving or a timeout.
-    Ended,
-    /// Ended by an administrator.
-    Killed,
-    /// Cut short by the gateway stopping or crashing.
-    Interrupted,
-    /// Ended by an error (the runtime, the recording).
-    Failed,
-}
-
-impl SessionStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SessionStatus::Live => "live",
-            SessionStatus::Finalising => "finalising",
-            SessionStatus::Ended => "ended",
-            SessionStatus::Killed => "killed",
-            SessionStatus::Interrupted => "interrupted",
-            SessionStatus::Failed => "failed",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        [Self::Live, Self::Finalising, Self::Ended, Self::Killed, Self::Interrupted, Self::Failed]
-            .into_iter()
-            .find(|s| s.as_str() == text)
-    }
-}
+pub use crate::wire::api::SessionStatus;
 
 /// A session row.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SessionRow {
     pub id: String,
     pub user: String,
@@ -105,6 +69,112 @@ pub struct SessionRow {
     pub reap_status: Option<String>,
     pub reap_killed: Option<i64>,
     pub reap_detail: Option<String>,
+}
+
+/// A row holds a value this version does not know (written by a newer gateway, or by hand).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("session {session}: unknown {field} {value:?}")]
+pub struct UnknownValue {
+    pub session: String,
+    pub field: &'static str,
+    pub value: String,
+}
+
+impl TryFrom<SessionRow> for crate::wire::api::SessionView {
+    type Error = UnknownValue;
+
+    fn try_from(row: SessionRow) -> Result<Self, UnknownValue> {
+        let unknown = |field, value: &str| UnknownValue { session: row.id.clone(), field, value: value.to_owned() };
+        let role = crate::wire::api::Role::parse(&row.role).ok_or_else(|| unknown("role", &row.role))?;
+        let close_reason = row
+            .close_reason
+            .as_deref()
+            .map(|code| crate::wire::protocol::CloseReason::from_code(code).ok_or_else(|| unknown("close reason", code)))
+            .transpose()?;
+        let reap_status = row
+            .reap_status
+            .as_deref()
+            .map(|text| crate::wire::api::ReapStatus::parse(text).ok_or_else(|| unknown("reap status", text)))
+            .transpose()?;
+        let SessionRow {
+            id,
+            user,
+            role: _,
+            token_id,
+            source_addr,
+            client_kind,
+            container_id,
+            container_name,
+            container_image,
+            command,
+            tty,
+            exec_user,
+            exec_user_effective,
+            workdir,
+            exec_env,
+            node_id,
+            exec_id,
+            started_at,
+            ended_at,
+            status,
+            exit_code,
+            close_reason: _,
+            close_detail,
+            initial_cols,
+            initial_rows,
+            last_cols,
+            last_rows,
+            bytes_in,
+            bytes_out,
+            recording_location,
+            recording_size,
+            recording_sha256,
+            recording_text_size,
+            recording_error,
+            reap_status: _,
+            reap_killed,
+            reap_detail,
+        } = row;
+        Ok(Self {
+            id,
+            user,
+            role,
+            token_id,
+            source_addr,
+            client_kind,
+            container_id,
+            container_name,
+            container_image,
+            command,
+            tty,
+            exec_user,
+            exec_user_effective,
+            workdir,
+            exec_env,
+            node_id,
+            exec_id,
+            started_at,
+            ended_at,
+            status,
+            exit_code,
+            close_reason,
+            close_detail,
+            initial_cols,
+            initial_rows,
+            last_cols,
+            last_rows,
+            bytes_in,
+            bytes_out,
+            recording_location,
+            recording_size,
+            recording_sha256,
+            recording_text_size,
+            recording_error,
+            reap_status,
+            reap_killed,
+            reap_detail,
+        })
+    }
 }
 
 /// What is known when a session starts.

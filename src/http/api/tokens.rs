@@ -18,7 +18,7 @@ use humantime_serde::re::humantime;
 
 use super::{ApiError, authenticate, authenticate_change};
 use crate::auth::{CreateTokenError, Principal, Role};
-use crate::gateway::Gateway;
+use crate::http::Gateway;
 use crate::store::{TokenGrants, TokenRow, Unusable, now_millis};
 
 /// A token as the API shows it.
@@ -101,8 +101,8 @@ fn admin_only(principal: &Principal, what: &str) -> Result<(), ApiError> {
 }
 
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens",
-    responses((status = 200, body = Vec<TokenInfo>), (status = 401, body = crate::client::api::ErrorBody),
-        (status = 403, body = crate::client::api::ErrorBody)),
+    responses((status = 200, body = Vec<TokenInfo>), (status = 401, body = crate::wire::api::ErrorBody),
+        (status = 403, body = crate::wire::api::ErrorBody)),
     security(("bearer" = [])))]
 pub(super) async fn list(
     State(gateway): State<Arc<Gateway>>,
@@ -110,14 +110,14 @@ pub(super) async fn list(
 ) -> Result<Json<Vec<TokenInfo>>, ApiError> {
     let principal = authenticate(&gateway, &headers).await?;
     admin_only(&principal, "list")?;
-    let rows = gateway.store.tokens().await.map_err(ApiError::store)?;
+    let rows = gateway.store().tokens().await.map_err(ApiError::store)?;
     Ok(Json(rows.into_iter().map(TokenInfo::from).collect()))
 }
 
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = NewTokenRequest,
     description = "Creates a token; the answer holds its secret, shown this once. Audited as `token_create`.",
-    responses((status = 201, body = CreatedToken), (status = 400, body = crate::client::api::ErrorBody),
-        (status = 401, body = crate::client::api::ErrorBody), (status = 403, body = crate::client::api::ErrorBody)),
+    responses((status = 201, body = CreatedToken), (status = 400, body = crate::wire::api::ErrorBody),
+        (status = 401, body = crate::wire::api::ErrorBody), (status = 403, body = crate::wire::api::ErrorBody)),
     security(("bearer" = [])))]
 pub(super) async fn create(
     State(gateway): State<Arc<Gateway>>,
@@ -147,7 +147,7 @@ pub(super) async fn create(
         allow_privileged: request.allow_privileged,
         expires_at: request.expires.as_deref().map(expiry).transpose()?,
     };
-    let token = gateway.auth.create_token(&request.user, role, &allow, &grants, Some(&principal.user)).await.map_err(
+    let token = gateway.auth().create_token(&request.user, role, &allow, &grants, Some(&principal.user)).await.map_err(
         |error| match error {
             CreateTokenError::Store(error) => ApiError::store(error),
             CreateTokenError::Hash(why) => {
@@ -158,14 +158,14 @@ pub(super) async fn create(
         },
     )?;
     let id = token.id().to_owned();
-    let row = match gateway.store.token(&id).await {
+    let row = match gateway.store().token(&id).await {
         Ok(Some(row)) => row,
         Ok(None) => return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the new token vanished")),
         Err(error) => return Err(undo(&gateway, &id, ApiError::store(error)).await),
     };
     let (source, detail) = (peer.to_string(), row.summary());
     let audited =
-        gateway.store.audit(&principal.user, principal.role.as_str(), "token_create", None, &source, Some(&detail));
+        gateway.store().audit(&principal.user, principal.role.as_str(), "token_create", None, &source, Some(&detail));
     if let Err(error) = audited.await {
         return Err(undo(&gateway, &id, ApiError::store(error)).await);
     }
@@ -175,7 +175,7 @@ pub(super) async fn create(
 
 /// Revokes a token whose creation could not be audited, and returns `error`.
 async fn undo(gateway: &Gateway, id: &str, error: ApiError) -> ApiError {
-    if let Err(undo) = gateway.store.revoke_token(id).await {
+    if let Err(undo) = gateway.store().revoke_token(id).await {
         tracing::error!(token.id = %id, error = %undo, "a token created without its audit entry could not be revoked");
     }
     error
@@ -194,9 +194,9 @@ fn expiry(text: &str) -> Result<i64, ApiError> {
 #[utoipa::path(post, path = "/api/v1/tokens/{id}/revoke", tag = "tokens",
     description = "Revokes a token: it authenticates nothing more, and its sessions, watches and web terminals end with CLOSE `revoked` on every gateway. Audited as `token_revoke`.",
     params(("id" = String, Path, description = "token id (`tk…`)")),
-    responses((status = 200, body = TokenInfo), (status = 401, body = crate::client::api::ErrorBody),
-        (status = 403, body = crate::client::api::ErrorBody), (status = 404, body = crate::client::api::ErrorBody),
-        (status = 409, body = crate::client::api::ErrorBody, description = "already revoked")),
+    responses((status = 200, body = TokenInfo), (status = 401, body = crate::wire::api::ErrorBody),
+        (status = 403, body = crate::wire::api::ErrorBody), (status = 404, body = crate::wire::api::ErrorBody),
+        (status = 409, body = crate::wire::api::ErrorBody, description = "already revoked")),
     security(("bearer" = [])))]
 pub(super) async fn revoke(
     State(gateway): State<Arc<Gateway>>,
@@ -208,20 +208,20 @@ pub(super) async fn revoke(
     admin_only(&principal, "revoke")?;
     let Path(id) = id.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
     let not_found = || ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no token {id}"));
-    let Some(row) = gateway.store.token(&id).await.map_err(ApiError::store)? else { return Err(not_found()) };
+    let Some(row) = gateway.store().token(&id).await.map_err(ApiError::store)? else { return Err(not_found()) };
     if row.revoked_at.is_some() {
         return Err(ApiError::new(StatusCode::CONFLICT, "already_revoked", format!("token {id} is already revoked")));
     }
     let source = peer.to_string();
     let detail = row.summary();
     let audited =
-        gateway.store.audit(&principal.user, principal.role.as_str(), "token_revoke", None, &source, Some(&detail));
+        gateway.store().audit(&principal.user, principal.role.as_str(), "token_revoke", None, &source, Some(&detail));
     audited.await.map_err(ApiError::store)?;
-    if !gateway.store.revoke_token(&id).await.map_err(ApiError::store)? {
+    if !gateway.store().revoke_token(&id).await.map_err(ApiError::store)? {
         return Err(ApiError::new(StatusCode::CONFLICT, "already_revoked", format!("token {id} is already revoked")));
     }
     tracing::warn!(token.id = %id, by = %principal.user, "token revoked");
     gateway.stop_token(&id, Unusable::Revoked);
-    let row = gateway.store.token(&id).await.map_err(ApiError::store)?.ok_or_else(not_found)?;
+    let row = gateway.store().token(&id).await.map_err(ApiError::store)?.ok_or_else(not_found)?;
     Ok(Json(row.into()))
 }

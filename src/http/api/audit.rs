@@ -11,8 +11,8 @@ use axum::http::{HeaderMap, StatusCode};
 
 use super::{ApiError, DEFAULT_LIMIT, MAX_LIMIT, authenticate, sees_everyone, session_id};
 use crate::auth::Principal;
-use crate::gateway::Gateway;
-use crate::store::AuditEntry;
+use crate::http::Gateway;
+use crate::wire::api::AuditEntry;
 
 /// Writes an audit entry; an action that cannot be audited is refused (fail-closed).
 pub(super) async fn audit(
@@ -26,7 +26,7 @@ pub(super) async fn audit(
     let role = principal.role.as_str();
     let source = peer.to_string();
     gateway
-        .store
+        .store()
         .audit(&principal.user, role, action, Some(session_id), &source, detail)
         .await
         .map_err(ApiError::store)?;
@@ -45,8 +45,8 @@ pub(super) struct AuditParams {
 
 /// `GET /api/v1/audit`: who replayed, downloaded or killed which session (auditors, admins).
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditParams),
-    responses((status = 200, body = Vec<AuditEntry>), (status = 401, body = crate::client::api::ErrorBody),
-        (status = 403, body = crate::client::api::ErrorBody)),
+    responses((status = 200, body = Vec<AuditEntry>), (status = 401, body = crate::wire::api::ErrorBody),
+        (status = 403, body = crate::wire::api::ErrorBody)),
     security(("bearer" = [])))]
 pub(super) async fn audit_log(
     State(gateway): State<Arc<Gateway>>,
@@ -65,6 +65,6 @@ pub(super) async fn audit_log(
         return Err(ApiError::bad_request(format!("limit must be a number from 1 to {MAX_LIMIT}")));
     }
     let entries =
-        gateway.store.audit_entries(session.as_deref(), before.as_deref(), limit).await.map_err(ApiError::store)?;
-    Ok(axum::Json(entries))
+        gateway.store().audit_entries(session.as_deref(), before.as_deref(), limit).await.map_err(ApiError::store)?;
+    Ok(axum::Json(entries.into_iter().map(AuditEntry::from).collect()))
 }

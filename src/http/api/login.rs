@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::ApiError;
 use crate::config::GatewayConfig;
-use crate::gateway::Gateway;
+use crate::http::Gateway;
 
 /// The cookie's name over plain HTTP.
 pub const COOKIE: &str = "entry_session";
@@ -43,16 +43,16 @@ pub(super) struct LoginAnswer {
 
 #[utoipa::path(post, path = "/api/v1/login", tag = "sign-in", request_body = LoginRequest,
     responses((status = 200, body = LoginAnswer, description = "signed in; sets the entry_session cookie"),
-        (status = 401, body = crate::client::api::ErrorBody)))]
+        (status = 401, body = crate::wire::api::ErrorBody)))]
 pub(super) async fn login(
     State(gateway): State<Arc<Gateway>>,
     headers: HeaderMap,
     body: Result<Json<LoginRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(request) = body.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
-    let (secret, principal) = gateway.auth.sign_in(&request.token, LIFETIME).await?;
+    let (secret, principal) = gateway.auth().sign_in(&request.token, LIFETIME).await?;
     tracing::info!(user = %principal.user, "browser signed in");
-    let config = &gateway.config.gateway;
+    let config = &gateway.config().gateway;
     let cookie = format!(
         "{}={secret}; {}; Max-Age={}",
         name(config, &headers),
@@ -69,9 +69,9 @@ pub(super) async fn login(
 
 #[utoipa::path(post, path = "/api/v1/logout", tag = "sign-in", responses((status = 204, description = "signed out")))]
 pub(super) async fn logout(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let config = &gateway.config.gateway;
+    let config = &gateway.config().gateway;
     if let Some(secret) = cookie_secret(config, &headers) {
-        gateway.auth.sign_out(secret).await?;
+        gateway.auth().sign_out(secret).await?;
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
     let expired = format!("{}=; {}; Max-Age=0", name(config, &headers), attributes(config, &headers));
@@ -108,7 +108,7 @@ fn attributes(config: &GatewayConfig, headers: &HeaderMap) -> &'static str {
 
 #[utoipa::path(get, path = "/api/v1/me", tag = "sign-in",
     responses((status = 200, body = LoginAnswer, description = "who the credential belongs to"),
-        (status = 401, body = crate::client::api::ErrorBody)),
+        (status = 401, body = crate::wire::api::ErrorBody)),
     security(("bearer" = [])))]
 pub(super) async fn me(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Result<Json<LoginAnswer>, ApiError> {
     let principal = super::authenticate(&gateway, &headers).await?;

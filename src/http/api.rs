@@ -34,9 +34,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, any, get, post};
 
 use super::Gateway;
-use super::KillError;
+use crate::session::KillError;
 use crate::auth::{AuthError, Principal, Role};
-use crate::client::api::{ErrorBody, KillOutcome, SessionPage};
+use crate::wire::api::{ErrorBody, KillOutcome, SessionPage, SessionView};
 use crate::recorder::storage::StorageError;
 use crate::store::{SessionFilter, SessionRow, SessionStatus, StoreError};
 
@@ -172,7 +172,7 @@ async fn authenticate(gateway: &Gateway, headers: &HeaderMap) -> Result<Principa
 async fn authenticate_change(gateway: &Gateway, headers: &HeaderMap) -> Result<Principal, ApiError> {
     let (principal, by_cookie) = authenticate_with(gateway, headers).await?;
     if by_cookie {
-        login::same_origin(&gateway.config.gateway, headers, false)?;
+        login::same_origin(&gateway.config().gateway, headers, false)?;
     }
     Ok(principal)
 }
@@ -185,11 +185,11 @@ async fn authenticate_with(gateway: &Gateway, headers: &HeaderMap) -> Result<(Pr
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token);
     if token.is_none() {
-        if let Some(secret) = login::cookie_secret(&gateway.config.gateway, headers) {
-            return Ok((gateway.auth.authenticate_cookie(secret).await?, true));
+        if let Some(secret) = login::cookie_secret(&gateway.config().gateway, headers) {
+            return Ok((gateway.auth().authenticate_cookie(secret).await?, true));
         }
     }
-    Ok((gateway.auth.authenticate_token(token).await?, false))
+    Ok((gateway.auth().authenticate_token(token).await?, false))
 }
 
 /// Whether `principal` sees every user's sessions.
@@ -210,7 +210,7 @@ fn session_id(text: &str) -> Result<String, ApiError> {
 /// The session `id` if `principal` may see it; 404 otherwise.
 async fn visible_session(gateway: &Gateway, principal: &Principal, id: &str) -> Result<SessionRow, ApiError> {
     let id = session_id(id)?;
-    match gateway.store.session(&id).await.map_err(ApiError::store)? {
+    match gateway.store().session(&id).await.map_err(ApiError::store)? {
         Some(row) if sees_everyone(principal) || row.user == principal.user => Ok(row),
         _ => Err(ApiError::session_not_found(&id)),
     }
@@ -287,27 +287,36 @@ async fn list(
         }
         filter.user = Some(principal.user.clone());
     }
-    let mut sessions = gateway.store.sessions(&filter).await.map_err(ApiError::store)?;
-    sessions.iter_mut().for_each(|row| gateway.live.fill_in(row));
-    let full = i64::try_from(sessions.len()).is_ok_and(|n| n >= filter.limit);
-    let next = if full { sessions.last().map(|row| row.id.clone()) } else { None };
+    let rows = gateway.store().sessions(&filter).await.map_err(ApiError::store)?;
+    let full = i64::try_from(rows.len()).is_ok_and(|n| n >= filter.limit);
+    let next = if full { rows.last().map(|row| row.id.clone()) } else { None };
+    let sessions = rows.into_iter().map(|row| view(&gateway, row)).collect::<Result<_, _>>()?;
     Ok(axum::Json(SessionPage { sessions, next }))
 }
 
 #[utoipa::path(get, path = "/api/v1/sessions/{id}", tag = "sessions",
     params(("id" = String, Path, description = "session id (UUID)")),
-    responses((status = 200, body = SessionRow), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = SessionView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn show(
     State(gateway): State<Arc<Gateway>>,
     headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
-) -> Result<axum::Json<SessionRow>, ApiError> {
+) -> Result<axum::Json<SessionView>, ApiError> {
     let principal = authenticate(&gateway, &headers).await?;
     let Path(id) = id.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
-    let mut row = visible_session(&gateway, &principal, &id).await?;
-    gateway.live.fill_in(&mut row);
-    Ok(axum::Json(row))
+    let row = visible_session(&gateway, &principal, &id).await?;
+    Ok(axum::Json(view(&gateway, row)?))
+}
+
+/// The API's view of a stored session, with a live one's counters so far.
+fn view(gateway: &Gateway, row: SessionRow) -> Result<SessionView, ApiError> {
+    let mut view = SessionView::try_from(row).map_err(|error| {
+        tracing::error!(%error, "a session row this gateway cannot show");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "a stored session holds a value this gateway does not know; see its log")
+    })?;
+    gateway.live().fill_in(&mut view);
+    Ok(view)
 }
 
 /// `POST /api/v1/sessions/{id}/kill`: admins end a live session wherever it runs.
@@ -385,15 +394,15 @@ async fn recording(
         // between two requests, so byte ranges are not served there: a Range header is
         // ignored (200, the whole text so far, no Accept-Ranges).
         let running = matches!(row.status, SessionStatus::Live | SessionStatus::Finalising);
-        if running && !raw && row.node_id == gateway.node_id {
-            if let Some(text) = stream::so_far(&gateway.config.spool_dir(), &row.id).await {
+        if running && !raw && row.node_id == gateway.node_id() {
+            if let Some(text) = stream::so_far(&gateway.config().spool_dir(), &row.id).await {
                 audit(&gateway, &principal, "replay", &row.id, peer, Some("live, up to the last flush")).await?;
                 return Ok(stream::partial_response(&row.id, text, slot));
             }
         }
         return Err(no_recording(&row));
     };
-    let Some(recorder) = gateway.recorder.as_ref() else {
+    let Some(recorder) = gateway.recorder() else {
         let message = "recording is off on this gateway, so it cannot read stored recordings";
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", message));
     };

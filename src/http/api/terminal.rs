@@ -24,7 +24,8 @@ use futures::StreamExt;
 
 use super::{ApiError, authenticate, login};
 use crate::auth::Role;
-use crate::gateway::{EnterRequest, Gateway};
+use crate::http::Gateway;
+use crate::session::EnterRequest;
 use crate::runtime::{ContainerAddress, ContainerInfo};
 
 /// A container as the container list shows it.
@@ -43,8 +44,8 @@ pub(super) struct ContainerEntry {
 
 #[utoipa::path(get, path = "/api/v1/containers", tag = "terminal",
     description = "The containers the caller may enter (running or not), by Compose address, then name.",
-    responses((status = 200, body = Vec<ContainerEntry>), (status = 401, body = crate::client::api::ErrorBody),
-        (status = 403, body = crate::client::api::ErrorBody), (status = 503, body = crate::client::api::ErrorBody)),
+    responses((status = 200, body = Vec<ContainerEntry>), (status = 401, body = crate::wire::api::ErrorBody),
+        (status = 403, body = crate::wire::api::ErrorBody), (status = 503, body = crate::wire::api::ErrorBody)),
     security(("bearer" = [])))]
 pub(super) async fn containers(
     State(gateway): State<Arc<Gateway>>,
@@ -54,11 +55,11 @@ pub(super) async fn containers(
     if principal.role == Role::Auditor {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "auditors never enter containers"));
     }
-    let all = gateway.runtime.list().await.map_err(|error| {
+    let all = gateway.runtime().list().await.map_err(|error| {
         tracing::warn!(%error, "container list: the container runtime failed");
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "runtime_unavailable", "the container runtime is unavailable")
     })?;
-    let own = gateway.own_container.as_deref();
+    let own = gateway.own_container();
     let candidates: Vec<ContainerInfo> =
         all.into_iter().filter(|container| principal.may_enter(container, own).is_ok()).collect();
     let enterable = if principal.grants.allow_privileged {
@@ -93,7 +94,7 @@ const INSPECTS_AT_ONCE: usize = 8;
 /// A listed container as an inspection sees it (with `privileged` known); `None` when it is
 /// gone or cannot be inspected, so it is not offered.
 async fn inspected(gateway: &Gateway, listed: ContainerInfo) -> Option<ContainerInfo> {
-    match gateway.runtime.resolve(&ContainerAddress::Name(listed.id.clone())).await {
+    match gateway.runtime().resolve(&ContainerAddress::Name(listed.id.clone())).await {
         Ok(container) => Some(container),
         Err(error) => {
             tracing::debug!(container.id = %listed.id, %error, "container list: inspecting a candidate failed");
@@ -117,8 +118,8 @@ pub(super) struct TerminalParams {
     description = "WebSocket: a session in the container, in the terminal protocol of /enter (binary protobuf frames), authorised by the sign-in cookie. Refusals after the upgrade come as CLOSE with a reason.",
     params(TerminalParams),
     responses((status = 101, description = "switching to the WebSocket"),
-        (status = 400, body = crate::client::api::ErrorBody),
-        (status = 403, body = crate::client::api::ErrorBody, description = "the page's Origin is neither this gateway nor an allowed origin")))]
+        (status = 400, body = crate::wire::api::ErrorBody),
+        (status = 403, body = crate::wire::api::ErrorBody, description = "the page's Origin is neither this gateway nor an allowed origin")))]
 pub(super) async fn terminal(
     State(gateway): State<Arc<Gateway>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -126,10 +127,10 @@ pub(super) async fn terminal(
     query: Result<Query<TerminalParams>, QueryRejection>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    login::same_origin(&gateway.config.gateway, &headers, true)?;
+    login::same_origin(&gateway.config().gateway, &headers, true)?;
     let upgrade = upgrade.map_err(|_| ApiError::bad_request("the terminal is a WebSocket: send an upgrade request"))?;
     let Query(params) = query.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
-    let cookie = login::cookie_secret(&gateway.config.gateway, &headers).map(str::to_owned);
+    let cookie = login::cookie_secret(&gateway.config().gateway, &headers).map(str::to_owned);
     let request = EnterRequest::web(&params.container, cookie, params.term.as_deref());
     Ok(gateway.start_session(upgrade, request, peer))
 }

@@ -23,8 +23,9 @@ mod input;
 
 use input::{InputEvent, InputPump, LastSeen};
 
-use crate::protocol::{CloseReason, ResponseMessage, Utf8Carry, WindowSize, encode};
-use crate::recorder::{Frame, SessionRecorder};
+use crate::wire::protocol::{CloseReason, ResponseMessage, Utf8Carry, WindowSize, encode};
+use super::events::{Consumers, SessionEvent};
+use crate::recorder::SessionRecorder;
 use crate::runtime::{InputSink, Output, OutputStream, RuntimeError};
 
 /// Most output bytes joined into one message when the exec's output is waiting faster than
@@ -38,7 +39,7 @@ pub(super) struct Exec {
     pub input: InputSink,
 }
 
-use super::Gateway;
+use super::Engine;
 
 /// How a session ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,15 +72,15 @@ impl Ending {
 /// Counters of one session, shared by its relay halves.
 #[derive(Debug, Default)]
 pub struct SessionStats {
-    bytes_in: AtomicU64,
-    bytes_out: AtomicU64,
+    pub(super) bytes_in: AtomicU64,
+    pub(super) bytes_out: AtomicU64,
     /// `cols << 16 | rows`, 0 while unknown.
     initial_size: AtomicU32,
     last_size: AtomicU32,
 }
 
 impl SessionStats {
-    fn resized(&self, size: WindowSize) {
+    pub(super) fn resized(&self, size: WindowSize) {
         let packed = (u32::from(size.cols) << 16) | u32::from(size.rows);
         let _ = self.initial_size.compare_exchange(0, packed, Ordering::Relaxed, Ordering::Relaxed);
         self.last_size.store(packed, Ordering::Relaxed);
@@ -108,7 +109,7 @@ fn unpack(packed: u32) -> Option<(u16, u16)> {
 
 type Sink = SplitSink<WebSocket, Message>;
 
-impl Gateway {
+impl Engine {
     /// Runs the relay until the session ends; the CLOSE is sent by the caller. Returns the
     /// client's stream too while it is still open, so the caller can finish the closing
     /// handshake.
@@ -118,10 +119,9 @@ impl Gateway {
         stream: SplitStream<WebSocket>,
         exec: Exec,
         recorder: Option<Arc<SessionRecorder>>,
-        stats: Arc<SessionStats>,
-        live: super::LiveHandle,
+        consumers: Consumers,
+        mut stopped: tokio::sync::watch::Receiver<Option<super::Stop>>,
     ) -> (Ending, Option<SplitStream<WebSocket>>) {
-        let super::LiveHandle { stop: mut stopped, tap } = live;
         let Exec { id: exec_id, output, input } = exec;
         let mut output = Coalesce::new(output, MAX_OUTPUT_MESSAGE);
         let exec_id = exec_id.as_str();
@@ -138,11 +138,7 @@ impl Gateway {
             events: events_tx,
             last_seen: Arc::clone(&last_seen),
             cancel: stop_input.clone(),
-            recorder: recorder.clone(),
-            no_recorder: (recorder.is_none() && self.recorder.is_some())
-                .then(|| "its recording could not start".to_owned()),
-            stats: Arc::clone(&stats),
-            tap: Arc::clone(&tap),
+            consumers: consumers.clone(),
         };
         let input_task = self.tracker.spawn(pump.run(stream, input));
 
@@ -183,11 +179,7 @@ impl Gateway {
                         if data.is_empty() {
                             continue;
                         }
-                        stats.bytes_out.fetch_add(data.len() as u64, Ordering::Relaxed);
-                        tap.publish(&data);
-                        if let Some(recorder) = &recorder {
-                            recorder.record(Frame::Output(data.clone())).await;
-                        }
+                        let _ = consumers.emit(SessionEvent::Output(&data)).await;
                         if !send(sink, &output_message(index, data), timeout).await {
                             break Ending::new(CloseReason::ClientGone, "client stopped reading");
                         }
@@ -198,11 +190,7 @@ impl Gateway {
                         for (index, carry) in carries.iter_mut().enumerate() {
                             let rest = carry.finish();
                             if !rest.is_empty() {
-                                stats.bytes_out.fetch_add(rest.len() as u64, Ordering::Relaxed);
-                                tap.publish(&rest);
-                                if let Some(recorder) = &recorder {
-                                    recorder.record(Frame::Output(rest.clone())).await;
-                                }
+                                let _ = consumers.emit(SessionEvent::Output(&rest)).await;
                                 delivered &= send(sink, &output_message(index, rest), timeout).await;
                             }
                         }

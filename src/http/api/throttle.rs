@@ -12,9 +12,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::{ApiError, login};
-use crate::gateway::Gateway;
+use crate::http::Gateway;
 
-pub(in crate::gateway) async fn throttle(
+pub(in crate::http) async fn throttle(
     State(gateway): State<Arc<Gateway>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
@@ -24,14 +24,14 @@ pub(in crate::gateway) async fn throttle(
     let headers = request.headers();
     // A login presents its token in the body; any other request in a header or the cookie.
     let presented = headers.contains_key(header::AUTHORIZATION)
-        || login::cookie_secret(&gateway.config.gateway, headers).is_some()
+        || login::cookie_secret(&gateway.config().gateway, headers).is_some()
         || request.uri().path() == "/api/v1/login";
     // A request with credentials counts as a failure while they are checked, so a burst of
     // parallel guesses gets no more checks than the budget.
     let attempt = if presented {
-        gateway.throttle.begin(source).map(Some)
+        gateway.throttle().begin(source).map(Some)
     } else {
-        gateway.throttle.check(source).map(|()| None)
+        gateway.throttle().check(source).map(|()| None)
     };
     let attempt = match attempt {
         Ok(attempt) => attempt,

@@ -21,9 +21,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::SessionStats;
-use crate::protocol::{RequestMessage, RequestType, WindowSize};
-use crate::recorder::{Frame, SessionRecorder};
+use super::super::events::{Consumers, SessionEvent};
+use crate::wire::protocol::{RequestMessage, RequestType, WindowSize};
 use crate::runtime::{ContainerRuntime, InputSink, RuntimeError};
 
 /// The widest terminal a session gets; a wider WINCH is clamped to it.
@@ -92,13 +91,9 @@ pub(super) struct InputPump {
     pub(super) events: mpsc::Sender<InputEvent>,
     pub(super) last_seen: Arc<LastSeen>,
     pub(super) cancel: CancellationToken,
-    pub(super) recorder: Option<Arc<SessionRecorder>>,
-    /// Set when recording is on but this session has no recorder (its recording could not
-    /// start): typed input then ends the session instead of reaching the shell unrecorded.
-    pub(super) no_recorder: Option<String>,
-    pub(super) stats: Arc<SessionStats>,
-    /// Watchers learn of resizes through it.
-    pub(super) tap: Arc<crate::gateway::OutputTap>,
+    /// Input and resizes go to them before they reach the exec; input one of them refuses
+    /// (the recorder that cannot take it) ends the session instead of reaching the shell.
+    pub(super) consumers: Consumers,
 }
 
 impl InputPump {
@@ -155,13 +150,12 @@ impl InputPump {
                     // Recorded first: input the recorder cannot take never reaches the shell.
                     let recorded = tokio::select! {
                         _ = self.cancel.cancelled() => return Some(stream),
-                        recorded = self.record_input(&message.content) => recorded,
+                        recorded = self.consumers.emit(SessionEvent::Input(&message.content)) => recorded,
                     };
                     if let Err(why) = recorded {
                         self.tell(InputEvent::Unrecorded(why)).await;
                         return Some(stream);
                     }
-                    self.stats.bytes_in.fetch_add(message.content.len() as u64, Ordering::Relaxed);
                     let written = tokio::select! {
                         _ = self.cancel.cancelled() => return Some(stream),
                         written = stdin.write_all(&message.content) => written,
@@ -176,16 +170,12 @@ impl InputPump {
                 Some(RequestType::Winch) => match WindowSize::parse(&message.content) {
                     Ok(size) => {
                         let size = WindowSize { cols: size.cols.min(MAX_COLS), rows: size.rows.min(MAX_ROWS) };
-                        self.stats.resized(size);
-                        self.tap.resized(size);
-                        if let Some(recorder) = &self.recorder {
-                            recorder.record(Frame::Resize(size)).await;
-                        }
+                        let _ = self.consumers.emit(SessionEvent::Resize(size)).await;
                         if let Some(size) = resizes.offer(size) {
                             self.resize(size).await
                         }
                     }
-                    Err(crate::protocol::WinchError::OutOfRange(cols, rows)) => {
+                    Err(crate::wire::protocol::WinchError::OutOfRange(cols, rows)) => {
                         tracing::debug!(cols, rows, "ignoring an impossible window size");
                     }
                     Err(error) => {
@@ -239,17 +229,6 @@ impl InputPump {
             self.resize(size).await;
         }
         true
-    }
-
-    /// Hands typed input to the recorder; an error says why it may not be passed on.
-    async fn record_input(&self, data: &bytes::Bytes) -> Result<(), String> {
-        match (&self.recorder, &self.no_recorder) {
-            (Some(recorder), _) => recorder.record_input(data.clone()).await.map_err(|why| why.to_string()),
-            (None, Some(problem)) => {
-                Err(format!("this session is not recorded ({problem}): typed input is never passed on unrecorded"))
-            }
-            (None, None) => Ok(()),
-        }
     }
 
     async fn tell(&self, event: InputEvent) {

@@ -120,6 +120,11 @@ impl CloseReason {
             CloseReason::Revoked => "revoked",
         }
     }
+
+    /// The reason whose [`code`](Self::code) is `code`.
+    pub fn from_code(code: &str) -> Option<Self> {
+        (0..32).filter_map(|n| CloseReason::try_from(n).ok()).find(|reason| reason.code() == code)
+    }
 }
 
 #[cfg(test)]

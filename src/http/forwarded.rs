@@ -22,7 +22,7 @@ const X_FORWARDED_FOR: &str = "x-forwarded-for";
 
 /// Replaces the request's peer with the client behind a trusted proxy, if any.
 pub(super) async fn client_address(State(gateway): State<Arc<Gateway>>, mut request: Request, next: Next) -> Response {
-    let trusted = &gateway.config.auth.trusted_proxies;
+    let trusted = &gateway.config().auth.trusted_proxies;
     if !trusted.is_empty() {
         if let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<SocketAddr>>().copied() {
             if let Some(client) = client_of(peer.ip(), request.headers(), trusted) {

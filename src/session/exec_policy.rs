@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use crate::auth::{Principal, Role};
 use crate::config::{EnvPattern, ExecConfig};
-use crate::protocol::CloseReason;
+use crate::wire::protocol::CloseReason;
 use crate::runtime::ContainerInfo;
 use crate::store::TokenGrants;
 

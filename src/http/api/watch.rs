@@ -25,15 +25,16 @@ use tokio_util::sync::CancellationToken;
 
 use super::audit::audit;
 use super::{ApiError, authenticate_change, login, sees_everyone, visible_session};
-use crate::gateway::{Gateway, OutputTap, Stop, TapEvent, WatchGuard};
-use crate::protocol::{CloseReason, ResponseMessage, encode};
+use crate::http::Gateway;
+use crate::session::{OutputTap, Stop, TapEvent, WatchGuard};
+use crate::wire::protocol::{CloseReason, ResponseMessage, encode};
 use crate::store::SessionStatus;
 
 #[utoipa::path(get, path = "/api/v1/sessions/{id}/watch", tag = "sessions",
     description = "WebSocket: the live session's output as the terminal protocol's STDOUT messages (the current screen first), then CLOSE.",
     params(("id" = String, Path, description = "session id (UUID)")),
-    responses((status = 101, description = "switching to the WebSocket"), (status = 401, body = crate::client::api::ErrorBody),
-        (status = 403, body = crate::client::api::ErrorBody), (status = 409, body = crate::client::api::ErrorBody)),
+    responses((status = 101, description = "switching to the WebSocket"), (status = 401, body = crate::wire::api::ErrorBody),
+        (status = 403, body = crate::wire::api::ErrorBody), (status = 409, body = crate::wire::api::ErrorBody)),
     security(("bearer" = [])))]
 pub(super) async fn watch(
     State(gateway): State<Arc<Gateway>>,
@@ -45,9 +46,9 @@ pub(super) async fn watch(
     let principal = authenticate_change(&gateway, &headers).await?;
     // Browsers always send Origin on a WebSocket upgrade: a cookie without one is refused too.
     if !headers.contains_key(axum::http::header::AUTHORIZATION)
-        && login::cookie_secret(&gateway.config.gateway, &headers).is_some()
+        && login::cookie_secret(&gateway.config().gateway, &headers).is_some()
     {
-        login::same_origin(&gateway.config.gateway, &headers, true)?;
+        login::same_origin(&gateway.config().gateway, &headers, true)?;
     }
     if !sees_everyone(&principal) {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "only auditors and admins watch sessions"));
@@ -57,17 +58,17 @@ pub(super) async fn watch(
     if row.status != SessionStatus::Live {
         return Err(ApiError::new(StatusCode::CONFLICT, "not_live", format!("session {} is not live", row.id)));
     }
-    let Some(tap) = gateway.live.tap(&row.id) else {
+    let Some(tap) = gateway.live().tap(&row.id) else {
         let message = format!("session {} runs on gateway {}: watch it there", row.id, row.node_id);
         return Err(ApiError::new(StatusCode::CONFLICT, "elsewhere", message));
     };
     let upgrade = upgrade.map_err(|_| ApiError::bad_request("watch is a WebSocket: send an upgrade request"))?;
     audit(&gateway, &principal, "watch", &row.id, peer, None).await?;
     tracing::info!(session.id = %row.id, by = %principal.user, "live watch started");
-    let shutdown = gateway.shutdown.clone();
-    let tracked = gateway.tracker.token();
+    let shutdown = gateway.shutdown_token();
+    let tracked = gateway.tracker().token();
     // API principals always hold a store token; the watch is stopped when it is.
-    let registered = principal.token_id.as_deref().map(|token_id| gateway.live.watch_token(token_id));
+    let registered = principal.token_id.as_deref().map(|token_id| gateway.live().watch_token(token_id));
     Ok(upgrade.on_upgrade(move |socket| async move {
         relay(socket, tap, shutdown, registered).await;
         drop(tracked);

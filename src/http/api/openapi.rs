@@ -10,10 +10,10 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{ApiError, authenticate};
-use crate::client::api::{ErrorBody, KillOutcome, SessionPage};
-use crate::gateway::Gateway;
-use crate::gateway::KillDelivery;
-use crate::store::{AuditEntry, SessionRow, SessionStatus};
+use crate::wire::api::{ErrorBody, KillOutcome, SessionPage};
+use crate::http::Gateway;
+use crate::session::KillDelivery;
+use crate::wire::api::{AuditEntry, ReapStatus, Role, SessionStatus, SessionView};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,7 +21,7 @@ use crate::store::{AuditEntry, SessionRow, SessionStatus};
     paths(super::list, super::show, super::recording, super::kill, super::watch::watch, super::audit::audit_log,
         super::tokens::list, super::tokens::create, super::tokens::revoke, super::login::login, super::login::logout, super::login::me,
         super::terminal::containers, super::terminal::terminal),
-    components(schemas(SessionPage, SessionRow, SessionStatus, ErrorBody, KillOutcome, KillDelivery, AuditEntry, super::tokens::TokenInfo,
+    components(schemas(SessionPage, SessionView, SessionStatus, Role, ReapStatus, ErrorBody, KillOutcome, KillDelivery, AuditEntry, super::tokens::TokenInfo,
         super::tokens::NewTokenRequest, super::tokens::CreatedToken)),
     modifiers(&BearerAuth)
 )]

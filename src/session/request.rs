@@ -164,7 +164,7 @@ impl EnterRequest {
 /// The marker variable is Entry's alone; a client may not set or spoof it.
 fn valid_env_key(key: &str) -> bool {
     !key.is_empty()
-        && key != crate::gateway::SESSION_MARKER
+        && key != crate::runtime::SESSION_MARKER
         && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
         && !key.as_bytes()[0].is_ascii_digit()
 }

@@ -38,7 +38,7 @@ use super::range::{self, ByteRange, Requested};
 use super::replays::ReplaySlot;
 use super::{ApiError, stream};
 use crate::auth::Principal;
-use crate::gateway::Gateway;
+use crate::http::Gateway;
 use crate::recorder::storage::{ObjectReader, RecordingStorage};
 use crate::store::SessionRow;
 

@@ -18,17 +18,20 @@ use futures::StreamExt;
 use tracing::Instrument;
 
 use super::admit::Refusal;
+use super::events::{Consumers, EventSink, NoRecorder, SessionEvent};
+use super::live::OutputTap;
 use super::exec_policy::{self, ExecShape};
 use super::relay::{Ending, Exec, SessionStats};
 use super::request::{EnterRequest, RequestError};
-use super::{Gateway, close};
-use crate::protocol::CloseReason;
+use super::{Engine, close};
+use crate::wire::protocol::CloseReason;
 use crate::recorder::{RecordingMeta, SessionRecorder, final_status};
 use crate::store::{NewSession, SessionEnd, SessionStatus, now_millis};
 
-impl Gateway {
-    /// Runs one session.
-    pub(super) async fn session(
+impl Engine {
+    /// Runs one session on an upgraded WebSocket; the caller tracks it as a task of
+    /// [`Engine::tracker`].
+    pub async fn session(
         &self,
         socket: WebSocket,
         request: Result<EnterRequest, RequestError>,
@@ -41,7 +44,7 @@ impl Gateway {
             match self.run(&mut sink, stream, request, peer, &session_id).await {
                 Ok(()) => {}
                 Err((refusal, stream)) => {
-                    super::metrics::session_refused(refusal.reason);
+                    super::counters::session_refused(refusal.reason);
                     tracing::info!(reason = refusal.reason.code(), "refused: {}", refusal.line);
                     close(&mut sink, Some(stream), &Ending::from(refusal).message()).await;
                 }
@@ -117,6 +120,7 @@ impl Gateway {
         let stats = Arc::new(SessionStats::default());
         let live = self.live.insert(session_id, principal.token_id.clone(), Arc::clone(&stats));
         let _live = LiveGuard { live: &self.live, id: session_id };
+        let consumers = self.consumers(recorder.as_ref(), &stats, &live.tap);
         // A session that cannot be audited is not started, whatever the recording mode.
         if let Err(error) = self.store.insert_session(&row).await {
             if let Some(recorder) = &recorder {
@@ -131,7 +135,7 @@ impl Gateway {
         match self.start_exec(&request, &container, session_id).await {
             Err(refusal) => {
                 let ending = Ending::from(refusal);
-                self.end(session_id, &ending, &stats, recorder.as_deref()).await;
+                self.end(session_id, &ending, &stats, recorder.is_some(), &consumers).await;
                 tracing::info!(reason = ending.reason.code(), "session failed to start: {}", ending.line);
                 close(sink, Some(stream), &ending.message()).await;
             }
@@ -150,8 +154,8 @@ impl Gateway {
                 }
                 let exec_id = started.exec_id.clone();
                 let exec = Exec { id: started.exec_id, output: started.io.output, input: started.io.input };
-                let (ending, stream) = self.relay(sink, stream, exec, recorder.clone(), Arc::clone(&stats), live).await;
-                self.end(session_id, &ending, &stats, recorder.as_deref()).await;
+                let (ending, stream) = self.relay(sink, stream, exec, recorder.clone(), consumers.clone(), live.stop).await;
+                self.end(session_id, &ending, &stats, recorder.is_some(), &consumers).await;
                 tracing::info!(reason = ending.reason.code(), exit_code = ?ending.exit_code, "session ended: {}", ending.line);
                 // The client hears why at once; the shell is reaped meanwhile.
                 let reap = async {
@@ -187,7 +191,7 @@ impl Drop for LiveGuard<'_> {
     }
 }
 
-impl Gateway {
+impl Engine {
     fn start_recording(
         &self,
         request: &EnterRequest,
@@ -217,8 +221,30 @@ impl Gateway {
             .map_err(|e| Refusal::new(CloseReason::RecordingFailed, format!("recording cannot start: {e}")))
     }
 
-    /// Writes how the session ended and hands the end to the recorder.
-    async fn end(&self, session_id: &str, ending: &Ending, stats: &SessionStats, recorder: Option<&SessionRecorder>) {
+    /// The consumers of this session's events, in the order they get each: the recorder
+    /// first (input it cannot take goes no further), the session's counters, the watchers.
+    fn consumers(
+        &self,
+        recorder: Option<&Arc<SessionRecorder>>,
+        stats: &Arc<SessionStats>,
+        tap: &Arc<OutputTap>,
+    ) -> Consumers {
+        let mut consumers = Consumers::default();
+        match recorder {
+            Some(recorder) => consumers.register(Arc::clone(recorder) as Arc<dyn EventSink>),
+            None if self.recorder.is_some() => {
+                consumers.register(Arc::new(NoRecorder("its recording could not start".to_owned())))
+            }
+            None => {}
+        }
+        consumers.register(Arc::clone(stats) as Arc<dyn EventSink>);
+        consumers.register(Arc::clone(tap) as Arc<dyn EventSink>);
+        consumers
+    }
+
+    /// Writes how the session ended, then tells the consumers (the recorder stores the
+    /// recording, the counters count the session).
+    async fn end(&self, session_id: &str, ending: &Ending, stats: &SessionStats, recorded: bool, consumers: &Consumers) {
         let status = final_status(ending.reason);
         let end = SessionEnd {
             ended_at: now_millis(),
@@ -230,17 +256,14 @@ impl Gateway {
             bytes_in: stats.bytes_in(),
             bytes_out: stats.bytes_out(),
         };
-        super::metrics::session_ended(status, end.bytes_in, end.bytes_out);
-        let row_status = if recorder.is_some() { SessionStatus::Finalising } else { status };
+        let row_status = if recorded { SessionStatus::Finalising } else { status };
         match self.store.finish_session(session_id, &end, row_status).await {
             Ok(()) => {}
             // Kept by the store and written once it answers again.
             Err(error) if error.is_unreachable() => tracing::warn!(%error, "the session's end waits for the store"),
             Err(error) => tracing::error!(%error, "cannot write how the session ended"),
         }
-        if let Some(recorder) = recorder {
-            recorder.finish(ending.exit_code, status).await;
-        }
+        let _ = consumers.emit(SessionEvent::End(ending)).await;
     }
 
     async fn note_recording_error(&self, session_id: &str, problem: &str) {

@@ -24,15 +24,15 @@ pub(super) async fn healthz() -> &'static str {
 }
 
 pub(super) async fn readyz(State(gateway): State<Arc<Gateway>>) -> Response {
-    if gateway.shutdown.is_cancelled() {
+    if gateway.shutdown_token().is_cancelled() {
         return text(StatusCode::SERVICE_UNAVAILABLE, "not ready: shutting down\n".to_owned());
     }
     let disk = async {
-        let low = gateway.recorder.as_ref()?.disk_low().await?;
+        let low = gateway.recorder()?.disk_low().await?;
         Some(format!("recording disk: {low}\n"))
     };
     let (store, docker, disk) =
-        tokio::join!(check("store", gateway.store.ping()), check("docker", gateway.runtime.ping()), disk);
+        tokio::join!(check("store", gateway.store().ping()), check("docker", gateway.runtime().ping()), disk);
     let down: Vec<String> = [store, docker, disk].into_iter().flatten().collect();
     if down.is_empty() {
         text(StatusCode::OK, "ready\n".to_owned())

@@ -11,20 +11,10 @@ use std::sync::Arc;
 
 use sqlx::postgres::PgListener;
 
-use super::Gateway;
+use super::{Engine, KillDelivery};
 use crate::store::{REVOKE_CHANNEL, SessionRow, now_millis};
 
 const CHANNEL: &str = "entry_kill";
-
-/// Where a kill went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum KillDelivery {
-    /// This node runs the session and ended it.
-    Local,
-    /// Another node runs it and was notified.
-    Notified,
-}
 
 /// Why a kill could not be delivered.
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +27,7 @@ pub enum KillError {
     Notify(#[from] crate::store::StoreError),
 }
 
-impl Gateway {
+impl Engine {
     /// Kills the live session `row` on behalf of `by`.
     pub async fn kill_session(&self, row: &SessionRow, by: &str) -> Result<KillDelivery, KillError> {
         if row.status != crate::store::SessionStatus::Live {

@@ -10,12 +10,13 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::auth::{AuthError, Principal, Role};
-use crate::protocol::CloseReason;
+use crate::wire::protocol::CloseReason;
 use crate::runtime::{ContainerInfo, ExecIo, ExecSpec, RuntimeError};
 
 use super::limits::Slot;
 use super::request::EnterRequest;
-use super::{Gateway, SESSION_MARKER};
+use super::Engine;
+use crate::runtime::SESSION_MARKER;
 
 /// A started exec, attached.
 pub struct Started {
@@ -68,7 +69,7 @@ impl From<RuntimeError> for Refusal {
 /// How long to wait for a started exec's process to appear before assuming it runs.
 const START_PROBE: Duration = Duration::from_secs(2);
 
-impl Gateway {
+impl Engine {
     /// Authenticates the request and finds and authorises its container. No exec exists yet.
     /// The returned slot counts the session against the gateway's limits until it drops.
     pub(super) async fn authorise(

@@ -17,8 +17,8 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::{broadcast, watch};
 
 use super::SessionStats;
-use crate::protocol::{CloseReason, WindowSize};
-use crate::store::{SessionRow, SessionStatus};
+use crate::wire::protocol::{CloseReason, WindowSize};
+use crate::wire::api::{SessionStatus, SessionView};
 
 /// How much recent output a new watcher gets first.
 pub const RECENT_BYTES: usize = 64 * 1024;
@@ -293,9 +293,9 @@ impl LiveSessions {
         self.sessions.lock().ok()?.get(id).map(|entry| Arc::clone(&entry.stats))
     }
 
-    /// Fills a live row of a session this node runs with its counters so far (the store has
-    /// them only once the session ends).
-    pub fn fill_in(&self, row: &mut SessionRow) {
+    /// Fills the view of a live session this node runs with its counters so far (the store
+    /// has them only once the session ends).
+    pub fn fill_in(&self, row: &mut SessionView) {
         if row.status != SessionStatus::Live {
             return;
         }
@@ -310,6 +310,12 @@ impl LiveSessions {
     /// The output tap of a session this node runs.
     pub fn tap(&self, id: &str) -> Option<Arc<OutputTap>> {
         self.sessions.lock().ok()?.get(id).map(|entry| Arc::clone(&entry.tap))
+    }
+}
+
+impl crate::reaper::HeldSessions for LiveSessions {
+    fn holds(&self, session_id: &str) -> bool {
+        self.contains(session_id)
     }
 }
 

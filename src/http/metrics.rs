@@ -22,53 +22,12 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 
 use super::Gateway;
-use crate::protocol::CloseReason;
 use crate::reaper::{KILLED_PROCESSES, LEFT_PROCESSES, REAP_FAILURES, REAPED_SESSIONS};
-use crate::store::SessionStatus;
+use crate::session::counters;
 
-/// The final statuses a session ends with, in the order they are exposed.
-const FINAL_STATUSES: [SessionStatus; 4] =
-    [SessionStatus::Ended, SessionStatus::Killed, SessionStatus::Interrupted, SessionStatus::Failed];
-static ENDED: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
-/// Indexed by the close reason's protobuf number.
-const REASONS: usize = 18;
-/// The reasons a session is refused for, always exposed (others only once counted).
-const REFUSALS: [CloseReason; 11] = [
-    CloseReason::Unauthorised,
-    CloseReason::Forbidden,
-    CloseReason::ContainerNotFound,
-    CloseReason::ContainerNotRunning,
-    CloseReason::NoShell,
-    CloseReason::RuntimeUnavailable,
-    CloseReason::BadRequest,
-    CloseReason::Shutdown,
-    CloseReason::RecordingFailed,
-    CloseReason::LimitExceeded,
-    CloseReason::Internal,
-];
-static REFUSED: [AtomicU64; REASONS] = [const { AtomicU64::new(0) }; REASONS];
-static BYTES_IN: AtomicU64 = AtomicU64::new(0);
 /// Connections closed as soon as accepted: over `gateway.max_connections`, over
 /// `gateway.max_connections_per_address`.
 static CONNECTIONS_REFUSED: [AtomicU64; 2] = [const { AtomicU64::new(0) }; 2];
-static BYTES_OUT: AtomicU64 = AtomicU64::new(0);
-
-/// Counts a session that ended with `status` after relaying `bytes_in` (client to shell)
-/// and `bytes_out` (shell to client).
-pub(super) fn session_ended(status: SessionStatus, bytes_in: i64, bytes_out: i64) {
-    if let Some(i) = FINAL_STATUSES.iter().position(|s| *s == status) {
-        ENDED[i].fetch_add(1, Ordering::Relaxed);
-    }
-    BYTES_IN.fetch_add(u64::try_from(bytes_in).unwrap_or(0), Ordering::Relaxed);
-    BYTES_OUT.fetch_add(u64::try_from(bytes_out).unwrap_or(0), Ordering::Relaxed);
-}
-
-/// Counts a session refused before it started (no exec, no row).
-pub(super) fn session_refused(reason: CloseReason) {
-    if let Some(counter) = usize::try_from(i32::from(reason)).ok().and_then(|i| REFUSED.get(i)) {
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-}
 
 /// Counts a connection closed as soon as it was accepted.
 pub(super) fn connection_refused(refused: super::listener::Refused) {
@@ -102,17 +61,12 @@ impl Family {
 
 fn families(gateway: &Gateway) -> Vec<Family> {
     let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-    let ended = FINAL_STATUSES.iter().zip(&ENDED).map(|(s, n)| (Some(("status", s.as_str())), load(n))).collect();
-    let refused = (0..REASONS)
-        .filter_map(|i| {
-            let reason = CloseReason::try_from(i32::try_from(i).ok()?).ok()?;
-            let count = load(&REFUSED[i]);
-            (count > 0 || REFUSALS.contains(&reason)).then_some((Some(("reason", reason.code())), count))
-        })
-        .collect();
-    let bytes = vec![(Some(("direction", "in")), load(&BYTES_IN)), (Some(("direction", "out")), load(&BYTES_OUT))];
+    let ended = counters::ended().into_iter().map(|(s, n)| (Some(("status", s.as_str())), n)).collect();
+    let refused = counters::refused().into_iter().map(|(reason, n)| (Some(("reason", reason.code())), n)).collect();
+    let (bytes_in, bytes_out) = counters::relayed_bytes();
+    let bytes = vec![(Some(("direction", "in")), bytes_in), (Some(("direction", "out")), bytes_out)];
     let auth = crate::auth::failures().into_iter().map(|(reason, n)| (Some(("reason", reason)), n)).collect();
-    let live = u64::try_from(gateway.live.len()).unwrap_or(u64::MAX);
+    let live = u64::try_from(gateway.live().len()).unwrap_or(u64::MAX);
     use Kind::{Counter, Gauge};
     vec![
         Family::single("entry_sessions_live", "Sessions running on this gateway", Gauge, live),
@@ -181,7 +135,7 @@ fn families(gateway: &Gateway) -> Vec<Family> {
             "entry_store_final_writes_waiting",
             "Sessions whose final row write waits for the store to come back",
             Gauge,
-            u64::try_from(gateway.store.waiting_final_writes()).unwrap_or(u64::MAX),
+            u64::try_from(gateway.store().waiting_final_writes()).unwrap_or(u64::MAX),
         ),
         Family::single(
             "entry_store_final_writes_caught_up",
@@ -299,11 +253,11 @@ mod tests {
 
     #[test]
     fn help_texts_and_label_values_need_no_escaping() {
-        for status in FINAL_STATUSES {
+        for (status, _) in counters::ended() {
             assert!(status.as_str().bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
         }
-        for i in 0..REASONS {
-            let reason = CloseReason::try_from(i32::try_from(i).unwrap()).unwrap();
+        for i in 0..30 {
+            let Ok(reason) = crate::wire::protocol::CloseReason::try_from(i) else { continue };
             assert!(reason.code().bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{}", reason.code());
         }
         for (reason, _) in crate::auth::failures() {

@@ -12,9 +12,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Gateway;
+use super::Engine;
 use super::live::Stop;
-use crate::protocol::CloseReason;
+use crate::wire::protocol::CloseReason;
 use crate::store::{Unusable, now_millis};
 
 /// How often a gateway checks the tokens of what it runs.
@@ -32,7 +32,7 @@ impl Stop {
     }
 }
 
-impl Gateway {
+impl Engine {
     /// Checks the tokens of this node's sessions and watches until shutdown.
     pub(super) async fn enforce_revocations(self: Arc<Self>) {
         let mut tick = tokio::time::interval(REVOCATION_CHECK);
@@ -66,7 +66,7 @@ impl Gateway {
     }
 
     /// Stops this node's sessions and watches that run on `token_id`.
-    pub(super) fn stop_token(&self, token_id: &str, why: Unusable) {
+    pub fn stop_token(&self, token_id: &str, why: Unusable) {
         let (sessions, watches) = self.live.stop_token(token_id, &Stop::revoked(token_id, why));
         if sessions + watches > 0 {
             tracing::warn!(token.id = %token_id, reason = ?why, sessions, watches, "ending what a token no longer usable runs");

@@ -1,0 +1,93 @@
+//! The one wiring of a gateway: store, authenticator (with the console webhook), container
+//! runtime, recorder (completing the recordings a stop left behind), session engine and HTTP
+//! side, from one configuration. `entry serve` and the integration tests build their gateways
+//! here (the benchmark runs `entry serve`), so what is tested is what runs.
+//!
+//! Guarantees: a part that cannot be configured is an error naming it, before anything is
+//! served; nothing is listening when `build` returns.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::Gateway;
+use crate::auth::{Authenticator, Webhook};
+use crate::config::Config;
+use crate::recorder::{Recorder, RecordingError};
+use crate::runtime::{ContainerRuntime, DockerRuntime, DockerTls, RuntimeError};
+use crate::session::{Engine, EngineParts};
+use crate::store::{Store, StoreError};
+
+/// Why a gateway could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("opening the store: {0}")]
+    Store(#[from] StoreError),
+    #[error("configuring the console webhook: {0}")]
+    Webhook(reqwest::Error),
+    #[error("configuring Docker TLS ([docker] tls, cert_path): {0}")]
+    Docker(RuntimeError),
+    #[error("configuring recording storage: {0}")]
+    Recording(#[from] RecordingError),
+}
+
+/// Builds a [`Gateway`]; parts not given are made from the configuration.
+pub struct GatewayBuilder {
+    config: Arc<Config>,
+    store: Option<Store>,
+    runtime: Option<Arc<dyn ContainerRuntime>>,
+}
+
+impl GatewayBuilder {
+    pub fn new(config: Arc<Config>) -> Self {
+        Self { config, store: None, runtime: None }
+    }
+
+    /// An open store (default: opened from `store_url`).
+    pub fn store(mut self, store: Store) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// A container runtime (default: Docker as `[docker]` says).
+    pub fn runtime(mut self, runtime: Arc<dyn ContainerRuntime>) -> Self {
+        self.runtime = Some(runtime);
+        self
+    }
+
+    pub async fn build(self) -> Result<Gateway, BuildError> {
+        let config = self.config;
+        let store = match self.store {
+            Some(store) => store,
+            None => Store::open(&config.store_url()).await?,
+        };
+        let webhook = config.auth.webhook.as_ref().map(Webhook::new).transpose().map_err(BuildError::Webhook)?;
+        let auth = Authenticator::new(store.clone(), webhook);
+        let runtime = match self.runtime {
+            Some(runtime) => runtime,
+            None => {
+                let docker = &config.docker;
+                let tls = DockerTls::from_settings(docker.tls, docker.cert_path.as_deref(), |name| std::env::var(name).ok());
+                let runtime = DockerRuntime::with_tls(docker.host.as_deref(), docker.request_timeout.as_secs(), tls)
+                    .map_err(BuildError::Docker)?;
+                Arc::new(runtime)
+            }
+        };
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let recorder = if config.recording.enabled {
+            let recorder = Recorder::from_config(&config, store.clone(), tracker.clone(), shutdown.clone()).await?;
+            let spools = recorder.recover().await;
+            if spools > 0 {
+                tracing::info!(spools, "completing recordings left by the last stop");
+            }
+            Some(recorder)
+        } else {
+            tracing::warn!("recording is off: sessions are not recorded");
+            None
+        };
+        let engine = Engine::new(EngineParts { config, runtime, auth, store, recorder, shutdown, tracker });
+        Ok(Gateway::new(Arc::new(engine)))
+    }
+}

@@ -1,0 +1,239 @@
+//! The `/api/v1` JSON types: what the gateway sends and the client reads. Rows of the store
+//! convert into these views (in `store`); nothing here knows the database.
+//!
+//! Guarantees: every type serialises exactly as the API always has: enums as their
+//! snake_case or lowercase names, close reasons as their codes (`exited`, `revoked`, …).
+
+use std::collections::BTreeMap;
+
+use super::protocol::CloseReason;
+
+/// The body of every API error.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Stable, snake_case: `unauthorised`, `forbidden`, `not_found`, `bad_request`, …
+    pub code: String,
+    /// For humans.
+    pub message: String,
+}
+
+/// `GET /api/v1/sessions`: one page of sessions, newest first.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct SessionPage {
+    pub sessions: Vec<SessionView>,
+    /// The id to pass as `before` for the next page; `null` on the last page.
+    pub next: Option<String>,
+}
+
+/// A session as the API shows it (named `SessionRow` in the OpenAPI document, as it always was).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[schema(as = SessionRow)]
+pub struct SessionView {
+    pub id: String,
+    pub user: String,
+    pub role: Role,
+    pub token_id: Option<String>,
+    pub source_addr: String,
+    pub client_kind: String,
+    pub container_id: String,
+    pub container_name: String,
+    pub container_image: String,
+    pub command: Vec<String>,
+    pub tty: bool,
+    /// The exec user the client asked for (`-u`); `null`: none.
+    #[serde(default)]
+    pub exec_user: Option<String>,
+    /// The user the exec ran as: the one asked for, else the container's configured user
+    /// (`""`: the image's default, root); `null` on rows of gateways that did not record it.
+    #[serde(default)]
+    pub exec_user_effective: Option<String>,
+    /// The working directory the client asked for (`-w`); `null`: the container's.
+    #[serde(default)]
+    pub workdir: Option<String>,
+    /// The variables the client added to the exec's environment (`-e`), by name; the values
+    /// of names matching `exec.secret_env` are `"[redacted]"`. `null` on rows of gateways
+    /// that did not record it.
+    #[serde(default)]
+    pub exec_env: Option<BTreeMap<String, String>>,
+    pub node_id: String,
+    pub exec_id: String,
+    pub started_at: i64,
+    pub ended_at: Option<i64>,
+    pub status: SessionStatus,
+    pub exit_code: Option<i64>,
+    #[schema(value_type = Option<String>)]
+    pub close_reason: Option<CloseReason>,
+    pub close_detail: Option<String>,
+    pub initial_cols: Option<i64>,
+    pub initial_rows: Option<i64>,
+    pub last_cols: Option<i64>,
+    pub last_rows: Option<i64>,
+    pub bytes_in: i64,
+    pub bytes_out: i64,
+    pub recording_location: Option<String>,
+    pub recording_size: Option<i64>,
+    pub recording_sha256: Option<String>,
+    /// The length in bytes of the recording's asciicast (decompressed); `null` on rows of
+    /// gateways that did not record it, and until the recording is stored.
+    #[serde(default)]
+    pub recording_text_size: Option<i64>,
+    pub recording_error: Option<String>,
+    /// What the reaper found and did (`reaped`, `nothing_to_reap`, `failed`, …).
+    pub reap_status: Option<ReapStatus>,
+    pub reap_killed: Option<i64>,
+    pub reap_detail: Option<String>,
+}
+
+/// The answer to a kill.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct KillOutcome {
+    pub session: String,
+    /// The gateway node that runs the session.
+    pub node: String,
+    pub delivery: KillDelivery,
+}
+
+/// Where a kill went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KillDelivery {
+    /// This node runs the session and ended it.
+    Local,
+    /// Another node runs it and was notified.
+    Notified,
+}
+
+/// Where a session stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionStatus {
+    /// The shell runs.
+    Live,
+    /// The session is over; its recording is being stored.
+    Finalising,
+    /// Ended by the shell exiting, the client leaving or a timeout.
+    Ended,
+    /// Ended by an administrator.
+    Killed,
+    /// Cut short by the gateway stopping or crashing.
+    Interrupted,
+    /// Ended by an error (the runtime, the recording).
+    Failed,
+}
+
+impl SessionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionStatus::Live => "live",
+            SessionStatus::Finalising => "finalising",
+            SessionStatus::Ended => "ended",
+            SessionStatus::Killed => "killed",
+            SessionStatus::Interrupted => "interrupted",
+            SessionStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Live, Self::Finalising, Self::Ended, Self::Killed, Self::Interrupted, Self::Failed]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
+/// What a credential may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Enters the containers its patterns allow.
+    Developer,
+    /// Reads recordings and watches sessions; never enters.
+    Auditor,
+    /// Everything.
+    Admin,
+}
+
+impl Role {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Developer => "developer",
+            Role::Auditor => "auditor",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "developer" => Some(Role::Developer),
+            "auditor" => Some(Role::Auditor),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// How a reap ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReapStatus {
+    /// The shell had already exited.
+    NothingToReap,
+    /// Nothing the policy selects is alive after the reap, and the exec has ended.
+    Reaped,
+    /// Something the policy selects is still alive after KILL (listed in the detail), the
+    /// session's shell could not be found, or the exec still runs.
+    Partial,
+    /// The reap could not run (reason in the detail).
+    Failed,
+    /// Policy `off`: nothing was done.
+    Off,
+}
+
+impl ReapStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReapStatus::NothingToReap => "nothing_to_reap",
+            ReapStatus::Reaped => "reaped",
+            ReapStatus::Partial => "partial",
+            ReapStatus::Failed => "failed",
+            ReapStatus::Off => "off",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::NothingToReap, Self::Reaped, Self::Partial, Self::Failed, Self::Off]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
+/// One audited action.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct AuditEntry {
+    pub id: String,
+    pub at: i64,
+    pub actor: String,
+    pub role: String,
+    /// `replay`, `download`, `watch`, `kill`, `token_create`, `token_revoke`
+    pub action: String,
+    /// The session acted on; absent for token changes.
+    pub session_id: Option<String>,
+    /// The client's address, or `cli` for `entry tokens`.
+    pub source_addr: String,
+    pub detail: Option<String>,
+}
+
+impl serde::Serialize for CloseReason {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.code())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CloseReason {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let code = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        CloseReason::from_code(&code)
+            .ok_or_else(|| serde::de::Error::custom(format_args!("unknown close reason {code:?}")))
+    }
+}
