@@ -8,7 +8,7 @@
 //! always readable.
 
 use bytes::Bytes;
-use entry::protocol::{RequestMessage, RequestType, ResponseMessage, encode};
+use entry::wire::protocol::{RequestMessage, RequestType, ResponseMessage, encode};
 use prost::Message;
 
 pub fn check(data: &[u8]) {

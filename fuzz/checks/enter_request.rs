@@ -8,7 +8,7 @@
 //! token is the presented text.
 
 use entry::auth::Token;
-use entry::gateway::EnterRequest;
+use entry::session::EnterRequest;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 pub fn check(data: &[u8]) {

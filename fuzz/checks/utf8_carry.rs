@@ -7,7 +7,7 @@
 //! ever held.
 
 use bytes::Bytes;
-use entry::protocol::Utf8Carry;
+use entry::wire::protocol::Utf8Carry;
 
 pub fn check(data: &[u8]) {
     let Some((&count, rest)) = data.split_first() else { return };

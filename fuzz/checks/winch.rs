@@ -5,7 +5,7 @@
 //! way clients write them, parsing accepts exactly the sizes in range.
 
 use arbitrary::Unstructured;
-use entry::protocol::{MAX_DIMENSION, WinchError, WindowSize};
+use entry::wire::protocol::{MAX_DIMENSION, WinchError, WindowSize};
 
 pub fn check(data: &[u8]) {
     content(data);
