@@ -4,6 +4,9 @@
 //! gateway, which authenticates the user, runs `docker exec` with a TTY and relays the
 //! terminal over a WebSocket in LAIN Entry's protobuf protocol.
 
+// Outside tests a failure is an error the caller sees, never a panic (`cargo clippy` enforces it).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod auth;
 pub mod client;
 pub mod cmd;

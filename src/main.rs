@@ -1,5 +1,7 @@
 //! The `entry` binary: parses the command line and runs one subcommand.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -1,6 +1,6 @@
 //! The gateway under test: `entry serve` of the release binary as a child process on a free
 //! port and its own data directory (so its RSS and CPU are its own), with recording off, to
-//! the filesystem, or to S3 (`s3s-fs`, started as `tests/common/s3.rs` does).
+//! the filesystem, or to S3 (`s3s-fs`, started as `tests/integration/common/s3.rs` does).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -233,7 +233,7 @@ const S3_ACCESS_KEY: &str = "entry-bench-access";
 const S3_SECRET_KEY: &str = "entry-bench-secret";
 
 /// `s3s-fs` serving a temporary directory with bucket [`S3_BUCKET`]; killed on drop. Looked
-/// up in `$S3S_FS`, `$PATH`, then `~/.cargo/bin` (as `tests/common/s3.rs` does).
+/// up in `$S3S_FS`, `$PATH`, then `~/.cargo/bin` (as `tests/integration/common/s3.rs` does).
 pub struct S3Server {
     pub endpoint: String,
     _root: tempfile::TempDir,

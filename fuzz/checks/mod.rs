@@ -1,5 +1,5 @@
 //! What each fuzz target checks, one module per target, shared by the cargo-fuzz targets
-//! (`fuzz/fuzz_targets/`, nightly) and the smoke test (`tests/fuzz_smoke.rs`, stable), so both
+//! (`fuzz/fuzz_targets/`, nightly) and the smoke test (`tests/integration/fuzz_smoke.rs`, stable), so both
 //! run the same code on the same corpus files (`fuzz/corpus/<target>/`).
 //!
 //! Guarantees: every `check` takes raw bytes and returns quietly for any input Entry handles

@@ -1,10 +1,10 @@
-//! `range`: the HTTP `Range` header of recording downloads (`src/gateway/api/range.rs`,
+//! `range`: the HTTP `Range` header of recording downloads (`src/http/api/range.rs`,
 //! compiled here from its source since the gateway's API module is private).
 //!
 //! Checks: a parsed range is ordered; resolved against any length it selects bytes inside
 //! the representation or nothing, never a position past the end.
 
-#[path = "../../src/gateway/api/range.rs"]
+#[path = "../../src/http/api/range.rs"]
 mod parser;
 
 use parser::{ByteRange, Requested};

@@ -1,0 +1,223 @@
+//! The web pages end to end, in headless Chromium against a real gateway and dockerd: sign-in,
+//! the sessions page, replay in asciinema-player, live watch, kill, and the messages a page
+//! shows when the API refuses.
+
+use std::process::Stdio;
+
+use crate::common::browser::{Browser, Engine, in_both_browsers};
+use crate::common::{BASH_IMAGE, TestApp, TestContainer, WAIT, bearer};
+use entry::auth::Role;
+use entry::store::SessionStatus;
+use tokio::io::AsyncReadExt;
+
+in_both_browsers!(
+    an_auditor_replays_a_finished_session_in_the_player,
+    an_admin_kills_a_live_cli_session_from_the_sessions_page,
+    a_live_session_is_watched_and_replayed_up_to_now_until_it_ends,
+    pages_say_clearly_when_the_api_refuses,
+);
+
+/// Runs a developer's finished session that printed `replay-marker-42`; returns its id.
+async fn finished_session(app: &TestApp, container: &TestContainer) -> String {
+    let auth = bearer(&app.token("alice", Role::Developer, &["*"]).await);
+    let mut session = app.connect(&[("container", &container.name), ("authorization", &auth)]).await;
+    session.winch(100, 30).await;
+    session.type_text("echo replay-marker-$((6*7))\r").await;
+    session.read_until("replay-marker-42", WAIT).await;
+    session.winch(90, 25).await;
+    session.type_text("exit 3\r").await;
+    session.read_to_close(WAIT).await;
+    crate::common::wait_for_newest(&app.store, WAIT, "stored recording", crate::common::is_final).await.id
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pages_are_served_with_a_strict_content_security_policy() {
+    let app = TestApp::start().await;
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let get = |path: &str| http.get(format!("{}{path}", app.url())).send();
+
+    let root = get("/").await.unwrap();
+    assert_eq!(root.status().as_u16(), 303);
+    assert_eq!(root.headers()["location"], "/sessions");
+    for path in ["/login", "/sessions", "/sessions/01a22800-0000-7000-8000-000000000000", "/audit"] {
+        let page = get(path).await.unwrap();
+        assert_eq!(page.status().as_u16(), 200, "{path}: were the pages built? (npm --prefix player run build)");
+        let policy = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+        assert!(policy.contains("script-src 'self'") && policy.contains("frame-ancestors 'none'"), "{policy}");
+        let html = page.text().await.unwrap();
+        assert!(html.contains("/assets/") && !html.contains("<script>"), "{path}: inline script or no assets");
+    }
+    let script = get("/assets/sessions.js").await.unwrap();
+    assert_eq!(script.status().as_u16(), 200);
+    assert!(script.headers()["content-type"].to_str().unwrap().contains("javascript"));
+    let etag = script.headers()["etag"].clone();
+    let again = http.get(format!("{}/assets/sessions.js", app.url())).header("if-none-match", etag).send().await;
+    assert_eq!(again.unwrap().status().as_u16(), 304);
+    for missing in ["/assets/nope.js", "/assets/../Cargo.toml", "/assets/%2e%2e/Cargo.toml"] {
+        assert_eq!(get(missing).await.unwrap().status().as_u16(), 404, "{missing}");
+    }
+}
+
+async fn an_auditor_replays_a_finished_session_in_the_player(engine: Engine) {
+    let app = TestApp::start().await;
+    let container = TestContainer::start(BASH_IMAGE);
+    let id = finished_session(&app, &container).await;
+    let auditor = app.token("audrey", Role::Auditor, &[]).await;
+
+    let browser = Browser::start(engine).await;
+    browser.sign_in(&app.url(), &auditor).await;
+    assert_eq!(browser.path().await, "/sessions");
+    browser.wait_for_text("#whoami", "audrey", WAIT).await;
+    let row = format!("#sessions tr[data-session-id='{id}']");
+    let text = browser.wait_for_text(&row, "alice", WAIT).await;
+    assert!(text.contains(&container.name) && text.contains("ended"), "{text}");
+    browser.click(&format!("{row} a.replay")).await;
+
+    browser.wait_until("the replay page", WAIT, || async { browser.path().await == format!("/sessions/{id}") }).await;
+    let meta = browser.wait_for_text("#meta", &container.name, WAIT).await;
+    assert!(meta.contains("alice") && meta.contains("ended"), "{meta}");
+    let download = browser.js("return document.querySelector('#download').getAttribute('href')", vec![]).await;
+    assert_eq!(download, format!("/api/v1/sessions/{id}/recording"));
+    // Markers at both resizes and at the exit.
+    browser
+        .wait_until("the player's markers", WAIT, || async {
+            browser.js("return Array.isArray(window.entryMarkers)", vec![]).await == true
+        })
+        .await;
+    let markers = browser.js("return window.entryMarkers.map(m => m[1])", vec![]).await;
+    let markers: Vec<String> = serde_json::from_value(markers).unwrap();
+    assert!(markers.iter().any(|m| m.contains("90x25")), "{markers:?}");
+    assert!(markers.last().is_some_and(|m| m.contains("exit 3")), "{markers:?}");
+
+    // Play it as a user would, until the known line is on the player's screen.
+    let play = browser.client.wait().for_element(fantoccini::Locator::Css(".ap-playback-button")).await.unwrap();
+    assert_eq!(browser.js("return document.querySelectorAll('.ap-player .ap-term').length", vec![]).await, 1);
+    assert!(!browser.text(".ap-player").await.contains("replay-marker-42"), "shown before playing");
+    play.click().await.unwrap();
+    browser.wait_for_text(".ap-term", "replay-marker-42", WAIT).await;
+    browser.close().await;
+
+    let audit = app.store.audit_entries(Some(&id), None, 10).await.unwrap();
+    assert!(audit.iter().any(|e| e.actor == "audrey" && e.action == "replay"), "{audit:?}");
+}
+
+async fn an_admin_kills_a_live_cli_session_from_the_sessions_page(engine: Engine) {
+    let app = TestApp::start().await;
+    let container = TestContainer::start(BASH_IMAGE);
+    let developer = app.token("alice", Role::Developer, &["*"]).await;
+    let admin = app.token("root", Role::Admin, &["*"]).await;
+    let mut cli = tokio::process::Command::new(crate::common::server::ENTRY)
+        .args(["enter", &container.name, "-T", "--", "sh", "-c", "echo cli-ready; exec sleep 1000"])
+        .env("ENTRY_SERVER", app.url())
+        .env("ENTRY_TOKEN", &developer)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let row =
+        crate::common::wait_for_newest(&app.store, WAIT, "a live session", |r| r.status == SessionStatus::Live).await;
+
+    let browser = Browser::start(engine).await;
+    browser.sign_in(&app.url(), &admin).await;
+    let selector = format!("#sessions tr[data-session-id='{}']", row.id);
+    browser.wait_for_text(&selector, "live", WAIT).await;
+    browser.click(&format!("{selector} button.kill")).await;
+    browser.click("#kill-confirm").await;
+
+    let status = tokio::time::timeout(WAIT, cli.wait()).await.expect("the CLI ended").unwrap();
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    cli.stdout.take().unwrap().read_to_string(&mut stdout).await.unwrap();
+    cli.stderr.take().unwrap().read_to_string(&mut stderr).await.unwrap();
+    assert!(!status.success(), "{status:?}");
+    assert!(stdout.contains("cli-ready"), "{stdout}");
+    assert!(format!("{stdout}{stderr}").contains("terminated by root"), "{stdout}\n{stderr}");
+    browser.wait_for_text("#notice", "root", WAIT).await;
+    let selector = format!("#sessions tr[data-session-id='{}'][data-status='killed']", row.id);
+    browser.wait_for_text(&selector, "killed", WAIT).await;
+    browser.close().await;
+
+    let row = crate::common::wait_for_newest(&app.store, WAIT, "reaped", |r| {
+        crate::common::is_final(r) && r.reap_status.is_some()
+    })
+    .await;
+    assert_eq!(row.status, SessionStatus::Killed);
+    assert_eq!(container.marked_processes(&row.id), 0);
+}
+
+async fn a_live_session_is_watched_and_replayed_up_to_now_until_it_ends(engine: Engine) {
+    let app = TestApp::start().await;
+    let container = TestContainer::start(BASH_IMAGE);
+    let auth = bearer(&app.token("alice", Role::Developer, &["*"]).await);
+    let mut session = app.connect(&[("container", &container.name), ("authorization", &auth)]).await;
+    session.winch(100, 30).await;
+    session.type_text("echo before-$((40+1))\r").await;
+    session.read_until("before-41", WAIT).await;
+    let id = crate::common::newest_session(&app.store).await.id;
+    let auditor = app.token("audrey", Role::Auditor, &[]).await;
+
+    let browser = Browser::start(engine).await;
+    browser.sign_in(&app.url(), &auditor).await;
+    browser.goto(&format!("{}/sessions/{id}/live", app.url())).await;
+    browser.wait_for_text("#terminal", "before-41", WAIT).await;
+    browser.wait_for_text("#status", "live", WAIT).await;
+    let size = || browser.js("return [window.entryTerminal.cols, window.entryTerminal.rows]", vec![]);
+    assert_eq!(size().await, serde_json::json!([100, 30]), "the watch terminal has the session's size");
+    session.winch(90, 25).await;
+    session.type_text("echo during-$((40+2))\r").await;
+    browser.wait_for_text("#terminal", "during-42", WAIT).await;
+    assert_eq!(size().await, serde_json::json!([90, 25]), "the watch terminal follows resizes");
+
+    // The running session replays up to its last flush, and the page says it is running.
+    browser.goto(&format!("{}/sessions/{id}", app.url())).await;
+    browser.wait_for_text("#notice", "still running", WAIT).await;
+    browser.click(".ap-playback-button").await;
+    browser.wait_for_text(".ap-term", "before-41", WAIT).await;
+
+    browser.goto(&format!("{}/sessions/{id}/live", app.url())).await;
+    browser.wait_for_text("#status", "live", WAIT).await;
+    session.type_text("exit 5\r").await;
+    session.read_to_close(WAIT).await;
+    let status = browser.wait_for_text("#status", "exit", WAIT).await;
+    assert!(status.contains('5'), "{status}");
+    browser.close().await;
+}
+
+async fn pages_say_clearly_when_the_api_refuses(engine: Engine) {
+    let app = TestApp::start().await;
+    let container = TestContainer::start(BASH_IMAGE);
+    let id = finished_session(&app, &container).await;
+    let browser = Browser::start(engine).await;
+
+    // Not signed in: every page sends the browser to sign in, and back afterwards.
+    browser.goto(&format!("{}/audit", app.url())).await;
+    browser.wait_until("the sign-in page", WAIT, || async { browser.path().await.starts_with("/login?next=") }).await;
+    let input = browser.client.wait().for_element(fantoccini::Locator::Css("#token")).await.unwrap();
+    input.send_keys("tkaaaaaaaaaa.wrong").await.unwrap();
+    browser.click("#login button[type=submit]").await;
+    browser.wait_for_text("#error", "invalid or revoked token", WAIT).await;
+    assert!(browser.path().await.starts_with("/login"));
+
+    // A developer who is not alice: her session does not exist for him, the audit log is closed.
+    let bob = app.token("bob", Role::Developer, &["*"]).await;
+    browser.sign_in(&app.url(), &bob).await;
+    browser.goto(&format!("{}/sessions/{id}", app.url())).await;
+    browser.wait_for_text("#error", "no session", WAIT).await;
+    browser.goto(&format!("{}/audit", app.url())).await;
+    browser.wait_for_text("#error", "forbidden", WAIT).await;
+    browser.goto(&format!("{}/sessions", app.url())).await;
+    browser.wait_for_text("#sessions", "No sessions", WAIT).await;
+    assert!(!browser.text("#sessions").await.contains(&id));
+
+    // The owner replays, but may not watch (it is over anyway) or kill.
+    let alice = app.token("alice", Role::Developer, &["*"]).await;
+    browser.js("return fetch('/api/v1/logout', {method: 'POST'}).then(r => r.status)", vec![]).await;
+    browser.sign_in(&app.url(), &alice).await;
+    browser.wait_for_text(&format!("#sessions tr[data-session-id='{id}']"), "ended", WAIT).await;
+    let kill_buttons = browser.js("return document.querySelectorAll('#sessions button.kill').length", vec![]).await;
+    assert_eq!(kill_buttons, 0);
+    browser.goto(&format!("{}/sessions/{id}/live", app.url())).await;
+    browser.wait_for_text("#error", "not live", WAIT).await;
+    browser.close().await;
+}
