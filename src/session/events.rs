@@ -131,3 +131,81 @@ impl EventSink for SessionStats {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// Notes what it saw under its name; refuses input when told to.
+    struct Probe {
+        name: &'static str,
+        seen: Arc<Mutex<Vec<String>>>,
+        refuse: bool,
+    }
+
+    #[async_trait]
+    impl EventSink for Probe {
+        async fn event(&self, event: &SessionEvent<'_>) -> Result<(), String> {
+            let what = match event {
+                SessionEvent::Output(data) => format!("out {}", String::from_utf8_lossy(data)),
+                SessionEvent::Input(data) => format!("in {}", String::from_utf8_lossy(data)),
+                SessionEvent::Resize(size) => format!("size {}x{}", size.cols, size.rows),
+                SessionEvent::End(ending) => format!("end {}", ending.reason.code()),
+            };
+            self.seen.lock().unwrap().push(format!("{}: {what}", self.name));
+            if self.refuse { Err(format!("{} refuses", self.name)) } else { Ok(()) }
+        }
+    }
+
+    fn consumers(refusing: &[bool]) -> (Consumers, Arc<Mutex<Vec<String>>>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut consumers = Consumers::default();
+        for (name, refuse) in ["a", "b", "c"].into_iter().zip(refusing) {
+            consumers.register(Arc::new(Probe { name, seen: Arc::clone(&seen), refuse: *refuse }));
+        }
+        (consumers, seen)
+    }
+
+    #[tokio::test]
+    async fn every_consumer_sees_every_event_in_registration_order() {
+        let (consumers, seen) = consumers(&[false, false, false]);
+        consumers.emit(SessionEvent::Output(&Bytes::from_static(b"hi"))).await.unwrap();
+        consumers.emit(SessionEvent::Resize(WindowSize { cols: 80, rows: 24 })).await.unwrap();
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen, ["a: out hi", "b: out hi", "c: out hi", "a: size 80x24", "b: size 80x24", "c: size 80x24"]);
+    }
+
+    #[tokio::test]
+    async fn refused_input_goes_no_further_and_other_failures_do_not_stop_the_rest() {
+        let (consumers, seen) = consumers(&[false, true, false]);
+        let refused = consumers.emit(SessionEvent::Input(&Bytes::from_static(b"ls"))).await;
+        assert_eq!(refused, Err("b refuses".to_owned()));
+        assert_eq!(*seen.lock().unwrap(), ["a: in ls", "b: in ls"]);
+        seen.lock().unwrap().clear();
+        consumers.emit(SessionEvent::Output(&Bytes::from_static(b"x"))).await.unwrap();
+        assert_eq!(*seen.lock().unwrap(), ["a: out x", "b: out x", "c: out x"]);
+    }
+
+    #[tokio::test]
+    async fn the_counters_count_what_they_are_shown() {
+        let stats = Arc::new(SessionStats::default());
+        let mut consumers = Consumers::default();
+        consumers.register(Arc::clone(&stats) as Arc<dyn EventSink>);
+        consumers.emit(SessionEvent::Input(&Bytes::from_static(b"abc"))).await.unwrap();
+        consumers.emit(SessionEvent::Output(&Bytes::from_static(b"hello"))).await.unwrap();
+        consumers.emit(SessionEvent::Resize(WindowSize { cols: 100, rows: 30 })).await.unwrap();
+        consumers.emit(SessionEvent::Resize(WindowSize { cols: 120, rows: 40 })).await.unwrap();
+        assert_eq!((stats.bytes_in(), stats.bytes_out()), (3, 5));
+        assert_eq!((stats.initial_size(), stats.last_size()), (Some((100, 30)), Some((120, 40))));
+    }
+
+    #[tokio::test]
+    async fn without_its_recorder_a_recorded_session_refuses_input_only() {
+        let refuse = NoRecorder("its recording could not start".to_owned());
+        assert!(refuse.event(&SessionEvent::Output(&Bytes::from_static(b"x"))).await.is_ok());
+        let why = refuse.event(&SessionEvent::Input(&Bytes::from_static(b"x"))).await.unwrap_err();
+        assert!(why.contains("never passed on unrecorded"), "{why}");
+    }
+}

@@ -221,8 +221,9 @@ impl Engine {
             .map_err(|e| Refusal::new(CloseReason::RecordingFailed, format!("recording cannot start: {e}")))
     }
 
-    /// The consumers of this session's events, in the order they get each: the recorder
-    /// first (input it cannot take goes no further), the session's counters, the watchers.
+    /// The consumers of this session's events, in the order they get each: the watchers (who
+    /// see output without waiting on the recorder's queue), the recorder (input it cannot take
+    /// goes no further), the session's counters (which so count only input passed on).
     fn consumers(
         &self,
         recorder: Option<&Arc<SessionRecorder>>,
@@ -230,6 +231,7 @@ impl Engine {
         tap: &Arc<OutputTap>,
     ) -> Consumers {
         let mut consumers = Consumers::default();
+        consumers.register(Arc::clone(tap) as Arc<dyn EventSink>);
         match recorder {
             Some(recorder) => consumers.register(Arc::clone(recorder) as Arc<dyn EventSink>),
             None if self.recorder.is_some() => {
@@ -238,7 +240,6 @@ impl Engine {
             None => {}
         }
         consumers.register(Arc::clone(stats) as Arc<dyn EventSink>);
-        consumers.register(Arc::clone(tap) as Arc<dyn EventSink>);
         consumers
     }
 

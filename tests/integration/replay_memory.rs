@@ -131,7 +131,9 @@ async fn live_replays_of_a_large_spool_run_in_bounded_memory_and_are_capped_per_
     let (admin, pid) = (server.admin_token.clone(), server.child.id());
     let bob = second_user(&server);
     let container = TestContainer::start(BASH_IMAGE);
-    let mut client = enter(&server, &admin, &container, &format!("head -c {ZEROS} /dev/zero; sleep 50"));
+    // The shell outlives the test (the client is killed at its end): the recording must not
+    // grow while the replays' lengths are compared, however slow the machine.
+    let mut client = enter(&server, &admin, &container, &format!("head -c {ZEROS} /dev/zero; sleep 600"));
     let id = only_session(&server, &admin).await;
     let spool = spool_settled(&server, &id).await;
 
