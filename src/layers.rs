@@ -56,7 +56,8 @@ mod tests {
                 if let Some(group) = rest.strip_prefix('{') {
                     let group = group.split('}').next().unwrap_or("");
                     for item in group.split(',') {
-                        let name: String = item.trim().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                        let name: String =
+                            item.trim().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
                         if !name.is_empty() {
                             used.push(name);
                         }

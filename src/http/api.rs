@@ -10,6 +10,7 @@
 
 mod audit;
 mod download;
+mod extract;
 mod login;
 mod openapi;
 mod range;
@@ -20,25 +21,29 @@ mod throttle;
 mod tokens;
 mod watch;
 
-use audit::{audit, audit_log};
+use audit::audit;
+use extract::{Authenticated, AuthenticatedChange, SessionIdPath};
 pub(super) use throttle::throttle;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, any, get, post};
+use axum::routing::{MethodRouter, any};
+use utoipa::OpenApi;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 use super::Gateway;
-use crate::session::KillError;
 use crate::auth::{AuthError, Principal, Role};
-use crate::wire::api::{ErrorBody, KillOutcome, SessionPage, SessionView};
 use crate::recorder::storage::StorageError;
+use crate::session::KillError;
 use crate::store::{SessionFilter, SessionRow, SessionStatus, StoreError};
+use crate::wire::api::{ErrorBody, KillOutcome, SessionPage, SessionView};
 
 /// Sessions per page unless `limit` says otherwise.
 const DEFAULT_LIMIT: i64 = 50;
@@ -47,44 +52,44 @@ const MAX_LIMIT: i64 = 1000;
 
 /// The API's routes; unknown paths and methods under `/api/v1` get JSON errors too.
 pub(super) fn routes() -> Router<Arc<Gateway>> {
-    Router::new()
-        .route("/api/v1/sessions", read_only(get(list)))
-        .route("/api/v1/sessions/{id}", read_only(get(show)))
-        .route("/api/v1/sessions/{id}/recording", read_only(get(recording)))
-        .route(
-            "/api/v1/sessions/{id}/kill",
-            post(kill).fallback(|| async {
-                ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "use POST to kill a session")
-            }),
-        )
-        .route("/api/v1/sessions/{id}/watch", read_only(get(watch::watch)))
-        .route("/api/v1/audit", read_only(get(audit_log)))
-        .route(
-            "/api/v1/tokens",
-            get(tokens::list).post(tokens::create).fallback(|| async {
-                ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "use GET to list or POST to create")
-            }),
-        )
-        .route(
-            "/api/v1/tokens/{id}/revoke",
-            post(tokens::revoke).fallback(|| async {
-                ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "use POST to revoke a token")
-            }),
-        )
-        .route("/api/v1/login", post(login::login))
-        .route("/api/v1/logout", post(login::logout))
-        .route("/api/v1/me", read_only(get(login::me)))
-        .route("/api/v1/containers", read_only(get(terminal::containers)))
-        .route("/api/v1/terminal", read_only(get(terminal::terminal)))
-        .route("/api/v1/openapi.json", read_only(get(openapi::document)))
+    let (router, document) = documented().split_for_parts();
+    router
+        .route("/api/v1/openapi.json", read_only(openapi::document(document)))
         .route("/api/v1", any(unknown_path))
         .route("/api/v1/{*rest}", any(unknown_path))
 }
 
+/// The one list of the documented routes: each path and its methods come from the handlers'
+/// `#[utoipa::path]`, and so does the OpenAPI document's entry for it (with the title,
+/// components and security scheme of [`openapi::ApiDoc`]). Other methods get a JSON 405.
+fn documented() -> OpenApiRouter<Arc<Gateway>> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(list).map(read_only))
+        .routes(routes!(show).map(read_only))
+        .routes(routes!(recording).map(read_only))
+        .routes(routes!(kill).map(only("use POST to kill a session")))
+        .routes(routes!(watch::watch).map(read_only))
+        .routes(routes!(audit::audit_log).map(read_only))
+        .routes(routes!(tokens::list, tokens::create).map(only("use GET to list or POST to create")))
+        .routes(routes!(tokens::revoke).map(only("use POST to revoke a token")))
+        .routes(routes!(login::login))
+        .routes(routes!(login::logout))
+        .routes(routes!(login::me).map(read_only))
+        .routes(routes!(terminal::containers).map(read_only))
+        .routes(routes!(terminal::terminal).map(read_only))
+}
+
 fn read_only(route: MethodRouter<Arc<Gateway>>) -> MethodRouter<Arc<Gateway>> {
-    route.fallback(|| async {
-        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "use GET for this resource")
-    })
+    only("use GET for this resource")(route)
+}
+
+/// Answers the methods `route` does not serve with a JSON 405 that says `message`.
+fn only(message: &'static str) -> impl FnOnce(MethodRouter<Arc<Gateway>>) -> MethodRouter<Arc<Gateway>> {
+    move |route| {
+        route.fallback(
+            move || async move { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", message) },
+        )
+    }
 }
 
 async fn unknown_path() -> ApiError {
@@ -159,37 +164,6 @@ impl IntoResponse for ApiError {
         }
         response
     }
-}
-
-/// The principal behind the request: its `Authorization: Bearer` token, else its sign-in
-/// cookie.
-async fn authenticate(gateway: &Gateway, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    Ok(authenticate_with(gateway, headers).await?.0)
-}
-
-/// Like [`authenticate`], for requests that change something: a cookie-authenticated one must
-/// come from this gateway's own origin.
-async fn authenticate_change(gateway: &Gateway, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    let (principal, by_cookie) = authenticate_with(gateway, headers).await?;
-    if by_cookie {
-        login::same_origin(&gateway.config().gateway, headers, false)?;
-    }
-    Ok(principal)
-}
-
-async fn authenticate_with(gateway: &Gateway, headers: &HeaderMap) -> Result<(Principal, bool), ApiError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token);
-    if token.is_none() {
-        if let Some(secret) = login::cookie_secret(&gateway.config().gateway, headers) {
-            return Ok((gateway.auth().authenticate_cookie(secret).await?, true));
-        }
-    }
-    Ok((gateway.auth().authenticate_token(token).await?, false))
 }
 
 /// Whether `principal` sees every user's sessions.
@@ -274,10 +248,9 @@ impl ListParams {
     security(("bearer" = [])))]
 async fn list(
     State(gateway): State<Arc<Gateway>>,
-    headers: HeaderMap,
+    Authenticated(principal): Authenticated,
     query: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<axum::Json<SessionPage>, ApiError> {
-    let principal = authenticate(&gateway, &headers).await?;
     let Query(params) = query.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
     let mut filter = params.into_filter()?;
     if !sees_everyone(&principal) {
@@ -300,11 +273,9 @@ async fn list(
     security(("bearer" = [])))]
 async fn show(
     State(gateway): State<Arc<Gateway>>,
-    headers: HeaderMap,
-    id: Result<Path<String>, PathRejection>,
+    Authenticated(principal): Authenticated,
+    SessionIdPath(id): SessionIdPath,
 ) -> Result<axum::Json<SessionView>, ApiError> {
-    let principal = authenticate(&gateway, &headers).await?;
-    let Path(id) = id.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
     let row = visible_session(&gateway, &principal, &id).await?;
     Ok(axum::Json(view(&gateway, row)?))
 }
@@ -313,7 +284,11 @@ async fn show(
 fn view(gateway: &Gateway, row: SessionRow) -> Result<SessionView, ApiError> {
     let mut view = SessionView::try_from(row).map_err(|error| {
         tracing::error!(%error, "a session row this gateway cannot show");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "a stored session holds a value this gateway does not know; see its log")
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "a stored session holds a value this gateway does not know; see its log",
+        )
     })?;
     gateway.live().fill_in(&mut view);
     Ok(view)
@@ -328,14 +303,13 @@ fn view(gateway: &Gateway, row: SessionRow) -> Result<SessionView, ApiError> {
 async fn kill(
     State(gateway): State<Arc<Gateway>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    id: Result<Path<String>, PathRejection>,
+    AuthenticatedChange(principal): AuthenticatedChange,
+    id: Result<SessionIdPath, ApiError>,
 ) -> Result<(StatusCode, axum::Json<KillOutcome>), ApiError> {
-    let principal = authenticate_change(&gateway, &headers).await?;
     if principal.role != Role::Admin {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "only admins may kill sessions"));
     }
-    let Path(id) = id.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
+    let SessionIdPath(id) = id?;
     let row = visible_session(&gateway, &principal, &id).await?;
     audit(&gateway, &principal, "kill", &row.id, peer, Some(&format!("node {}", row.node_id))).await?;
     match gateway.kill_session(&row, &principal.user).await {
@@ -372,12 +346,11 @@ struct RecordingParams {
 async fn recording(
     State(gateway): State<Arc<Gateway>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Authenticated(principal): Authenticated,
     headers: HeaderMap,
-    id: Result<Path<String>, PathRejection>,
+    SessionIdPath(id): SessionIdPath,
     query: Result<Query<RecordingParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let principal = authenticate(&gateway, &headers).await?;
-    let Path(id) = id.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
     let Query(params) = query.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
     let raw = match params.raw.as_deref() {
         None | Some("" | "false" | "0") => false,

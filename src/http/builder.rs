@@ -68,7 +68,8 @@ impl GatewayBuilder {
             Some(runtime) => runtime,
             None => {
                 let docker = &config.docker;
-                let tls = DockerTls::from_settings(docker.tls, docker.cert_path.as_deref(), |name| std::env::var(name).ok());
+                let tls =
+                    DockerTls::from_settings(docker.tls, docker.cert_path.as_deref(), |name| std::env::var(name).ok());
                 let runtime = DockerRuntime::with_tls(docker.host.as_deref(), docker.request_timeout.as_secs(), tls)
                     .map_err(BuildError::Docker)?;
                 Arc::new(runtime)

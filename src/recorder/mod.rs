@@ -29,8 +29,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, StorageKind};
-use crate::wire::protocol::WindowSize;
 use crate::store::{SessionStatus, Store};
+use crate::wire::protocol::WindowSize;
 use storage::{FsStorage, RecordingStorage, S3Storage, StorageError};
 
 /// Frames dropped because a recorder could not keep up, since start.

@@ -10,12 +10,12 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::auth::{AuthError, Principal, Role};
-use crate::wire::protocol::CloseReason;
 use crate::runtime::{ContainerInfo, ExecIo, ExecSpec, RuntimeError};
+use crate::wire::protocol::CloseReason;
 
+use super::Engine;
 use super::limits::Slot;
 use super::request::EnterRequest;
-use super::Engine;
 use crate::runtime::SESSION_MARKER;
 
 /// A started exec, attached.

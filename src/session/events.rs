@@ -89,10 +89,9 @@ pub struct NoRecorder(pub String);
 impl EventSink for NoRecorder {
     async fn event(&self, event: &SessionEvent<'_>) -> Result<(), String> {
         match event {
-            SessionEvent::Input(_) => Err(format!(
-                "this session is not recorded ({}): typed input is never passed on unrecorded",
-                self.0
-            )),
+            SessionEvent::Input(_) => {
+                Err(format!("this session is not recorded ({}): typed input is never passed on unrecorded", self.0))
+            }
             _ => Ok(()),
         }
     }

@@ -15,9 +15,9 @@ use std::collections::BTreeMap;
 
 use crate::auth::{Principal, Role};
 use crate::config::{EnvPattern, ExecConfig};
-use crate::wire::protocol::CloseReason;
 use crate::runtime::ContainerInfo;
 use crate::store::TokenGrants;
+use crate::wire::protocol::CloseReason;
 
 use super::admit::Refusal;
 use super::request::EnterRequest;

@@ -19,24 +19,19 @@ use tracing::Instrument;
 
 use super::admit::Refusal;
 use super::events::{Consumers, EventSink, NoRecorder, SessionEvent};
-use super::live::OutputTap;
 use super::exec_policy::{self, ExecShape};
+use super::live::OutputTap;
 use super::relay::{Ending, Exec, SessionStats};
 use super::request::{EnterRequest, RequestError};
 use super::{Engine, close};
-use crate::wire::protocol::CloseReason;
 use crate::recorder::{RecordingMeta, SessionRecorder, final_status};
 use crate::store::{NewSession, SessionEnd, SessionStatus, now_millis};
+use crate::wire::protocol::CloseReason;
 
 impl Engine {
     /// Runs one session on an upgraded WebSocket; the caller tracks it as a task of
     /// [`Engine::tracker`].
-    pub async fn session(
-        &self,
-        socket: WebSocket,
-        request: Result<EnterRequest, RequestError>,
-        peer: SocketAddr,
-    ) {
+    pub async fn session(&self, socket: WebSocket, request: Result<EnterRequest, RequestError>, peer: SocketAddr) {
         let session_id = uuid::Uuid::now_v7().to_string();
         let span = tracing::info_span!("session", session.id = %session_id, peer = %peer, node = %self.node_id);
         async move {
@@ -154,7 +149,8 @@ impl Engine {
                 }
                 let exec_id = started.exec_id.clone();
                 let exec = Exec { id: started.exec_id, output: started.io.output, input: started.io.input };
-                let (ending, stream) = self.relay(sink, stream, exec, recorder.clone(), consumers.clone(), live.stop).await;
+                let (ending, stream) =
+                    self.relay(sink, stream, exec, recorder.clone(), consumers.clone(), live.stop).await;
                 self.end(session_id, &ending, &stats, recorder.is_some(), &consumers).await;
                 tracing::info!(reason = ending.reason.code(), exit_code = ?ending.exit_code, "session ended: {}", ending.line);
                 // The client hears why at once; the shell is reaped meanwhile.
@@ -245,7 +241,14 @@ impl Engine {
 
     /// Writes how the session ended, then tells the consumers (the recorder stores the
     /// recording, the counters count the session).
-    async fn end(&self, session_id: &str, ending: &Ending, stats: &SessionStats, recorded: bool, consumers: &Consumers) {
+    async fn end(
+        &self,
+        session_id: &str,
+        ending: &Ending,
+        stats: &SessionStats,
+        recorded: bool,
+        consumers: &Consumers,
+    ) {
         let status = final_status(ending.reason);
         let end = SessionEnd {
             ended_at: now_millis(),

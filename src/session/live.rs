@@ -17,8 +17,8 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::{broadcast, watch};
 
 use super::SessionStats;
-use crate::wire::protocol::{CloseReason, WindowSize};
 use crate::wire::api::{SessionStatus, SessionView};
+use crate::wire::protocol::{CloseReason, WindowSize};
 
 /// How much recent output a new watcher gets first.
 pub const RECENT_BYTES: usize = 64 * 1024;

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use super::Engine;
 use super::live::Stop;
-use crate::wire::protocol::CloseReason;
 use crate::store::{Unusable, now_millis};
+use crate::wire::protocol::CloseReason;
 
 /// How often a gateway checks the tokens of what it runs.
 pub const REVOCATION_CHECK: Duration = Duration::from_secs(1);

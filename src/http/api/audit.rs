@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 
-use super::{ApiError, DEFAULT_LIMIT, MAX_LIMIT, authenticate, sees_everyone, session_id};
+use super::extract::Authenticated;
+use super::{ApiError, DEFAULT_LIMIT, MAX_LIMIT, sees_everyone, session_id};
 use crate::auth::Principal;
 use crate::http::Gateway;
 use crate::wire::api::AuditEntry;
@@ -50,10 +51,9 @@ pub(super) struct AuditParams {
     security(("bearer" = [])))]
 pub(super) async fn audit_log(
     State(gateway): State<Arc<Gateway>>,
-    headers: HeaderMap,
+    Authenticated(principal): Authenticated,
     query: Result<Query<AuditParams>, QueryRejection>,
 ) -> Result<axum::Json<Vec<AuditEntry>>, ApiError> {
-    let principal = authenticate(&gateway, &headers).await?;
     if !sees_everyone(&principal) {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "only auditors and admins read the audit log"));
     }

@@ -19,6 +19,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::ApiError;
+use super::extract::Authenticated;
 use crate::config::GatewayConfig;
 use crate::http::Gateway;
 
@@ -110,9 +111,8 @@ fn attributes(config: &GatewayConfig, headers: &HeaderMap) -> &'static str {
     responses((status = 200, body = LoginAnswer, description = "who the credential belongs to"),
         (status = 401, body = crate::wire::api::ErrorBody)),
     security(("bearer" = [])))]
-pub(super) async fn me(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Result<Json<LoginAnswer>, ApiError> {
-    let principal = super::authenticate(&gateway, &headers).await?;
-    Ok(Json(LoginAnswer { user: principal.user, role: principal.role.as_str().to_owned() }))
+pub(super) async fn me(Authenticated(principal): Authenticated) -> Json<LoginAnswer> {
+    Json(LoginAnswer { user: principal.user, role: principal.role.as_str().to_owned() })
 }
 
 /// The session cookie's secret, if the request carries one under the name this connection

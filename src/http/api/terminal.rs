@@ -22,11 +22,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use futures::StreamExt;
 
-use super::{ApiError, authenticate, login};
+use super::extract::Authenticated;
+use super::{ApiError, login};
 use crate::auth::Role;
 use crate::http::Gateway;
-use crate::session::EnterRequest;
 use crate::runtime::{ContainerAddress, ContainerInfo};
+use crate::session::EnterRequest;
 
 /// A container as the container list shows it.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
@@ -49,9 +50,8 @@ pub(super) struct ContainerEntry {
     security(("bearer" = [])))]
 pub(super) async fn containers(
     State(gateway): State<Arc<Gateway>>,
-    headers: HeaderMap,
+    Authenticated(principal): Authenticated,
 ) -> Result<Json<Vec<ContainerEntry>>, ApiError> {
-    let principal = authenticate(&gateway, &headers).await?;
     if principal.role == Role::Auditor {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "auditors never enter containers"));
     }

@@ -11,12 +11,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
 use humantime_serde::re::humantime;
 
-use super::{ApiError, authenticate, authenticate_change};
+use super::ApiError;
+use super::extract::{Authenticated, AuthenticatedChange, SessionIdPath};
 use crate::auth::{CreateTokenError, Principal, Role};
 use crate::http::Gateway;
 use crate::store::{TokenGrants, TokenRow, Unusable, now_millis};
@@ -106,9 +107,8 @@ fn admin_only(principal: &Principal, what: &str) -> Result<(), ApiError> {
     security(("bearer" = [])))]
 pub(super) async fn list(
     State(gateway): State<Arc<Gateway>>,
-    headers: HeaderMap,
+    Authenticated(principal): Authenticated,
 ) -> Result<Json<Vec<TokenInfo>>, ApiError> {
-    let principal = authenticate(&gateway, &headers).await?;
     admin_only(&principal, "list")?;
     let rows = gateway.store().tokens().await.map_err(ApiError::store)?;
     Ok(Json(rows.into_iter().map(TokenInfo::from).collect()))
@@ -122,10 +122,9 @@ pub(super) async fn list(
 pub(super) async fn create(
     State(gateway): State<Arc<Gateway>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    AuthenticatedChange(principal): AuthenticatedChange,
     body: Result<Json<NewTokenRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
-    let principal = authenticate_change(&gateway, &headers).await?;
     admin_only(&principal, "create")?;
     let Json(request) = body.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
     let role = match request.role.as_deref() {
@@ -147,16 +146,17 @@ pub(super) async fn create(
         allow_privileged: request.allow_privileged,
         expires_at: request.expires.as_deref().map(expiry).transpose()?,
     };
-    let token = gateway.auth().create_token(&request.user, role, &allow, &grants, Some(&principal.user)).await.map_err(
-        |error| match error {
-            CreateTokenError::Store(error) => ApiError::store(error),
-            CreateTokenError::Hash(why) => {
-                tracing::error!(why, "token API: hashing a new token failed");
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the token could not be created")
-            }
-            error => ApiError::bad_request(error.to_string()),
-        },
-    )?;
+    let token =
+        gateway.auth().create_token(&request.user, role, &allow, &grants, Some(&principal.user)).await.map_err(
+            |error| match error {
+                CreateTokenError::Store(error) => ApiError::store(error),
+                CreateTokenError::Hash(why) => {
+                    tracing::error!(why, "token API: hashing a new token failed");
+                    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the token could not be created")
+                }
+                error => ApiError::bad_request(error.to_string()),
+            },
+        )?;
     let id = token.id().to_owned();
     let row = match gateway.store().token(&id).await {
         Ok(Some(row)) => row,
@@ -201,12 +201,11 @@ fn expiry(text: &str) -> Result<i64, ApiError> {
 pub(super) async fn revoke(
     State(gateway): State<Arc<Gateway>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    id: Result<Path<String>, PathRejection>,
+    AuthenticatedChange(principal): AuthenticatedChange,
+    id: Result<SessionIdPath, ApiError>,
 ) -> Result<Json<TokenInfo>, ApiError> {
-    let principal = authenticate_change(&gateway, &headers).await?;
     admin_only(&principal, "revoke")?;
-    let Path(id) = id.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
+    let SessionIdPath(id) = id?;
     let not_found = || ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no token {id}"));
     let Some(row) = gateway.store().token(&id).await.map_err(ApiError::store)? else { return Err(not_found()) };
     if row.revoked_at.is_some() {

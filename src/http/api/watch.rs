@@ -13,10 +13,9 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::rejection::PathRejection;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
@@ -24,11 +23,12 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use super::audit::audit;
-use super::{ApiError, authenticate_change, login, sees_everyone, visible_session};
+use super::extract::{AuthenticatedChange, SessionIdPath};
+use super::{ApiError, login, sees_everyone, visible_session};
 use crate::http::Gateway;
 use crate::session::{OutputTap, Stop, TapEvent, WatchGuard};
-use crate::wire::protocol::{CloseReason, ResponseMessage, encode};
 use crate::store::SessionStatus;
+use crate::wire::protocol::{CloseReason, ResponseMessage, encode};
 
 #[utoipa::path(get, path = "/api/v1/sessions/{id}/watch", tag = "sessions",
     description = "WebSocket: the live session's output as the terminal protocol's STDOUT messages (the current screen first), then CLOSE.",
@@ -39,11 +39,11 @@ use crate::store::SessionStatus;
 pub(super) async fn watch(
     State(gateway): State<Arc<Gateway>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    AuthenticatedChange(principal): AuthenticatedChange,
     headers: HeaderMap,
-    id: Result<Path<String>, PathRejection>,
+    id: Result<SessionIdPath, ApiError>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let principal = authenticate_change(&gateway, &headers).await?;
     // Browsers always send Origin on a WebSocket upgrade: a cookie without one is refused too.
     if !headers.contains_key(axum::http::header::AUTHORIZATION)
         && login::cookie_secret(&gateway.config().gateway, &headers).is_some()
@@ -53,7 +53,7 @@ pub(super) async fn watch(
     if !sees_everyone(&principal) {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "only auditors and admins watch sessions"));
     }
-    let Path(id) = id.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
+    let SessionIdPath(id) = id?;
     let row = visible_session(&gateway, &principal, &id).await?;
     if row.status != SessionStatus::Live {
         return Err(ApiError::new(StatusCode::CONFLICT, "not_live", format!("session {} is not live", row.id)));

@@ -22,8 +22,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::super::events::{Consumers, SessionEvent};
-use crate::wire::protocol::{RequestMessage, RequestType, WindowSize};
 use crate::runtime::{ContainerRuntime, InputSink, RuntimeError};
+use crate::wire::protocol::{RequestMessage, RequestType, WindowSize};
 
 /// The widest terminal a session gets; a wider WINCH is clamped to it.
 pub const MAX_COLS: u16 = 2000;

@@ -23,10 +23,10 @@ mod input;
 
 use input::{InputEvent, InputPump, LastSeen};
 
-use crate::wire::protocol::{CloseReason, ResponseMessage, Utf8Carry, WindowSize, encode};
 use super::events::{Consumers, SessionEvent};
 use crate::recorder::SessionRecorder;
 use crate::runtime::{InputSink, Output, OutputStream, RuntimeError};
+use crate::wire::protocol::{CloseReason, ResponseMessage, Utf8Carry, WindowSize, encode};
 
 /// Most output bytes joined into one message when the exec's output is waiting faster than
 /// the relay sends it.
