@@ -12,7 +12,7 @@ use http::HeaderValue;
 use reqwest::Url;
 use serde::de::DeserializeOwned;
 
-pub use crate::wire::api::{ErrorBody, KillDelivery, KillOutcome, SessionPage, SessionView};
+pub use crate::wire::api::{ErrorBody, KillDelivery, KillOutcome, SessionPage, SessionQuery, SessionView};
 
 /// How long connecting to the gateway may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -20,21 +20,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a recording download may wait for its next bytes.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Filters of the session list; `None` means any.
-#[derive(Debug, Clone, Default)]
-pub struct SessionQuery {
-    pub user: Option<String>,
-    pub container: Option<String>,
-    pub status: Option<String>,
-    /// Unix milliseconds.
-    pub since: Option<i64>,
-    /// Unix milliseconds.
-    pub until: Option<i64>,
-    /// A session id: only sessions older than it.
-    pub before: Option<String>,
-    pub limit: Option<u32>,
-}
 
 /// Why an API call failed.
 #[derive(Debug, thiserror::Error)]
@@ -180,26 +165,7 @@ impl ApiClient {
 
     fn sessions_url(&self, query: &SessionQuery) -> Url {
         let mut url = self.url(&["sessions"]);
-        {
-            let mut pairs = url.query_pairs_mut();
-            let text = [("user", &query.user), ("container", &query.container), ("status", &query.status)];
-            for (name, value) in text {
-                if let Some(value) = value {
-                    pairs.append_pair(name, value);
-                }
-            }
-            for (name, value) in [("since", query.since), ("until", query.until)] {
-                if let Some(value) = value {
-                    pairs.append_pair(name, &value.to_string());
-                }
-            }
-            if let Some(before) = &query.before {
-                pairs.append_pair("before", before);
-            }
-            if let Some(limit) = query.limit {
-                pairs.append_pair("limit", &limit.to_string());
-            }
-        }
+        url.query_pairs_mut().extend_pairs(query.pairs());
         if url.query() == Some("") {
             url.set_query(None);
         }
@@ -272,7 +238,12 @@ mod tests {
         assert_eq!(client.url(&["sessions", "a/../b"]).as_str(), "http://127.0.0.1:8080/api/v1/sessions/a%2F..%2Fb");
         let prefixed = ApiClient::new("wss://entry.example/bastion/", Some("t")).unwrap();
         assert_eq!(prefixed.url(&["sessions"]).as_str(), "https://entry.example/bastion/api/v1/sessions");
-        let query = SessionQuery { user: Some("a&b".into()), since: Some(5), limit: Some(2), ..Default::default() };
+        let query = SessionQuery {
+            user: Some("a&b".into()),
+            since: Some("5".into()),
+            limit: Some("2".into()),
+            ..Default::default()
+        };
         assert_eq!(
             client.sessions_url(&query).as_str(),
             "http://127.0.0.1:8080/api/v1/sessions?user=a%26b&since=5&limit=2"

@@ -60,7 +60,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let client = args.server.client()?;
     match args.action {
         Action::Ls { user, container, status, since, until, before, limit, json } => {
-            let query = SessionQuery { user, container, status, since, until, before, limit: Some(limit) };
+            let (since, until, limit) =
+                (since.map(|t| t.to_string()), until.map(|t| t.to_string()), Some(limit.to_string()));
+            let query = SessionQuery { user, container, status, since, until, before, limit };
             let page = client.sessions(&query).await.context("listing sessions")?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&page)?);

@@ -43,7 +43,7 @@ use crate::auth::{AuthError, Principal, Role};
 use crate::recorder::storage::StorageError;
 use crate::session::KillError;
 use crate::store::{SessionFilter, SessionRow, SessionStatus, StoreError};
-use crate::wire::api::{ErrorBody, KillOutcome, SessionPage, SessionView};
+use crate::wire::api::{ErrorBody, KillOutcome, SessionPage, SessionQuery, SessionView};
 
 /// Sessions per page unless `limit` says otherwise.
 const DEFAULT_LIMIT: i64 = 50;
@@ -190,69 +190,54 @@ async fn visible_session(gateway: &Gateway, principal: &Principal, id: &str) -> 
     }
 }
 
-/// `GET /api/v1/sessions` query; empty values mean "any".
-#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-struct ListParams {
-    user: Option<String>,
-    container: Option<String>,
-    status: Option<String>,
-    since: Option<String>,
-    until: Option<String>,
-    before: Option<String>,
-    limit: Option<String>,
-}
-
-impl ListParams {
-    fn into_filter(self) -> Result<SessionFilter, ApiError> {
-        let given = |value: Option<String>| value.filter(|v| !v.is_empty());
-        let millis = |name: &str, value: Option<String>| {
-            given(value)
-                .map(|v| v.parse::<i64>())
-                .transpose()
-                .map_err(|_| ApiError::bad_request(format!("{name} must be unix milliseconds")))
-        };
-        let status = given(self.status)
-            .map(|s| {
-                SessionStatus::parse(&s).ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "status {s:?} is not one of live, finalising, ended, killed, interrupted, failed"
-                    ))
-                })
+/// The store's filter for a session list query, each value checked.
+fn filter_of(query: SessionQuery) -> Result<SessionFilter, ApiError> {
+    let given = |value: Option<String>| value.filter(|v| !v.is_empty());
+    let millis = |name: &str, value: Option<String>| {
+        given(value)
+            .map(|v| v.parse::<i64>())
+            .transpose()
+            .map_err(|_| ApiError::bad_request(format!("{name} must be unix milliseconds")))
+    };
+    let status = given(query.status)
+        .map(|s| {
+            SessionStatus::parse(&s).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "status {s:?} is not one of live, finalising, ended, killed, interrupted, failed"
+                ))
             })
-            .transpose()?;
-        let limit = match given(self.limit) {
-            None => DEFAULT_LIMIT,
-            Some(text) => text
-                .parse::<i64>()
-                .ok()
-                .filter(|n| (1..=MAX_LIMIT).contains(n))
-                .ok_or_else(|| ApiError::bad_request(format!("limit must be a number from 1 to {MAX_LIMIT}")))?,
-        };
-        Ok(SessionFilter {
-            user: given(self.user),
-            container: given(self.container),
-            status,
-            since: millis("since", self.since)?,
-            until: millis("until", self.until)?,
-            before_id: given(self.before).map(|id| session_id(&id)).transpose()?,
-            limit,
         })
-    }
+        .transpose()?;
+    let limit = match given(query.limit) {
+        None => DEFAULT_LIMIT,
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| ApiError::bad_request(format!("limit must be a number from 1 to {MAX_LIMIT}")))?,
+    };
+    Ok(SessionFilter {
+        user: given(query.user),
+        container: given(query.container),
+        status,
+        since: millis("since", query.since)?,
+        until: millis("until", query.until)?,
+        before_id: given(query.before).map(|id| session_id(&id)).transpose()?,
+        limit,
+    })
 }
 
-#[utoipa::path(get, path = "/api/v1/sessions", tag = "sessions", params(ListParams),
+#[utoipa::path(get, path = "/api/v1/sessions", tag = "sessions", params(SessionQuery),
     responses((status = 200, body = SessionPage), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn list(
     State(gateway): State<Arc<Gateway>>,
     Authenticated(principal): Authenticated,
-    query: Result<Query<ListParams>, QueryRejection>,
+    query: Result<Query<SessionQuery>, QueryRejection>,
 ) -> Result<axum::Json<SessionPage>, ApiError> {
     let Query(params) = query.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
-    let mut filter = params.into_filter()?;
+    let mut filter = filter_of(params)?;
     if !sees_everyone(&principal) {
         if filter.user.as_ref().is_some_and(|user| *user != principal.user) {
             let message = "a developer may list only their own sessions";
@@ -414,10 +399,10 @@ mod tests {
 
     #[test]
     fn list_parameters_are_validated() {
-        let params = |edit: fn(&mut ListParams)| {
-            let mut params = ListParams::default();
+        let params = |edit: fn(&mut SessionQuery)| {
+            let mut params = SessionQuery::default();
             edit(&mut params);
-            params.into_filter()
+            filter_of(params)
         };
         let filter = params(|_| {}).unwrap();
         assert_eq!((filter.limit, filter.user, filter.status), (DEFAULT_LIMIT, None, None));

@@ -25,6 +25,43 @@ pub struct SessionPage {
     pub next: Option<String>,
 }
 
+/// `GET /api/v1/sessions` query, as sent: the client passes what the user gave, the gateway
+/// checks it (and answers 400 saying which value is wrong). Absent or empty means "any".
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct SessionQuery {
+    pub user: Option<String>,
+    pub container: Option<String>,
+    /// `live`, `finalising`, `ended`, `killed`, `interrupted` or `failed`.
+    pub status: Option<String>,
+    /// Sessions started at or after this time, in unix milliseconds.
+    pub since: Option<String>,
+    /// Sessions started before this time, in unix milliseconds.
+    pub until: Option<String>,
+    /// A session id: only sessions older than it (the `next` of the previous page).
+    pub before: Option<String>,
+    /// At most this many sessions, 1 to 1000 (default 50).
+    pub limit: Option<String>,
+}
+
+impl SessionQuery {
+    /// The parameters that are set, in a fixed order, as (name, value).
+    pub fn pairs(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        [
+            ("user", &self.user),
+            ("container", &self.container),
+            ("status", &self.status),
+            ("since", &self.since),
+            ("until", &self.until),
+            ("before", &self.before),
+            ("limit", &self.limit),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, value.as_deref()?)))
+    }
+}
+
 /// A session as the API shows it (named `SessionRow` in the OpenAPI document, as it always was).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[schema(as = SessionRow)]
