@@ -89,9 +89,7 @@ impl TryFrom<SessionRow> for crate::wire::api::SessionView {
         let close_reason = row
             .close_reason
             .as_deref()
-            .map(|code| {
-                crate::wire::protocol::CloseReason::from_code(code).ok_or_else(|| unknown("close reason", code))
-            })
+            .map(|code| crate::wire::api::EndReason::parse(code).ok_or_else(|| unknown("close reason", code)))
             .transpose()?;
         let reap_status = row
             .reap_status

@@ -99,7 +99,7 @@ pub struct SessionView {
     pub status: SessionStatus,
     pub exit_code: Option<i64>,
     #[schema(value_type = Option<String>)]
-    pub close_reason: Option<CloseReason>,
+    pub close_reason: Option<EndReason>,
     pub close_detail: Option<String>,
     pub initial_cols: Option<i64>,
     pub initial_rows: Option<i64>,
@@ -263,6 +263,44 @@ pub struct AuditEntry {
     pub detail: Option<String>,
 }
 
+/// Why a session ended: the reason of the CLOSE its client was sent, or `interrupted` when the
+/// gateway running it stopped or crashed and a sweeper ended it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    Closed(CloseReason),
+    Interrupted,
+}
+
+impl EndReason {
+    /// The code the store and the API use: a close reason's code, or `interrupted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Closed(reason) => reason.code(),
+            EndReason::Interrupted => "interrupted",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Self> {
+        match code {
+            "interrupted" => Some(EndReason::Interrupted),
+            code => CloseReason::from_code(code).map(EndReason::Closed),
+        }
+    }
+}
+
+impl serde::Serialize for EndReason {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for EndReason {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let code = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        EndReason::parse(&code).ok_or_else(|| serde::de::Error::custom(format_args!("unknown close reason {code:?}")))
+    }
+}
+
 impl serde::Serialize for CloseReason {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.code())
@@ -274,5 +312,39 @@ impl<'de> serde::Deserialize<'de> for CloseReason {
         let code = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
         CloseReason::from_code(&code)
             .ok_or_else(|| serde::de::Error::custom(format_args!("unknown close reason {code:?}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enums_serialise_as_the_api_always_sent_them() {
+        let json = |value: &dyn erased::Json| value.to_json();
+        assert_eq!(json(&EndReason::Closed(CloseReason::ContainerNotFound)), "\"container_not_found\"");
+        assert_eq!(json(&EndReason::Interrupted), "\"interrupted\"");
+        assert_eq!(json(&ReapStatus::NothingToReap), "\"nothing_to_reap\"");
+        assert_eq!(json(&SessionStatus::Finalising), "\"finalising\"");
+        assert_eq!(json(&Role::Auditor), "\"auditor\"");
+        assert_eq!(json(&KillDelivery::Notified), "\"notified\"");
+        for code in ["exited", "revoked", "interrupted", "client_gone"] {
+            let reason: EndReason = serde_json::from_str(&format!("\"{code}\"")).unwrap();
+            assert_eq!(reason.as_str(), code);
+        }
+        assert!(serde_json::from_str::<EndReason>("\"gone_fishing\"").is_err());
+    }
+
+    /// `dyn Serialize` for the test's table.
+    mod erased {
+        pub trait Json {
+            fn to_json(&self) -> String;
+        }
+
+        impl<T: serde::Serialize> Json for T {
+            fn to_json(&self) -> String {
+                serde_json::to_string(self).unwrap()
+            }
+        }
     }
 }

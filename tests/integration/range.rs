@@ -229,10 +229,13 @@ async fn ranges_of_the_stored_object_and_of_the_asciicast() {
     // were the recorded one: the download breaks off.
     std::fs::write(&stored, [&raw[..], b"appended"].concat()).unwrap();
     let url = format!("{}{raw_path}", app.url());
-    let response = reqwest::Client::new().get(url).bearer_auth(&admin).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.content_length(), Some(raw.len() as u64));
-    assert!(response.bytes().await.is_err(), "a longer object was sent as if it had its recorded size");
+    // The gateway finds out while sending; when that is before its headers left, the
+    // connection ends without an answer, which tells the client the same.
+    if let Ok(response) = reqwest::Client::new().get(url).bearer_auth(&admin).send().await {
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.content_length(), Some(raw.len() as u64));
+        assert!(response.bytes().await.is_err(), "a longer object was sent as if it had its recorded size");
+    }
 }
 
 #[tokio::test]
