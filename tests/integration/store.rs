@@ -16,6 +16,7 @@ on_both!(
     session_lifecycle,
     session_filters_and_pages,
     crashed_node_sessions_are_interrupted,
+    every_row_the_store_writes_has_an_api_view,
     orphans_are_claimed_exactly_once,
 );
 
@@ -147,6 +148,36 @@ async fn crashed_node_sessions_are_interrupted(backend: Backend) {
     assert_eq!(store.interrupt_node_sessions("node-a").await.unwrap(), ["s1"]);
     assert_eq!(store.session("s1").await.unwrap().unwrap().status, SessionStatus::Interrupted);
     assert_eq!(store.session("s2").await.unwrap().unwrap().status, SessionStatus::Live);
+}
+
+/// Whatever ended a session (a CLOSE reason, an interruption, a reap), its row converts into
+/// the API's view with typed values, as the API serves it.
+async fn every_row_the_store_writes_has_an_api_view(backend: Backend) {
+    use entry::wire::api::{EndReason, ReapStatus, Role, SessionView};
+    use entry::wire::protocol::CloseReason;
+    let db = TestDb::new(backend).await;
+    let store = &db.store;
+    store.insert_session(&new_session("live", "alice", "a", 1)).await.unwrap();
+    store.insert_session(&new_session("crashed", "alice", "a", 2)).await.unwrap();
+    assert_eq!(store.interrupt_node_sessions("node-a").await.unwrap().len(), 2);
+    store.set_reap("crashed", ReapStatus::NothingToReap.as_str(), 0, "").await.unwrap();
+    let view = SessionView::try_from(store.session("crashed").await.unwrap().unwrap()).unwrap();
+    assert_eq!(
+        (view.role, view.close_reason, view.reap_status),
+        (Role::Developer, Some(EndReason::Interrupted), Some(ReapStatus::NothingToReap))
+    );
+    for (i, reason) in (0..32).filter_map(|n| CloseReason::try_from(n).ok()).enumerate() {
+        let id = format!("s{i}");
+        store.insert_session(&new_session(&id, "alice", "a", 10 + i as i64)).await.unwrap();
+        let end = SessionEnd { ended_at: 20, close_reason: reason.code().into(), ..Default::default() };
+        store.finish_session(&id, &end, SessionStatus::Ended).await.unwrap();
+        let view = SessionView::try_from(store.session(&id).await.unwrap().unwrap()).unwrap();
+        assert_eq!(view.close_reason, Some(EndReason::Closed(reason)));
+    }
+    let mut row = store.session("s0").await.unwrap().unwrap();
+    row.close_reason = Some("gone_fishing".into());
+    let error = SessionView::try_from(row).unwrap_err();
+    assert_eq!((error.field, error.value.as_str()), ("close reason", "gone_fishing"));
 }
 
 async fn orphans_are_claimed_exactly_once(backend: Backend) {
