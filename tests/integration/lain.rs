@@ -22,7 +22,13 @@ async fn lain_client_enters_resizes_and_sees_close() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("python3 (with protobuf and websocket-client, installed by .ci/run)");
-    child.stdin.take().unwrap().write_all("stty size; echo \"$TERM 你好\"; exit 6\r".as_bytes()).unwrap();
+    // Bash's readline in the image's C locale turns bytes over 127 into meta keys unless told
+    // otherwise: the first line tells it, so 你好 reaches the shell as typed.
+    let typed = concat!(
+        "bind 'set input-meta on'; bind 'set convert-meta off'; bind 'set output-meta on'\r",
+        "stty size; echo \"$TERM 你好\"; exit 6\r",
+    );
+    child.stdin.take().unwrap().write_all(typed.as_bytes()).unwrap();
     let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
