@@ -25,13 +25,6 @@ pub struct AuditRow {
     pub detail: Option<String>,
 }
 
-impl From<AuditRow> for crate::wire::api::AuditEntry {
-    fn from(row: AuditRow) -> Self {
-        let AuditRow { id, at, actor, role, action, session_id, source_addr, detail } = row;
-        Self { id, at, actor, role, action, session_id, source_addr, detail }
-    }
-}
-
 impl Store {
     /// Appends an entry; returns its id.
     pub async fn audit(

@@ -16,12 +16,14 @@ mod logins;
 mod nodes;
 mod sessions;
 mod tokens;
+mod views;
 
 pub use audit::AuditRow;
 pub use catchup::{MAX_PENDING, caught_up_writes, writes_not_kept};
 pub use nodes::ClaimError;
-pub use sessions::{NewSession, SessionEnd, SessionFilter, SessionRow, SessionStatus, StoredRecording, UnknownValue};
+pub use sessions::{NewSession, SessionEnd, SessionFilter, SessionRow, SessionStatus, StoredRecording};
 pub use tokens::{NewToken, REVOKE_CHANNEL, TokenGrants, TokenRow, Unusable};
+pub use views::UnknownValue;
 
 use std::path::Path;
 use std::time::Duration;
