@@ -185,7 +185,7 @@ impl From<Refusal> for Ending {
 
 /// Sends the CLOSE message and a WebSocket close frame, then waits (briefly) for the
 /// client's close frame, so the TCP connection is not reset under data it has yet to read.
-pub async fn close(
+async fn close(
     sink: &mut SplitSink<WebSocket, Message>,
     stream: Option<SplitStream<WebSocket>>,
     message: &ResponseMessage,

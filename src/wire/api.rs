@@ -301,20 +301,6 @@ impl<'de> serde::Deserialize<'de> for EndReason {
     }
 }
 
-impl serde::Serialize for CloseReason {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.code())
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for CloseReason {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let code = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        CloseReason::from_code(&code)
-            .ok_or_else(|| serde::de::Error::custom(format_args!("unknown close reason {code:?}")))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
