@@ -7,7 +7,7 @@
 //! cmd                       the `entry` subcommands
 //!  └ http                   router, API handlers, pages, TLS, health, metrics
 //!     └ session             admission, relay and its event fan-out, live registry, kill, limits
-//!        └ auth  recorder  reaper
+//!        └ auth  recorder  reaper  index
 //!           └ runtime  store  config  telemetry  client
 //!              └ wire        terminal protocol and API types (uses nothing of Entry)
 //! ```
@@ -16,7 +16,7 @@
 pub const LAYERS: &[&[&str]] = &[
     &["wire"],
     &["runtime", "store", "config", "telemetry", "client"],
-    &["auth", "recorder", "reaper"],
+    &["auth", "recorder", "reaper", "index"],
     &["session"],
     &["http"],
     &["cmd"],

@@ -12,6 +12,7 @@ pub mod client;
 pub mod cmd;
 pub mod config;
 pub mod http;
+pub mod index;
 pub mod layers;
 pub mod reaper;
 pub mod recorder;

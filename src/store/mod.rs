@@ -14,6 +14,7 @@ mod catchup;
 pub mod files;
 mod logins;
 mod nodes;
+mod search;
 mod sessions;
 mod tokens;
 mod views;
@@ -21,6 +22,7 @@ mod views;
 pub use audit::AuditRow;
 pub use catchup::{MAX_PENDING, caught_up_writes, writes_not_kept};
 pub use nodes::ClaimError;
+pub use search::{CommandRow, HitRow, IndexKind, OutputRow, SearchCursor, SearchFilter};
 pub use sessions::{NewSession, SessionEnd, SessionFilter, SessionRow, SessionStatus, StoredRecording};
 pub use tokens::{NewToken, REVOKE_CHANNEL, TokenGrants, TokenRow, Unusable};
 pub use views::UnknownValue;
@@ -121,7 +123,7 @@ impl Store {
     /// Applies pending migrations.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         MIGRATOR.run(&self.pool).await?;
-        Ok(())
+        self.ensure_search_indexes().await
     }
 
     /// Connects and migrates.

@@ -34,6 +34,7 @@ mod recording;
 mod replay_memory;
 mod revoke;
 mod s3;
+mod search;
 mod security;
 mod source_address;
 mod store;

@@ -1,0 +1,242 @@
+//! The command reader against screens as bash, busybox sh and full-screen programs draw them.
+
+use super::*;
+
+fn model() -> TerminalModel {
+    TerminalModel::new(80, 24, true, OutputCaps { head: 1 << 20, tail: 1 << 16 })
+}
+
+/// Plays (time, typed or printed) steps; `<` is input, `>` is output.
+fn play(model: &mut TerminalModel, steps: &[(f64, &str, &str)]) -> Vec<Command> {
+    let mut commands = Vec::new();
+    for (at, dir, data) in steps {
+        match *dir {
+            "<" => model.input(*at, data.as_bytes()),
+            _ => model.output(*at, data),
+        }
+        merge(&mut commands, model.take_commands());
+    }
+    model.finish(100.0);
+    merge(&mut commands, model.take_commands());
+    commands
+}
+
+fn merge(all: &mut Vec<Command>, changed: Vec<Command>) {
+    for command in changed {
+        match all.iter_mut().find(|c| c.seq == command.seq) {
+            Some(old) => *old = command,
+            None => all.push(command),
+        }
+    }
+}
+
+fn texts(commands: &[Command]) -> Vec<&str> {
+    commands.iter().map(|c| c.text.as_str()).collect()
+}
+
+#[test]
+fn a_typed_command_is_the_line_minus_the_prompt_at_the_enter_s_time() {
+    let mut m = model();
+    let got = play(
+        &mut m,
+        &[
+            (0.1, ">", "user@c:/$ "),
+            (1.0, "<", "l"),
+            (1.1, ">", "l"),
+            (1.2, "<", "s"),
+            (1.3, ">", "s"),
+            (2.0, "<", "\r"),
+            (2.1, ">", "\r\nfile\r\nuser@c:/$ "),
+        ],
+    );
+    assert_eq!(texts(&got), ["ls"]);
+    assert_eq!(got[0].at, 2.0);
+    assert!(got[0].flags.is_empty());
+}
+
+#[test]
+fn keys_sent_before_their_echo_are_read_when_the_echo_comes() {
+    let mut m = model();
+    let got = play(&mut m, &[(0.0, ">", "$ "), (1.0, "<", "ls -la\r"), (1.01, ">", "ls -la\r\ntotal 0\r\n$ ")]);
+    assert_eq!(texts(&got), ["ls -la"]);
+}
+
+#[test]
+fn edits_tab_completion_and_history_give_the_line_that_ran() {
+    let mut m = model();
+    let got = play(
+        &mut m,
+        &[
+            (0.0, ">", "$ "),
+            // Backspace over a typo.
+            (1.0, "<", "lx"),
+            (1.0, ">", "lx"),
+            (1.1, "<", "\x7f"),
+            (1.1, ">", "\x08\x1b[K"),
+            (1.2, "<", "s\r"),
+            (1.2, ">", "s\r\n$ "),
+            // Tab completion.
+            (2.0, "<", "cat no\t"),
+            (2.0, ">", "cat notes.txt "),
+            (2.1, "<", "\r"),
+            (2.1, ">", "\r\nhello\r\n$ "),
+            // Up arrow recalls the line, Ctrl-W and typing edit it.
+            (3.0, "<", "\x1b[A"),
+            (3.0, ">", "cat notes.txt "),
+            (3.1, "<", "\x17\x17"),
+            (3.1, ">", "\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x1b[K"),
+            (3.2, "<", "wc -l\r"),
+            (3.2, ">", "wc -l\r\n"),
+        ],
+    );
+    assert_eq!(texts(&got), ["ls", "cat notes.txt", "cat wc -l"]);
+}
+
+#[test]
+fn input_typed_without_echo_is_never_recorded() {
+    let mut m = model();
+    let got = play(&mut m, &[(0.0, ">", "Password: "), (1.0, "<", "hunter2\r"), (1.5, ">", "\r\nok\r\n$ ")]);
+    assert_eq!(texts(&got), [UNECHOED]);
+    assert_eq!(got[0].flags, [CommandFlag::Unechoed]);
+    m.finish(5.0);
+    let output = m.take_output();
+    assert!(output.iter().all(|l| !l.text.contains("hunter2")), "{output:?}");
+}
+
+#[test]
+fn a_submitted_line_without_a_line_feed_is_read_after_a_wait() {
+    let mut m = model();
+    m.output(0.0, "[sudo] password for dev: ");
+    m.input(1.0, b"s3cret\r");
+    m.tick(1.5);
+    assert!(m.take_commands().is_empty());
+    m.tick(3.5);
+    assert_eq!(texts(&m.take_commands()), [UNECHOED]);
+}
+
+#[test]
+fn continuation_prompts_join_the_command_they_continue() {
+    let mut m = model();
+    let got = play(
+        &mut m,
+        &[
+            (0.0, ">", "$ "),
+            (1.0, "<", "for i in 1 2; do\r"),
+            (1.0, ">", "for i in 1 2; do\r\n> "),
+            (2.0, "<", "echo $i; done\r"),
+            (2.0, ">", "echo $i; done\r\n1\r\n2\r\n$ "),
+            (3.0, "<", "cat <<EOF\r"),
+            (3.0, ">", "cat <<EOF\r\n> "),
+            (3.5, "<", "hi\r"),
+            (3.5, ">", "hi\r\n> "),
+            (4.0, "<", "EOF\r"),
+            (4.0, ">", "EOF\r\nhi\r\n$ "),
+        ],
+    );
+    assert_eq!(texts(&got), ["for i in 1 2; do\necho $i; done", "cat <<EOF\nhi\nEOF"]);
+    assert_eq!(got[0].flags, [CommandFlag::Continued]);
+    assert_eq!(got[0].at, 1.0);
+}
+
+#[test]
+fn several_lines_in_one_chunk_are_a_paste() {
+    let mut m = model();
+    let got = play(
+        &mut m,
+        &[
+            (0.0, ">", "$ "),
+            (1.0, "<", "echo one\recho two\recho three\r"),
+            (1.1, ">", "echo one\r\none\r\n$ echo two\r\ntwo\r\n$ echo three\r\nthree\r\n$ "),
+        ],
+    );
+    assert_eq!(texts(&got), ["echo one", "echo two", "echo three"]);
+    assert!(got.iter().all(|c| c.flags == [CommandFlag::Paste]));
+}
+
+#[test]
+fn a_bracketed_paste_is_one_command_when_it_runs() {
+    let mut m = model();
+    let got = play(
+        &mut m,
+        &[
+            (0.0, ">", "$ "),
+            (1.0, "<", "\x1b[200~echo a\recho b\x1b[201~"),
+            (1.0, ">", "echo a\r\necho b"),
+            (2.0, "<", "\r"),
+            (2.0, ">", "\r\na\r\nb\r\n$ "),
+        ],
+    );
+    assert_eq!(texts(&got), ["echo a\necho b"]);
+    assert_eq!(got[0].flags, [CommandFlag::Paste]);
+}
+
+#[test]
+fn a_full_screen_program_is_one_entry_and_its_keys_are_not_commands() {
+    let mut m = model();
+    let got = play(
+        &mut m,
+        &[
+            (0.0, ">", "$ "),
+            (1.0, "<", "vim notes\r"),
+            (1.0, ">", "vim notes\r\n\x1b[?1049h\x1b[H\x1b[2J~\r\n~\r\n\"notes\" [New]"),
+            (2.0, "<", "ihello\x1b"),
+            (2.5, "<", ":wq\r"),
+            (2.6, ">", "\x1b[?1049l"),
+            (3.0, "<", "pwd\r"),
+            (3.0, ">", "pwd\r\n/\r\n$ "),
+        ],
+    );
+    assert_eq!(texts(&got), ["vim notes", "pwd"]);
+    assert_eq!(got[0].flags, [CommandFlag::Program]);
+}
+
+#[test]
+fn ctrl_c_abandons_the_line() {
+    let mut m = model();
+    let got = play(
+        &mut m,
+        &[
+            (0.0, ">", "$ "),
+            (1.0, "<", "rm -rf x"),
+            (1.0, ">", "rm -rf x"),
+            (2.0, "<", "\x03"),
+            (2.0, ">", "^C\r\n$ "),
+            (3.0, "<", "\r"),
+            (3.0, ">", "\r\n$ "),
+        ],
+    );
+    assert!(got.is_empty(), "{got:?}");
+}
+
+#[test]
+fn without_a_terminal_commands_are_stdin_lines() {
+    let mut m = TerminalModel::new(80, 24, false, OutputCaps { head: 1 << 20, tail: 1 << 16 });
+    m.input(0.5, b"echo a\nech");
+    m.input(0.7, b"o b\n");
+    assert_eq!(texts(&m.take_commands()), ["echo a", "echo b"]);
+}
+
+#[test]
+fn output_lines_are_indexed_with_their_time_and_the_command_line_is_not() {
+    let mut m = model();
+    m.output(0.0, "$ ");
+    m.input(1.0, b"cat f\r");
+    m.output(1.1, "cat f\r\nalpha\r\nbeta\r\n$ ");
+    m.tick(2.5);
+    let lines = m.take_output();
+    let texts: Vec<_> = lines.iter().map(|l| (l.at, l.text.as_str())).collect();
+    assert_eq!(texts, [(1.1, "alpha"), (1.1, "beta")]);
+}
+
+#[test]
+fn any_bytes_in_any_order_never_panic() {
+    let mut m = TerminalModel::new(3, 2, true, OutputCaps { head: 64, tail: 64 });
+    for chunk in ["\x1b[?1049h", "\r\r\r", "\x1b[200~\r", "\u{fffd}\x1b[", "\n\n\n\n", "\x1b[?1049l", "\x1b]0;t\x07"] {
+        m.input(1.0, chunk.as_bytes());
+        m.output(1.0, chunk);
+        m.resize(1, 1);
+        m.tick(9.0);
+    }
+    m.finish(10.0);
+    let _ = (m.take_commands(), m.finish_output(10.0), m.dump());
+}
