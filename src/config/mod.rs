@@ -15,10 +15,12 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 mod exec;
+mod index;
 mod sections;
 mod size;
 
 pub use exec::*;
+pub use index::IndexConfig;
 pub use sections::*;
 pub use size::*;
 
@@ -55,6 +57,7 @@ pub struct Config {
     pub recording: RecordingConfig,
     pub reaper: ReaperConfig,
     pub exec: ExecConfig,
+    pub index: IndexConfig,
 }
 
 impl Default for Config {
@@ -71,14 +74,27 @@ impl Default for Config {
             recording: RecordingConfig::default(),
             reaper: ReaperConfig::default(),
             exec: ExecConfig::default(),
+            index: IndexConfig::default(),
         }
     }
 }
 
 /// Top-level keys read from `ENTRY_*`; other `ENTRY_*` variables (the client's
 /// `ENTRY_SERVER`, `ENTRY_TOKEN`, the `ENTRY_SESSION` marker) are not configuration.
-const ENV_KEYS: &[&str] =
-    &["listen", "data_dir", "node_id", "gateway", "docker", "store", "auth", "shell", "recording", "reaper", "exec"];
+const ENV_KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "node_id",
+    "gateway",
+    "docker",
+    "store",
+    "auth",
+    "shell",
+    "recording",
+    "reaper",
+    "exec",
+    "index",
+];
 
 impl Config {
     /// Loads defaults, then `file`, then the environment, then `overrides` (flags, as a

@@ -15,6 +15,7 @@ mod login;
 mod openapi;
 mod range;
 pub(super) mod replays;
+mod search;
 mod stream;
 mod terminal;
 mod throttle;
@@ -77,6 +78,8 @@ fn documented() -> OpenApiRouter<Arc<Gateway>> {
         .routes(routes!(login::me).map(read_only))
         .routes(routes!(terminal::containers).map(read_only))
         .routes(routes!(terminal::terminal).map(read_only))
+        .routes(routes!(search::search).map(read_only))
+        .routes(routes!(search::commands).map(read_only))
 }
 
 fn read_only(route: MethodRouter<Arc<Gateway>>) -> MethodRouter<Arc<Gateway>> {

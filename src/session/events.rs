@@ -1,7 +1,7 @@
 //! One fan-out of a session's events. The relay emits each event once — output, input, resize,
 //! end — to the session's [`Consumers`]: the recorder, the live tap (watchers), the session's
-//! counters, and whatever else registers. Adding a consumer (a terminal model, a command index)
-//! is one [`Consumers::register`], not an edit of the relay.
+//! counters, the terminal model of the command index, and whatever else registers. Adding a
+//! consumer is one [`Consumers::register`], not an edit of the relay.
 //!
 //! Guarantees: consumers see events in the order the relay emits them, and each event in
 //! registration order; input is emitted before it reaches the shell, and a consumer that
@@ -17,6 +17,7 @@ use bytes::Bytes;
 
 use super::live::OutputTap;
 use super::relay::{Ending, SessionStats};
+use crate::index::feed::IndexFeed;
 use crate::recorder::{Frame, SessionRecorder, final_status};
 use crate::wire::protocol::WindowSize;
 
@@ -94,6 +95,22 @@ impl EventSink for NoRecorder {
             }
             _ => Ok(()),
         }
+    }
+}
+
+/// The terminal model (command index, searchable output, the screen for late watchers): it
+/// sees what the shell printed and the input passed on to it. Its end is awaited by the
+/// session before the recorder's (its rows are final before the session's row is).
+#[async_trait]
+impl EventSink for IndexFeed {
+    async fn event(&self, event: &SessionEvent<'_>) -> Result<(), String> {
+        match event {
+            SessionEvent::Output(data) => self.output(data).await,
+            SessionEvent::Input(data) => self.input(data).await,
+            SessionEvent::Resize(size) => self.resize(*size).await,
+            SessionEvent::End(_) => self.end().await,
+        }
+        Ok(())
     }
 }
 

@@ -24,6 +24,8 @@ use super::live::OutputTap;
 use super::relay::{Ending, Exec, SessionStats};
 use super::request::{EnterRequest, RequestError};
 use super::{Engine, close};
+use crate::index::feed::IndexFeed;
+use crate::index::model::OutputCaps;
 use crate::recorder::{RecordingMeta, SessionRecorder, final_status};
 use crate::store::{NewSession, SessionEnd, SessionStatus, now_millis};
 use crate::wire::protocol::CloseReason;
@@ -115,7 +117,11 @@ impl Engine {
         let stats = Arc::new(SessionStats::default());
         let live = self.live.insert(session_id, principal.token_id.clone(), Arc::clone(&stats));
         let _live = LiveGuard { live: &self.live, id: session_id };
-        let consumers = self.consumers(recorder.as_ref(), &stats, &live.tap);
+        let index = self.start_index(session_id, request.tty);
+        if let Some(index) = &index {
+            live.tap.set_model(Arc::clone(index));
+        }
+        let consumers = self.consumers(recorder.as_ref(), index.as_ref(), &stats, &live.tap);
         // A session that cannot be audited is not started, whatever the recording mode.
         if let Err(error) = self.store.insert_session(&row).await {
             if let Some(recorder) = &recorder {
@@ -130,7 +136,7 @@ impl Engine {
         match self.start_exec(&request, &container, session_id).await {
             Err(refusal) => {
                 let ending = Ending::from(refusal);
-                self.end(session_id, &ending, &stats, recorder.is_some(), &consumers).await;
+                self.end(session_id, &ending, &stats, recorder.is_some(), index.as_deref(), &consumers).await;
                 tracing::info!(reason = ending.reason.code(), "session failed to start: {}", ending.line);
                 close(sink, Some(stream), &ending.message()).await;
             }
@@ -151,7 +157,7 @@ impl Engine {
                 let exec = Exec { id: started.exec_id, output: started.io.output, input: started.io.input };
                 let (ending, stream) =
                     self.relay(sink, stream, exec, recorder.clone(), consumers.clone(), live.stop).await;
-                self.end(session_id, &ending, &stats, recorder.is_some(), &consumers).await;
+                self.end(session_id, &ending, &stats, recorder.is_some(), index.as_deref(), &consumers).await;
                 tracing::info!(reason = ending.reason.code(), exit_code = ?ending.exit_code, "session ended: {}", ending.line);
                 // The client hears why at once; the shell is reaped meanwhile.
                 let reap = async {
@@ -217,12 +223,37 @@ impl Engine {
             .map_err(|e| Refusal::new(CloseReason::RecordingFailed, format!("recording cannot start: {e}")))
     }
 
+    /// The terminal model of the command index, when indexing is on.
+    fn start_index(&self, session_id: &str, tty: bool) -> Option<Arc<IndexFeed>> {
+        let config = &self.config.index;
+        if !config.enabled {
+            return None;
+        }
+        let caps = OutputCaps {
+            head: usize::try_from(config.output_head.0).unwrap_or(usize::MAX),
+            tail: usize::try_from(config.output_tail.0).unwrap_or(usize::MAX),
+        };
+        let store = self.store.clone();
+        let feed = IndexFeed::start(
+            store,
+            session_id.to_owned(),
+            tty,
+            caps,
+            config.queue_capacity,
+            &self.tracker,
+            &self.shutdown,
+        );
+        Some(Arc::new(feed))
+    }
+
     /// The consumers of this session's events, in the order they get each: the watchers (who
     /// see output without waiting on the recorder's queue), the recorder (input it cannot take
-    /// goes no further), the session's counters (which so count only input passed on).
+    /// goes no further), the terminal model (which so reads only input passed on), the
+    /// session's counters (which so count only input passed on).
     fn consumers(
         &self,
         recorder: Option<&Arc<SessionRecorder>>,
+        index: Option<&Arc<IndexFeed>>,
         stats: &Arc<SessionStats>,
         tap: &Arc<OutputTap>,
     ) -> Consumers {
@@ -235,18 +266,23 @@ impl Engine {
             }
             None => {}
         }
+        if let Some(index) = index {
+            consumers.register(Arc::clone(index) as Arc<dyn EventSink>);
+        }
         consumers.register(Arc::clone(stats) as Arc<dyn EventSink>);
         consumers
     }
 
-    /// Writes how the session ended, then tells the consumers (the recorder stores the
-    /// recording, the counters count the session).
+    /// Writes how the session ended, lets the terminal model write its last index rows, then
+    /// tells the consumers (the recorder stores the recording and finalises the row, the
+    /// counters count the session).
     async fn end(
         &self,
         session_id: &str,
         ending: &Ending,
         stats: &SessionStats,
         recorded: bool,
+        index: Option<&IndexFeed>,
         consumers: &Consumers,
     ) {
         let status = final_status(ending.reason);
@@ -266,6 +302,9 @@ impl Engine {
             // Kept by the store and written once it answers again.
             Err(error) if error.is_unreachable() => tracing::warn!(%error, "the session's end waits for the store"),
             Err(error) => tracing::error!(%error, "cannot write how the session ended"),
+        }
+        if let Some(index) = index {
+            index.end().await;
         }
         let _ = consumers.emit(SessionEvent::End(ending)).await;
     }

@@ -17,6 +17,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::{broadcast, watch};
 
 use super::SessionStats;
+use crate::index::feed::IndexFeed;
 use crate::wire::api::{SessionStatus, SessionView};
 use crate::wire::protocol::{CloseReason, WindowSize};
 
@@ -49,14 +50,24 @@ pub struct Screen {
 
 /// One session's output, for watchers. The broadcast channel (at most
 /// [`WATCH_BACKLOG_BYTES`]) exists only while someone watches.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct OutputTap {
     recent: Mutex<Recent>,
+    /// The session's terminal model, which dumps the exact screen for a new watcher.
+    model: std::sync::OnceLock<Arc<IndexFeed>>,
+}
+
+impl std::fmt::Debug for OutputTap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutputTap").field("model", &self.model.get().is_some()).finish()
+    }
 }
 
 #[derive(Debug, Default)]
 struct Recent {
     output: BytesMut,
+    /// Output bytes published so far (`output` holds the last of them).
+    published: u64,
     size: Option<WindowSize>,
     /// `None` while nobody watches.
     live: Option<broadcast::Sender<TapEvent>>,
@@ -91,6 +102,7 @@ impl OutputTap {
     /// Records output: kept for new watchers and sent to current ones.
     pub fn publish(&self, data: &Bytes) {
         if let Ok(mut guard) = self.recent.lock() {
+            guard.published += data.len() as u64;
             let recent = &mut guard.output;
             recent.extend_from_slice(data);
             if recent.len() > RECENT_BYTES * 2 {
@@ -109,7 +121,35 @@ impl OutputTap {
         }
     }
 
+    /// Gives new watchers the terminal model's screen instead of the recent output.
+    pub fn set_model(&self, model: Arc<IndexFeed>) {
+        let _ = self.model.set(model);
+    }
+
     /// The current screen and a subscription to what follows, taken together so nothing is
+    /// missed or repeated: the terminal model's dump of its screen and the output published
+    /// since the model read it, or (without a model, or one too far behind) the recent output.
+    pub async fn subscribe_screen(&self) -> (Screen, broadcast::Receiver<TapEvent>) {
+        let dump = match self.model.get() {
+            Some(model) => model.screen().await,
+            None => None,
+        };
+        let Some(dump) = dump else { return self.subscribe() };
+        let Ok(mut recent) = self.recent.lock() else { return (Screen::default(), broadcast::channel(1).1) };
+        let held_from = recent.published - recent.output.len() as u64;
+        let Some(since) = dump.position.checked_sub(held_from).and_then(|at| usize::try_from(at).ok()) else {
+            drop(recent);
+            return self.subscribe();
+        };
+        let mut output = BytesMut::from(dump.dump.as_bytes());
+        output.extend_from_slice(recent.output.get(since..).unwrap_or_default());
+        let size = WindowSize { cols: dump.size.0, rows: dump.size.1 };
+        let screen = Screen { size: Some(size), output: output.freeze() };
+        let live = recent.live.get_or_insert_with(|| broadcast::channel(WATCH_QUEUE).0);
+        (screen, live.subscribe())
+    }
+
+    /// The recent output and a subscription to what follows, taken together so nothing is
     /// missed or repeated.
     pub fn subscribe(&self) -> (Screen, broadcast::Receiver<TapEvent>) {
         match self.recent.lock() {

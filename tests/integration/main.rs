@@ -15,6 +15,7 @@ mod api;
 mod api_roles;
 mod auth;
 mod cli;
+mod commands;
 mod disk;
 mod enter;
 mod exec_policy;

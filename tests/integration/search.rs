@@ -115,7 +115,7 @@ async fn a_rewritten_command_replaces_the_first(backend: Backend) {
     db.store.insert_session(&session("s1", "alice", "c", 1_000)).await.unwrap();
     db.store.index_commands("s1", &[command(0, 10, "for i in 1 2; do")]).await.unwrap();
     let grown = CommandRow { flags: "continued".into(), ..command(0, 10, "for i in 1 2; do\necho $i; done") };
-    db.store.index_commands("s1", &[grown.clone()]).await.unwrap();
+    db.store.index_commands("s1", std::slice::from_ref(&grown)).await.unwrap();
     assert_eq!(db.store.commands("s1").await.unwrap(), [grown]);
     assert_eq!(hits(&db, IndexKind::Command, "echo $i", None).await, [("s1".to_owned(), 10)]);
     assert_eq!(hits(&db, IndexKind::Command, "for i", None).await, [("s1".to_owned(), 10)]);

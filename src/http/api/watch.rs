@@ -94,7 +94,7 @@ async fn relay(
     shutdown: CancellationToken,
     mut registered: Option<WatchGuard>,
 ) {
-    let (screen, mut output) = tap.subscribe();
+    let (screen, mut output) = tap.subscribe_screen().await;
     // Holding the tap would keep its channel open after the session ends.
     drop(tap);
     let (mut sink, mut incoming) = socket.split();

@@ -1,0 +1,26 @@
+//! `[index]`: the command index and searchable output of sessions.
+
+use serde::{Deserialize, Serialize};
+
+use super::size::ByteSize;
+
+/// The command index.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IndexConfig {
+    /// Read commands and output text of sessions into the store, for search.
+    pub enabled: bool,
+    /// Output text indexed from the start of a session; past it, only the last `output_tail`
+    /// is indexed, after a line saying how much was skipped (the recording keeps everything).
+    pub output_head: ByteSize,
+    /// Output text indexed from the end of a session that printed more than `output_head`.
+    pub output_tail: ByteSize,
+    /// Events a session may queue for its terminal model; when it is full the session waits.
+    pub queue_capacity: usize,
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        Self { enabled: true, output_head: ByteSize(8 << 20), output_tail: ByteSize(1 << 20), queue_capacity: 1024 }
+    }
+}

@@ -1,0 +1,269 @@
+//! One task per session that feeds its terminal model and writes what it reads to the store:
+//! the session's events come through a bounded queue, the store writes run beside the model
+//! (one at a time), and the model answers late watchers with a dump of its screen.
+//!
+//! Guarantees: the relay only queues (it waits when the queue is full, as for the recorder);
+//! the model never waits on the store; rows a failed write did not take are kept and written
+//! with the next batch; at the session's end the task reads what is left, writes it and only
+//! then reports done, so the session's index rows are final before its row is.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::model::{Command, OutputCaps, TerminalModel};
+use crate::store::{CommandRow, OutputRow, Store};
+use crate::wire::protocol::WindowSize;
+
+/// How often the model settles and a batch is written.
+const TICK: Duration = Duration::from_millis(500);
+/// How long a session's end waits for its last index rows.
+const END_WAIT: Duration = Duration::from_secs(15);
+
+/// What the session tells its model.
+enum Message {
+    Output(Bytes, f64),
+    Input(Bytes, f64),
+    Resize(WindowSize),
+    /// A late watcher asks for the screen: its dump, size, and how many output bytes it holds.
+    Screen(oneshot::Sender<ScreenDump>),
+    End(f64, oneshot::Sender<()>),
+}
+
+/// The model's screen for a late watcher.
+#[derive(Debug, Clone)]
+pub struct ScreenDump {
+    /// Escape sequences that recreate the screen on a terminal of `size`.
+    pub dump: String,
+    pub size: (u16, u16),
+    /// Output bytes the model had read when it dumped the screen.
+    pub position: u64,
+}
+
+/// The sending end: what the session's event fan-out holds.
+pub struct IndexFeed {
+    queue: mpsc::Sender<Message>,
+    started: Instant,
+    ended: Mutex<bool>,
+}
+
+impl IndexFeed {
+    /// Starts the model task of session `session_id`.
+    pub fn start(
+        store: Store,
+        session_id: String,
+        tty: bool,
+        caps: OutputCaps,
+        capacity: usize,
+        tracker: &TaskTracker,
+        shutdown: &CancellationToken,
+    ) -> Self {
+        let (queue, events) = mpsc::channel(capacity.max(1));
+        let model = TerminalModel::new(80, 24, tty, caps);
+        let task = ModelTask { store, session_id, model, written_output: 0, commands: Vec::new(), output: Vec::new() };
+        tracker.spawn(task.run(events, tracker.clone(), shutdown.clone()));
+        Self { queue, started: Instant::now(), ended: Mutex::new(false) }
+    }
+
+    fn now(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    pub async fn output(&self, data: &Bytes) {
+        let _ = self.queue.send(Message::Output(Bytes::clone(data), self.now())).await;
+    }
+
+    pub async fn input(&self, data: &Bytes) {
+        let _ = self.queue.send(Message::Input(Bytes::clone(data), self.now())).await;
+    }
+
+    pub async fn resize(&self, size: WindowSize) {
+        let _ = self.queue.send(Message::Resize(size)).await;
+    }
+
+    /// The model's screen, as it stands after every event queued before this call.
+    pub async fn screen(&self) -> Option<ScreenDump> {
+        let (reply, answer) = oneshot::channel();
+        self.queue.send(Message::Screen(reply)).await.ok()?;
+        tokio::time::timeout(Duration::from_secs(2), answer).await.ok()?.ok()
+    }
+
+    /// The session ended: waits (bounded) until its index rows are written.
+    pub async fn end(&self) {
+        {
+            let Ok(mut ended) = self.ended.lock() else { return };
+            if *ended {
+                return;
+            }
+            *ended = true;
+        }
+        let (done, finished) = oneshot::channel();
+        if self.queue.send(Message::End(self.now(), done)).await.is_ok()
+            && tokio::time::timeout(END_WAIT, finished).await.is_err()
+        {
+            tracing::warn!("the command index did not finish writing within {END_WAIT:?}");
+        }
+    }
+}
+
+struct ModelTask {
+    store: Store,
+    session_id: String,
+    model: TerminalModel,
+    written_output: i64,
+    /// Read but not yet written.
+    commands: Vec<Command>,
+    output: Vec<OutputRow>,
+}
+
+impl ModelTask {
+    async fn run(mut self, mut events: mpsc::Receiver<Message>, tracker: TaskTracker, shutdown: CancellationToken) {
+        let started = Instant::now();
+        let mut ticker = tokio::time::interval(TICK);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut writing: Option<tokio::task::JoinHandle<Batch>> = None;
+        let mut position = 0u64;
+        let mut last_at = 0.0;
+        loop {
+            tokio::select! {
+                message = events.recv() => match message {
+                    Some(Message::Output(data, at)) => {
+                        position += data.len() as u64;
+                        last_at = at;
+                        self.model.output(at, &String::from_utf8_lossy(&data));
+                    }
+                    Some(Message::Input(data, at)) => {
+                        last_at = at;
+                        self.model.input(at, &data);
+                    }
+                    Some(Message::Resize(size)) => self.model.resize(size.cols, size.rows),
+                    Some(Message::Screen(reply)) => {
+                        let (cols, rows) = self.model.size();
+                        let size = (u16::try_from(cols).unwrap_or(u16::MAX), u16::try_from(rows).unwrap_or(u16::MAX));
+                        let _ = reply.send(ScreenDump { dump: self.model.dump(), size, position });
+                    }
+                    Some(Message::End(at, done)) => {
+                        self.finish(at, writing.take()).await;
+                        let _ = done.send(());
+                        return;
+                    }
+                    None => {
+                        self.finish(last_at, writing.take()).await;
+                        return;
+                    }
+                },
+                _ = ticker.tick() => {
+                    self.model.tick(started.elapsed().as_secs_f64().max(last_at));
+                    self.collect();
+                    if writing.as_ref().is_none_or(|w| w.is_finished()) {
+                        if let Some(done) = writing.take() {
+                            self.take_back(done.await.ok());
+                        }
+                        if !self.commands.is_empty() || !self.output.is_empty() {
+                            let batch = self.batch();
+                            writing = Some(tracker.spawn(batch.write(self.store.clone(), self.session_id.clone())));
+                        }
+                    }
+                }
+                _ = shutdown.cancelled() => {
+                    self.finish(last_at, writing.take()).await;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Moves what the model read into the rows to write.
+    fn collect(&mut self) {
+        for command in self.model.take_commands() {
+            self.commands.retain(|c| c.seq != command.seq);
+            self.commands.push(command);
+        }
+        for line in self.model.take_output() {
+            self.output.push(OutputRow { seq: self.written_output, at_ms: millis(line.at), text: line.text });
+            self.written_output += 1;
+        }
+    }
+
+    fn batch(&mut self) -> Batch {
+        Batch { commands: std::mem::take(&mut self.commands), output: std::mem::take(&mut self.output) }
+    }
+
+    /// Rows a failed write did not take go back in front of what came since.
+    fn take_back(&mut self, failed: Option<Batch>) {
+        if let Some(mut batch) = failed.filter(|b| !b.commands.is_empty() || !b.output.is_empty()) {
+            for command in std::mem::take(&mut self.commands) {
+                batch.commands.retain(|c| c.seq != command.seq);
+                batch.commands.push(command);
+            }
+            batch.output.append(&mut self.output);
+            self.commands = batch.commands;
+            self.output = batch.output;
+        }
+    }
+
+    async fn finish(&mut self, at: f64, writing: Option<tokio::task::JoinHandle<Batch>>) {
+        if let Some(done) = writing {
+            self.take_back(done.await.ok());
+        }
+        self.model.finish(at);
+        self.collect();
+        for line in self.model.finish_output(at) {
+            self.output.push(OutputRow { seq: self.written_output, at_ms: millis(line.at), text: line.text });
+            self.written_output += 1;
+        }
+        let batch = self.batch();
+        let left = batch.write(self.store.clone(), self.session_id.clone()).await;
+        if !left.commands.is_empty() || !left.output.is_empty() {
+            tracing::warn!(
+                commands = left.commands.len(),
+                output = left.output.len(),
+                "the command index lost rows the store did not take (the recording has everything)"
+            );
+        }
+    }
+}
+
+/// Rows to write together.
+struct Batch {
+    commands: Vec<Command>,
+    output: Vec<OutputRow>,
+}
+
+impl Batch {
+    /// Writes the batch; returns what could not be written.
+    async fn write(mut self, store: Store, session_id: String) -> Batch {
+        let commands: Vec<CommandRow> = self.commands.iter().map(command_row).collect();
+        if !commands.is_empty() {
+            match store.index_commands(&session_id, &commands).await {
+                Ok(()) => self.commands.clear(),
+                Err(error) => tracing::warn!(%error, "cannot write commands to the index; will retry"),
+            }
+        }
+        if !self.output.is_empty() {
+            match store.index_output(&session_id, &self.output).await {
+                Ok(()) => self.output.clear(),
+                Err(error) => tracing::warn!(%error, "cannot write output lines to the index; will retry"),
+            }
+        }
+        self
+    }
+}
+
+/// A command as a store row.
+pub fn command_row(command: &Command) -> CommandRow {
+    CommandRow {
+        seq: command.seq,
+        at_ms: millis(command.at),
+        text: command.text.clone(),
+        flags: command.flags.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(","),
+    }
+}
+
+fn millis(at: f64) -> i64 {
+    (at * 1000.0).round() as i64
+}
