@@ -219,3 +219,44 @@ async fn busybox_sh_commands_and_stdin_lines_without_a_terminal() {
     let got: Vec<String> = commands(&app, &row.id).await.into_iter().map(|(_, text, _)| text).collect();
     assert_eq!(got, ["echo plain-1", "echo plain-2", "exit"]);
 }
+
+/// The screen a terminal of `cols`×`rows` shows after `output`.
+fn screen_after(cols: usize, rows: usize, output: &str) -> Vec<String> {
+    let mut terminal = avt::Terminal::new(cols, rows).unwrap();
+    terminal.feed(output);
+    terminal.screen().visible_lines().map(|line| line.text().trim_end().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn a_late_watcher_of_top_starts_from_the_exact_screen() {
+    let app = TestApp::start().await;
+    let container = TestContainer::start(BASH_IMAGE);
+    let auth = bearer(&app.token("dev", Role::Developer, &["*"]).await);
+    let auditor = bearer(&app.token("audrey", Role::Auditor, &["*"]).await);
+    let mut session =
+        app.connect(&[("container", &container.compose()), ("authorization", &auth), ("command", r#"["bash"]"#)]).await;
+    session.winch(90, 25).await;
+    let mut seen = session.read_until("# ", WAIT).await.stdout_text();
+    // Far more than the 64 KiB of recent output a watcher used to get, one screen of top, then
+    // a redraw by cursor addressing, and quiet.
+    let line = "seq 1 40000; top -n 1; printf '\\e[3;30Hredrawn-%s\\e[20;1H' $((6*7)); sleep 30\r";
+    session.type_text(line).await;
+    seen += &session.read_until("redrawn-42", WAIT).await.stdout_text();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let id = wait_for_newest(&app.store, WAIT, "a live row", |_| true).await.id;
+    let url = format!("ws://{}/api/v1/sessions/{id}/watch", app.addr);
+    let mut watcher = Session::connect(&url, &[("authorization", &auditor)]).await;
+    let first = watcher.read_until("redrawn-42", WAIT).await;
+    assert_eq!(first.resizes, ["90 25"]);
+    let dump = first.stdout_text();
+    assert!(dump.len() < 16 * 1024, "the watcher got a screen, not the backlog: {} bytes", dump.len());
+    // The client's whole stream, emulated from the start, shows exactly the watcher's screen.
+    let client_screen = screen_after(90, 25, &seen);
+    let watcher_screen = screen_after(90, 25, &dump);
+    assert!(watcher_screen.iter().any(|line| line.contains("Mem:")), "top's screen: {watcher_screen:#?}");
+    assert_eq!(watcher_screen, client_screen);
+    session.type_text("\x03").await;
+    session.read_until("# ", WAIT).await;
+    session.type_text("exit\r").await;
+    session.read_to_close(WAIT).await;
+}
