@@ -1,6 +1,7 @@
-// Session list (/sessions): filters kept in the query string, one table row per session,
-// "Load more" for older pages, links to replay and watch, and a kill button for admins.
-// While any shown session is live or finalising, the table refreshes every 5 seconds.
+// Session list (/sessions): a search box that opens the search page (/search?q=…&kind=…),
+// filters kept in the query string, one table row per session, "Load more" for older pages,
+// links to replay and watch, and a kill button for admins. While any shown session is live or
+// finalising, the table refreshes every 5 seconds.
 
 import './sessions.css';
 import { api, describeError, query } from './lib/api.js';
@@ -14,6 +15,7 @@ const REFRESH_MS = 5000;
 const FILTERS = ['user', 'container', 'status', 'since', 'until'];
 
 const form = document.getElementById('filters');
+const searchForm = document.getElementById('search');
 const tbody = document.querySelector('#sessions tbody');
 const more = document.getElementById('more');
 const dialog = document.getElementById('kill-dialog');
@@ -187,6 +189,17 @@ dialog.addEventListener('close', async () => {
     showError(describeError(error, 'kill this session'));
   }
   refresh();
+});
+
+// The search box opens the search page with what was typed (nothing typed: nothing to do).
+searchForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  const q = searchForm.elements.q.value.trim();
+  if (!q) {
+    searchForm.elements.q.focus();
+    return;
+  }
+  location.assign('/search' + query({ q, kind: searchForm.elements.kind.value }));
 });
 
 form.addEventListener('submit', (event) => {

@@ -13,6 +13,7 @@ use reqwest::Url;
 use serde::de::DeserializeOwned;
 
 pub use crate::wire::api::{ErrorBody, KillDelivery, KillOutcome, SessionPage, SessionQuery, SessionView};
+use crate::wire::search::{CommandList, SearchPage, SearchQuery};
 
 /// How long connecting to the gateway may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -163,6 +164,25 @@ impl ApiClient {
         Ok(Download { response })
     }
 
+    /// One page of search hits across sessions (commands and output).
+    pub async fn search(&self, query: &SearchQuery) -> Result<SearchPage, ApiError> {
+        self.get_json(self.search_url(query)).await
+    }
+
+    /// The commands of one session.
+    pub async fn commands(&self, id: &str) -> Result<CommandList, ApiError> {
+        self.get_json(self.url(&["sessions", checked(id)?, "commands"])).await
+    }
+
+    fn search_url(&self, query: &SearchQuery) -> Url {
+        let mut url = self.url(&["search"]);
+        url.query_pairs_mut().extend_pairs(query.pairs());
+        if url.query() == Some("") {
+            url.set_query(None);
+        }
+        url
+    }
+
     fn sessions_url(&self, query: &SessionQuery) -> Url {
         let mut url = self.url(&["sessions"]);
         url.query_pairs_mut().extend_pairs(query.pairs());
@@ -255,5 +275,25 @@ mod tests {
         assert!(matches!(ApiClient::new("http://h", Some("a\nb")), Err(ApiError::BadToken)));
         assert!(matches!(checked(".."), Err(ApiError::BadId(_))));
         assert!(checked("0190a0b0-c0d0-7e0f-8000-000000000001").is_ok());
+    }
+
+    #[test]
+    fn search_urls() {
+        let client = ApiClient::new("http://127.0.0.1:8080", None).unwrap();
+        let query = SearchQuery {
+            q: Some("rm -rf /&x".into()),
+            kind: Some("commands".into()),
+            limit: Some("5".into()),
+            before: Some("17.1.4.s".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            client.search_url(&query).as_str(),
+            "http://127.0.0.1:8080/api/v1/search?q=rm+-rf+%2F%26x&kind=commands&limit=5&before=17.1.4.s"
+        );
+        assert_eq!(
+            client.url(&["sessions", "0190a0b0-c0d0-7e0f-8000-000000000001", "commands"]).as_str(),
+            "http://127.0.0.1:8080/api/v1/sessions/0190a0b0-c0d0-7e0f-8000-000000000001/commands"
+        );
     }
 }

@@ -1,9 +1,11 @@
 //! The subcommands of `entry`, one module each with a `run()`.
 
 mod enter;
+mod index;
 mod migrate;
 mod play;
 mod recording;
+mod search;
 mod serve;
 mod sessions;
 mod tokens;
@@ -40,6 +42,10 @@ enum Command {
     Recording(recording::Args),
     /// Check a stored recording against the SHA-256 in its session row.
     Verify(verify::Args),
+    /// Search commands and output across recorded sessions (through a gateway's API).
+    Search(search::Args),
+    /// Rebuild the command index from stored recordings (works on the store directly).
+    Index(index::Args),
 }
 
 /// Flags of every command that talks to a gateway's API.
@@ -102,6 +108,8 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Play(args) => play::run(args).await,
         Command::Recording(args) => recording::run(args).await,
         Command::Verify(args) => return verify::run(args).await,
+        Command::Search(args) => search::run(args).await,
+        Command::Index(args) => index::run(args).await,
     };
     match result {
         Ok(()) => 0,

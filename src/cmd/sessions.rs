@@ -1,4 +1,10 @@
-//! `entry sessions ls|show`: lists recorded sessions and shows one, through a gateway's API.
+//! `entry sessions ls|show|commands|kill`: lists recorded sessions, shows one and the commands
+//! typed in it, through a gateway's API; and the time and table formats the other commands
+//! that print sessions share.
+//!
+//! Guarantees: text that came from a session (a command, a line of output) is printed with its
+//! control characters replaced, so a recording can never send escape sequences to the
+//! terminal of whoever reads it.
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -6,6 +12,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use super::ServerArgs;
 use crate::client::api::SessionQuery;
 use crate::client::api::SessionView;
+use crate::wire::search::CommandEntry;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -54,6 +61,13 @@ enum Action {
         #[arg(long)]
         json: bool,
     },
+    /// List the commands typed in a session, as its terminal showed them.
+    Commands {
+        id: String,
+        /// Print the API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -89,12 +103,20 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 print!("{}", details(&row));
             }
         }
+        Action::Commands { id, json } => {
+            let list = client.commands(&id).await.context("listing the session's commands")?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                print!("{}", command_table(&list.commands));
+            }
+        }
     }
     Ok(())
 }
 
 /// A time for `--since`/`--until`, as unix milliseconds.
-fn parse_time(text: &str) -> anyhow::Result<i64> {
+pub(super) fn parse_time(text: &str) -> anyhow::Result<i64> {
     parse_time_at(text, Utc::now())
 }
 
@@ -161,30 +183,111 @@ fn table(rows: &[SessionView]) -> String {
             ]
         })
         .collect();
-    let mut widths = header.map(|h| h.chars().count());
-    for line in &lines {
-        for (width, cell) in widths.iter_mut().zip(line) {
+    aligned(&header, &lines)
+}
+
+/// Rows under a header, each column but the last padded to its widest cell.
+pub(super) fn aligned<R: AsRef<[String]>>(header: &[&str], rows: &[R]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row.as_ref()) {
             *width = (*width).max(cell.chars().count());
         }
     }
     let mut out = String::new();
-    let mut push = |cells: &[&str]| {
-        let mut line = String::new();
-        for (i, cell) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<width$}  ", width = widths[i]));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    };
-    push(&header);
-    for line in &lines {
-        push(&line.each_ref().map(String::as_str));
+    push_row(&mut out, header.iter().copied(), &widths);
+    for row in rows {
+        push_row(&mut out, row.as_ref().iter().map(String::as_str), &widths);
     }
     out
+}
+
+/// One line of [`aligned`].
+fn push_row<'a>(out: &mut String, cells: impl Iterator<Item = &'a str>, widths: &[usize]) {
+    let mut line = String::new();
+    let mut cells = cells.zip(widths).peekable();
+    while let Some((cell, width)) = cells.next() {
+        if cells.peek().is_none() {
+            line.push_str(cell);
+        } else {
+            line.push_str(&format!("{cell:<width$}  "));
+        }
+    }
+    out.push_str(line.trim_end());
+    out.push('\n');
+}
+
+/// A session's commands: AT, FLAGS, TEXT, the later lines of a command indented under its
+/// first.
+fn command_table(commands: &[CommandEntry]) -> String {
+    let mut rows = Vec::with_capacity(commands.len());
+    let mut later = Vec::with_capacity(commands.len());
+    for command in commands {
+        let flags: Vec<&str> = command.flags.iter().map(|flag| flag.as_str()).collect();
+        let flags = if flags.is_empty() { "-".to_owned() } else { flags.join(",") };
+        let text = printable(&command.text, "\n");
+        let mut lines = text.split('\n');
+        let first = lines.next().unwrap_or_default().to_owned();
+        later.push(lines.map(str::to_owned).collect::<Vec<_>>());
+        rows.push([format_offset_tenths(command.at), flags, first]);
+    }
+    let header = ["AT", "FLAGS", "TEXT"];
+    let width = |i: usize| rows.iter().map(|row| row[i].chars().count()).fold(header[i].len(), usize::max);
+    let indent = " ".repeat(width(0) + 2 + width(1) + 2);
+    let table = aligned(&header, &rows);
+    let mut lines = table.lines();
+    let mut out = String::new();
+    if let Some(header) = lines.next() {
+        out.push_str(header);
+        out.push('\n');
+    }
+    for (line, more) in lines.zip(&later) {
+        out.push_str(line);
+        out.push('\n');
+        for text in more {
+            out.push_str(format!("{indent}{text}").trim_end());
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// `text` safe to print on a terminal: line breaks as `newline`, tabs as spaces, other control
+/// characters (the escape sequences a recording may hold) as U+FFFD.
+pub(super) fn printable(text: &str, newline: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        push_printable(&mut out, ch, newline);
+    }
+    out
+}
+
+/// Appends `ch` as [`printable`] shows it.
+pub(super) fn push_printable(out: &mut String, ch: char, newline: &str) {
+    match ch {
+        '\n' => out.push_str(newline),
+        '\r' => {}
+        '\t' => out.push(' '),
+        ch if ch.is_control() => out.push('\u{fffd}'),
+        ch => out.push(ch),
+    }
+}
+
+/// Seconds into a session as `m:ss` (`h:mm:ss` past an hour).
+pub(super) fn format_offset(at: f64) -> String {
+    let seconds = if at.is_finite() { at.max(0.0).floor() as u64 } else { 0 };
+    clock(seconds)
+}
+
+/// Seconds into a session as `m:ss.s` (`h:mm:ss.s` past an hour).
+fn format_offset_tenths(at: f64) -> String {
+    let tenths = if at.is_finite() { (at.max(0.0) * 10.0).round() as u64 } else { 0 };
+    format!("{}.{}", clock(tenths / 10), tenths % 10)
+}
+
+fn clock(seconds: u64) -> String {
+    let (hours, minutes, seconds) = (seconds / 3600, (seconds % 3600) / 60, seconds % 60);
+    if hours > 0 { format!("{hours}:{minutes:02}:{seconds:02}") } else { format!("{minutes}:{seconds:02}") }
 }
 
 /// One session as `key: value` lines.
@@ -321,5 +424,31 @@ mod tests {
         let details = details(&row());
         assert!(details.contains("command: [\"sh\",\"-c\",\"exit 3\"]\n"), "{details}");
         assert!(details.contains("exit code: 3\n") && details.contains("close detail: -\n"), "{details}");
+    }
+
+    #[test]
+    fn commands_and_offsets() {
+        use crate::wire::search::CommandFlag;
+        let entry =
+            |at: f64, text: &str, flags: Vec<CommandFlag>| CommandEntry { seq: 0, at, text: text.into(), flags };
+        let text = command_table(&[
+            entry(2.06, "ls -la", vec![]),
+            entry(75.0, "for i in 1 2; do\n  echo $i\ndone", vec![CommandFlag::Continued, CommandFlag::Paste]),
+            entry(3_725.0, "cat \x1b[2J", vec![]),
+        ]);
+        let indent = " ".repeat(9 + 2 + 15 + 2);
+        let expected = format!(
+            "AT         FLAGS            TEXT\n\
+             0:02.1     -                ls -la\n\
+             1:15.0     continued,paste  for i in 1 2; do\n\
+             {indent}  echo $i\n\
+             {indent}done\n\
+             1:02:05.0  -                cat \u{fffd}[2J\n"
+        );
+        assert_eq!(text, expected);
+        assert_eq!(format_offset(59.99), "0:59");
+        assert_eq!(format_offset(f64::NAN), "0:00");
+        assert_eq!(format_offset(3_600.0), "1:00:00");
+        assert_eq!(printable("a\tb\r\n\u{9b}c", "⏎"), "a b⏎\u{fffd}c");
     }
 }

@@ -44,6 +44,7 @@ pub(super) fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/", get(|| async { Redirect::to("/sessions") }))
         .route("/login", get(|| async { page("login.html") }))
         .route("/sessions", get(|| async { page("sessions.html") }))
+        .route("/search", get(|| async { page("search.html") }))
         .route("/sessions/{id}", get(|| async { page("replay.html") }))
         .route("/sessions/{id}/live", get(|| async { page("watch.html") }))
         .route("/audit", get(|| async { page("audit.html") }))

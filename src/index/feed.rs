@@ -52,8 +52,11 @@ pub struct IndexFeed {
 }
 
 impl IndexFeed {
-    /// Starts the model task of session `session_id`.
+    /// Starts the model task of session `session_id`, whose times count from `started` (the
+    /// recording's clock, so a hit opens the player where the recording shows it).
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
+        started: Instant,
         store: Store,
         session_id: String,
         tty: bool,
@@ -65,8 +68,8 @@ impl IndexFeed {
         let (queue, events) = mpsc::channel(capacity.max(1));
         let model = TerminalModel::new(80, 24, tty, caps);
         let task = ModelTask { store, session_id, model, written_output: 0, commands: Vec::new(), output: Vec::new() };
-        tracker.spawn(task.run(events, tracker.clone(), shutdown.clone()));
-        Self { queue, started: Instant::now(), ended: Mutex::new(false) }
+        tracker.spawn(task.run(started, events, tracker.clone(), shutdown.clone()));
+        Self { queue, started, ended: Mutex::new(false) }
     }
 
     fn now(&self) -> f64 {
@@ -121,8 +124,13 @@ struct ModelTask {
 }
 
 impl ModelTask {
-    async fn run(mut self, mut events: mpsc::Receiver<Message>, tracker: TaskTracker, shutdown: CancellationToken) {
-        let started = Instant::now();
+    async fn run(
+        mut self,
+        started: Instant,
+        mut events: mpsc::Receiver<Message>,
+        tracker: TaskTracker,
+        shutdown: CancellationToken,
+    ) {
         let mut ticker = tokio::time::interval(TICK);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut writing: Option<tokio::task::JoinHandle<Batch>> = None;
@@ -264,6 +272,7 @@ pub fn command_row(command: &Command) -> CommandRow {
     }
 }
 
+/// Whole milliseconds, rounded up: a hit never opens the player before what it found.
 fn millis(at: f64) -> i64 {
-    (at * 1000.0).round() as i64
+    (at * 1000.0).ceil() as i64
 }

@@ -301,7 +301,8 @@ impl TerminalModel {
                 self.ready.push(changed);
             }
             _ => {
-                if let Some(prompt) = prompt.filter(|p| !p.trim().is_empty()) {
+                // A prompt is kept for later lines once the screen has shown it where it was learned.
+                if let Some(prompt) = prompt.filter(|p| !p.trim().is_empty() && strip_prompt(&whole, p).is_some()) {
                     self.prompt = Some(prompt.to_owned());
                 }
                 self.emit(line.at, text, Vec::new());
@@ -309,15 +310,16 @@ impl TerminalModel {
         }
     }
 
-    /// The command in a screen line: the line minus its prompt (or minus the reverse-search
-    /// banner readline may still show).
+    /// The command in a screen line: the line minus its prompt (the one learned as the line was
+    /// typed, else the last good one, found where the screen shows it: keys typed ahead of the
+    /// prompt are echoed before it), or minus the reverse-search banner readline may still show.
     fn command_text(&self, whole: &str, prompt: Option<&str>) -> String {
-        let prompts = [prompt, self.prompt.as_deref()];
-        let text = prompts
-            .into_iter()
-            .flatten()
-            .filter(|p| !p.is_empty())
-            .find_map(|p| whole.strip_prefix(p).or_else(|| (whole == p.trim_end()).then_some("")))
+        if let Some(rest) = prompt.filter(|p| !p.is_empty()).and_then(|p| strip_prompt(whole, p)) {
+            return rest.trim().to_owned();
+        }
+        let known = self.prompt.as_deref().filter(|p| !p.is_empty());
+        let text = known
+            .and_then(|p| strip_prompt(whole, p).or_else(|| whole.find(p).map(|at| &whole[at + p.len()..])))
             .or_else(|| whole.split_once("search)`").and_then(|(_, rest)| rest.split_once("': ")).map(|(_, c)| c))
             .unwrap_or(whole);
         text.trim().to_owned()
@@ -399,6 +401,11 @@ impl TerminalModel {
             }
         }
     }
+}
+
+/// The line after `prompt` when it starts the line (an empty line when the line is only it).
+fn strip_prompt<'a>(whole: &'a str, prompt: &str) -> Option<&'a str> {
+    whole.strip_prefix(prompt).or_else(|| (whole == prompt.trim_end()).then_some(""))
 }
 
 /// Whether `needle`'s characters appear in `haystack` in order.

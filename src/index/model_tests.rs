@@ -240,3 +240,22 @@ fn any_bytes_in_any_order_never_panic() {
     m.finish(10.0);
     let _ = (m.take_commands(), m.finish_output(10.0), m.dump());
 }
+
+#[test]
+fn keys_typed_ahead_of_the_prompt_do_not_end_up_in_the_command() {
+    let mut m = model();
+    let got = play(
+        &mut m,
+        &[
+            (0.0, ">", "/ # "),
+            (1.0, "<", "echo a\r"),
+            (1.0, ">", "echo a\r\na\r\n"),
+            // The tty echoed the first key before the shell printed its prompt again.
+            (1.1, "<", "e"),
+            (1.1, ">", "e/ # e"),
+            (1.2, "<", "cho b\r"),
+            (1.2, ">", "cho b\r\nb\r\n/ # "),
+        ],
+    );
+    assert_eq!(texts(&got), ["echo a", "echo b"]);
+}

@@ -132,6 +132,11 @@ impl SessionRecorder {
     /// Hands a frame to the recorder. Waits while the queue is full: the session runs no
     /// faster than its recording. A non-strict session stops waiting for a recorder stalled
     /// past `stall_timeout` and loses (and counts) the frames that find the queue full.
+    /// The instant the recording's times count from.
+    pub fn started(&self) -> std::time::Instant {
+        self.started.into_std()
+    }
+
     pub async fn record(&self, frame: Frame) {
         let at = self.started.elapsed();
         // Counted before sending: the writer may take it off the queue at once.

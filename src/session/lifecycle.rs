@@ -117,7 +117,7 @@ impl Engine {
         let stats = Arc::new(SessionStats::default());
         let live = self.live.insert(session_id, principal.token_id.clone(), Arc::clone(&stats));
         let _live = LiveGuard { live: &self.live, id: session_id };
-        let index = self.start_index(session_id, request.tty);
+        let index = self.start_index(session_id, request.tty, recorder.as_deref());
         if let Some(index) = &index {
             live.tap.set_model(Arc::clone(index));
         }
@@ -224,7 +224,7 @@ impl Engine {
     }
 
     /// The terminal model of the command index, when indexing is on.
-    fn start_index(&self, session_id: &str, tty: bool) -> Option<Arc<IndexFeed>> {
+    fn start_index(&self, session_id: &str, tty: bool, recorder: Option<&SessionRecorder>) -> Option<Arc<IndexFeed>> {
         let config = &self.config.index;
         if !config.enabled {
             return None;
@@ -234,7 +234,9 @@ impl Engine {
             tail: usize::try_from(config.output_tail.0).unwrap_or(usize::MAX),
         };
         let store = self.store.clone();
+        let started = recorder.map_or_else(std::time::Instant::now, SessionRecorder::started);
         let feed = IndexFeed::start(
+            started,
             store,
             session_id.to_owned(),
             tty,

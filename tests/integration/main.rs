@@ -36,6 +36,7 @@ mod replay_memory;
 mod revoke;
 mod s3;
 mod search;
+mod search_cli;
 mod security;
 mod source_address;
 mod store;

@@ -1,8 +1,9 @@
 //! The web pages end to end, in headless Chromium against a real gateway and dockerd: sign-in,
-//! the sessions page, replay in asciinema-player, live watch, kill, and the messages a page
-//! shows when the API refuses.
+//! the sessions page, search, replay in asciinema-player (at a moment, with the command list),
+//! live watch, kill, and the messages a page shows when the API refuses.
 
 use std::process::Stdio;
+use std::time::Duration;
 
 use crate::common::browser::{Browser, Engine, in_both_browsers};
 use crate::common::{BASH_IMAGE, TestApp, TestContainer, WAIT, bearer};
@@ -15,6 +16,7 @@ in_both_browsers!(
     an_admin_kills_a_live_cli_session_from_the_sessions_page,
     a_live_session_is_watched_and_replayed_up_to_now_until_it_ends,
     pages_say_clearly_when_the_api_refuses,
+    an_auditor_searches_output_and_opens_the_replay_paused_at_the_hit,
 );
 
 /// Runs a developer's finished session that printed `replay-marker-42`; returns its id.
@@ -39,7 +41,7 @@ async fn pages_are_served_with_a_strict_content_security_policy() {
     let root = get("/").await.unwrap();
     assert_eq!(root.status().as_u16(), 303);
     assert_eq!(root.headers()["location"], "/sessions");
-    for path in ["/login", "/sessions", "/sessions/01a22800-0000-7000-8000-000000000000", "/audit"] {
+    for path in ["/login", "/sessions", "/sessions/01a22800-0000-7000-8000-000000000000", "/audit", "/search"] {
         let page = get(path).await.unwrap();
         assert_eq!(page.status().as_u16(), 200, "{path}: were the pages built? (npm --prefix player run build)");
         let policy = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
@@ -219,5 +221,106 @@ async fn pages_say_clearly_when_the_api_refuses(engine: Engine) {
     assert_eq!(kill_buttons, 0);
     browser.goto(&format!("{}/sessions/{id}/live", app.url())).await;
     browser.wait_for_text("#error", "not live", WAIT).await;
+    browser.close().await;
+}
+
+async fn an_auditor_searches_output_and_opens_the_replay_paused_at_the_hit(engine: Engine) {
+    let app = TestApp::start().await;
+    let container = TestContainer::start(BASH_IMAGE);
+    let auth = bearer(&app.token("alice", Role::Developer, &["*"]).await);
+    let mut session = app.connect(&[("container", &container.name), ("authorization", &auth)]).await;
+    session.winch(100, 30).await;
+    session.type_text("echo needle-$((6*7))\r").await;
+    session.read_until("needle-42", WAIT).await;
+    // Seconds of nothing after the hit, so that "paused at the hit" differs from "at the end".
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    session.type_text("exit\r").await;
+    session.read_to_close(WAIT).await;
+    let id = crate::common::wait_for_newest(&app.store, WAIT, "stored recording", crate::common::is_final).await.id;
+    let auditor = app.token("audrey", Role::Auditor, &[]).await;
+
+    // The hit is in the index before the browser looks for it.
+    let http = reqwest::Client::new();
+    let search = format!("{}/api/v1/search?q=needle-42", app.url());
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let answer = http.get(&search).header("authorization", bearer(&auditor)).send().await.unwrap();
+        let status = answer.status();
+        let body: serde_json::Value = answer.json().await.unwrap();
+        if status.is_success() && body["hits"].as_array().is_some_and(|hits| !hits.is_empty()) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no hit for needle-42: {status} {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // From the sessions page's search box to the search page.
+    let browser = Browser::start(engine).await;
+    browser.sign_in(&app.url(), &auditor).await;
+    assert_eq!(browser.path().await, "/sessions");
+    let input = browser.client.wait().for_element(fantoccini::Locator::Css("#search input[name=q]")).await.unwrap();
+    input.send_keys("needle-42").await.unwrap();
+    browser.click("#search button[type=submit]").await;
+    browser.wait_until("the search page", WAIT, || async { browser.path().await.starts_with("/search?") }).await;
+    let path = browser.path().await;
+    assert!(path.contains("q=needle-42") && path.contains("kind=all"), "{path}");
+    let results = browser.wait_for_text("#results tbody", "needle-42", WAIT).await;
+    assert!(results.contains("alice") && results.contains(&container.name), "{results}");
+    assert_eq!(browser.text("#results tbody tr mark").await, "needle-42", "the match is marked");
+    let hit = "#results tbody tr a.hit";
+    let href = browser.js("return document.querySelector(arguments[0]).getAttribute('href')", vec![hit.into()]).await;
+    let href = href.as_str().unwrap().to_owned();
+    let prefix = format!("/sessions/{id}?t=");
+    assert!(href.starts_with(&prefix), "{href}");
+    let t: f64 = href[prefix.len()..].parse().unwrap();
+    assert!(t > 0.0, "{href}");
+
+    // The hit opens the replay paused at its moment, with the line on the player's screen.
+    browser.click(hit).await;
+    browser.wait_until("the replay page at the hit", WAIT, || async { browser.path().await == href }).await;
+    browser.wait_for_text(".ap-term", "needle-42", WAIT).await;
+    // The page opens a moment (0.1 s) past the hit, whose time is rounded to the millisecond.
+    let position = "return typeof window.entrySessionTime === 'function' ? window.entrySessionTime() : null";
+    browser
+        .wait_until(&format!("the player at {t} s"), WAIT, || async {
+            browser.js(position, vec![]).await.as_f64().is_some_and(|p| p >= t && p < t + 0.25)
+        })
+        .await;
+    let current = "return window.entryPlayer.getCurrentTime()";
+    let before = browser.js(current, vec![]).await.as_f64().unwrap();
+    assert!(before > 0.0 && before < t + 0.25, "player time {before}, hit at {t}");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(browser.js(current, vec![]).await.as_f64().unwrap(), before, "the player is paused");
+    assert!(browser.js(position, vec![]).await.as_f64().unwrap() < t + 1.0, "not at the end");
+
+    // The command list has the command as typed; it is the current one at its output.
+    let commands = browser.wait_for_text("#commands", "echo needle-$((6*7))", WAIT).await;
+    assert!(!commands.contains("no command index"), "{commands}");
+    let entry = "#commands [data-at]";
+    let at = browser
+        .js(
+            "return [...document.querySelectorAll(arguments[0])].find(e => e.textContent.includes('echo needle-')).dataset.at",
+            vec![entry.into()],
+        )
+        .await;
+    let at: f64 = at.as_str().unwrap().parse().unwrap();
+    assert!(at > 0.0 && at <= t, "the command at {at}, its output at {t}");
+    browser.wait_for_text("#commands .current", "echo needle-", WAIT).await;
+
+    // Clicking a command seeks the player there.
+    browser.js("document.querySelector('#commands .current button').scrollIntoView()", vec![]).await;
+    browser.click("#commands .current button").await;
+    browser
+        .wait_until(&format!("the player at the command ({at} s)"), WAIT, || async {
+            browser.js(position, vec![]).await.as_f64().is_some_and(|p| (p - at).abs() < 0.1)
+        })
+        .await;
+
+    // Nothing found, and a query the API refuses, each say so.
+    browser.goto(&format!("{}/search?q=no-such-needle&kind=output", app.url())).await;
+    browser.wait_for_text("#results", "No output matches", WAIT).await;
+    browser.goto(&format!("{}/search?q=needle&since=yesterday", app.url())).await;
+    let error = browser.wait_for_text("#error", "Could not search", WAIT).await;
+    assert!(error.contains("400"), "{error}");
     browser.close().await;
 }

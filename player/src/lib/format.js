@@ -59,3 +59,16 @@ export function fromDatetimeLocal(value) {
   const ms = new Date(value).getTime(); // a date-time without offset is local time
   return Number.isFinite(ms) ? ms : '';
 }
+
+/**
+ * Seconds from a session's start as "m:ss" ("0:07", "12:34"), or "h:mm:ss" from an hour on
+ * (the times of a session's commands).
+ */
+export function formatOffset(seconds) {
+  if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return '—';
+  const total = Math.max(0, Math.floor(seconds));
+  const hours = Math.floor(total / 3600);
+  const minutes = Math.floor((total % 3600) / 60);
+  const rest = total % 60;
+  return hours > 0 ? `${hours}:${pad(minutes)}:${pad(rest)}` : `${minutes}:${pad(rest)}`;
+}
