@@ -31,6 +31,11 @@ pub struct Config {
     /// Output of the replayed session, MiB of base64 text, and replays run at once.
     pub replay_mib: usize,
     pub replay_parallel: usize,
+    /// Output the terminal model reads in the search section (MiB), and the search corpus:
+    /// sessions and MiB of output text.
+    pub model_mib: usize,
+    pub search_sessions: usize,
+    pub search_mib: usize,
     /// Sections to run; empty means all.
     sections: Vec<String>,
 }
@@ -72,6 +77,9 @@ impl Config {
             startups: var("ENTRY_BENCH_STARTUPS", pick(5, 2)).max(1),
             replay_mib: var("ENTRY_BENCH_REPLAY_MIB", pick(1024, 64)).max(1),
             replay_parallel: var("ENTRY_BENCH_REPLAY_PARALLEL", 4).max(1),
+            model_mib: var("ENTRY_BENCH_MODEL_MIB", pick(512, 64)).max(1),
+            search_sessions: var("ENTRY_BENCH_SEARCH_SESSIONS", pick(10_000, 500)).max(1),
+            search_mib: var("ENTRY_BENCH_SEARCH_MIB", pick(1024, 32)).max(1),
             sections,
         }
     }
@@ -111,6 +119,9 @@ impl Config {
             "startups": self.startups,
             "replay_mib": self.replay_mib,
             "replay_parallel": self.replay_parallel,
+            "model_mib": self.model_mib,
+            "search_sessions": self.search_sessions,
+            "search_mib": self.search_mib,
             "sections": self.sections,
         })
     }

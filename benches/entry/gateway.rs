@@ -59,7 +59,11 @@ impl Gateway {
             ("ENTRY_GATEWAY__MAX_CONNECTIONS_PER_ADDRESS".to_owned(), "0".to_owned()),
         ];
         match recording {
-            Recording::Off => env.push(("ENTRY_RECORDING__ENABLED".into(), "false".into())),
+            // The relay alone: no recording and no command index.
+            Recording::Off => {
+                env.push(("ENTRY_RECORDING__ENABLED".into(), "false".into()));
+                env.push(("ENTRY_INDEX__ENABLED".into(), "false".into()));
+            }
             Recording::Fs => {}
             Recording::S3(endpoint) => {
                 for (key, value) in [

@@ -3,7 +3,8 @@
 //! noisy: absolute times vary, ratios taken in one run hold).
 //!
 //! Sections: 1. output throughput, 2. keystroke latency, 3. concurrency (idle sessions,
-//! parallel streams), 4. recording size, 5. start-up, 6. replay of a large recording. Needs
+//! parallel streams), 4. recording size, 5. start-up, 6. replay of a large recording, 7. the
+//! command index's cost and search latency. Needs
 //! the local dockerd and the test images (`tests/images/build.sh`, built when missing),
 //! `docker`, and `s3s-fs` for the S3 variant. Prints a table with PASS/FAIL per target and
 //! writes the same figures to `bench-results.json` at the repository root. Configuration:
@@ -18,6 +19,7 @@ mod latency;
 mod recording;
 mod replay;
 mod report;
+mod search;
 mod startup;
 mod streams;
 mod sys;
@@ -84,13 +86,14 @@ impl Bench {
 
 type Section = (&'static str, fn(&mut Bench) -> futures::future::BoxFuture<'_, Result<()>>);
 
-const SECTIONS: [Section; 6] = [
+const SECTIONS: [Section; 7] = [
     ("startup", |b| Box::pin(startup::run(b))),
     ("throughput", |b| Box::pin(throughput::run(b))),
     ("latency", |b| Box::pin(latency::run(b))),
     ("recording", |b| Box::pin(recording::run(b))),
     ("concurrency", |b| Box::pin(concurrency::run(b))),
     ("replay", |b| Box::pin(replay::run(b))),
+    ("search", |b| Box::pin(search::run(b))),
 ];
 
 fn main() -> ExitCode {

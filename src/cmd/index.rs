@@ -18,6 +18,7 @@ use tokio::io::AsyncReadExt;
 use super::ConfigArgs;
 use super::sessions::parse_time;
 use crate::config::{Config, StorageKind};
+use crate::index::feed::{command_row, millis};
 use crate::index::model::{Command, OutputCaps, TerminalModel};
 use crate::recorder::asciicast::{self, EventKind, ParseError};
 use crate::recorder::storage::{FsStorage, ObjectReader, RecordingStorage, S3Storage};
@@ -267,19 +268,6 @@ fn collect(
         commands.insert(command.seq, command);
     }
     output.extend(model.take_output());
-}
-
-fn command_row(command: &Command) -> CommandRow {
-    CommandRow {
-        seq: command.seq,
-        at_ms: millis(command.at),
-        text: command.text.clone(),
-        flags: command.flags.iter().map(|flag| flag.as_str()).collect::<Vec<_>>().join(","),
-    }
-}
-
-fn millis(at: f64) -> i64 {
-    (at * 1000.0).round() as i64
 }
 
 #[cfg(test)]

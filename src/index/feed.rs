@@ -4,8 +4,9 @@
 //!
 //! Guarantees: the relay only queues (it waits when the queue is full, as for the recorder);
 //! the model never waits on the store; rows a failed write did not take are kept and written
-//! with the next batch; at the session's end the task reads what is left, writes it and only
-//! then reports done, so the session's index rows are final before its row is.
+//! with the next batch; at the session's end the task reads what is left and writes it, and
+//! only then drops its `done` guard (the recorder's hold on the session's final row), so the
+//! session's index rows are final before its row is, and the session's CLOSE never waits.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -16,13 +17,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::model::{Command, OutputCaps, TerminalModel};
-use crate::store::{CommandRow, OutputRow, Store};
+use crate::store::{CommandRow, OutputRow, ROWS_PER_WRITE, Store};
 use crate::wire::protocol::WindowSize;
 
+/// The pause between two statements of index rows.
+const WRITE_PAUSE: Duration = Duration::from_millis(2);
 /// How often the model settles and a batch is written.
 const TICK: Duration = Duration::from_millis(500);
-/// How long a session's end waits for its last index rows.
-const END_WAIT: Duration = Duration::from_secs(15);
 
 /// What the session tells its model.
 enum Message {
@@ -31,7 +32,7 @@ enum Message {
     Resize(WindowSize),
     /// A late watcher asks for the screen: its dump, size, and how many output bytes it holds.
     Screen(oneshot::Sender<ScreenDump>),
-    End(f64, oneshot::Sender<()>),
+    End(f64),
 }
 
 /// The model's screen for a late watcher.
@@ -62,13 +63,18 @@ impl IndexFeed {
         tty: bool,
         caps: OutputCaps,
         capacity: usize,
+        done: Option<Box<dyn Send>>,
         tracker: &TaskTracker,
         shutdown: &CancellationToken,
     ) -> Self {
         let (queue, events) = mpsc::channel(capacity.max(1));
         let model = TerminalModel::new(80, 24, tty, caps);
         let task = ModelTask { store, session_id, model, written_output: 0, commands: Vec::new(), output: Vec::new() };
-        tracker.spawn(task.run(started, events, tracker.clone(), shutdown.clone()));
+        let run = task.run(started, events, tracker.clone(), shutdown.clone());
+        tracker.spawn(async move {
+            run.await;
+            drop(done);
+        });
         Self { queue, started, ended: Mutex::new(false) }
     }
 
@@ -95,7 +101,8 @@ impl IndexFeed {
         tokio::time::timeout(Duration::from_secs(2), answer).await.ok()?.ok()
     }
 
-    /// The session ended: waits (bounded) until its index rows are written.
+    /// The session ended: the model reads what is left and writes it (without the session
+    /// waiting for the store).
     pub async fn end(&self) {
         {
             let Ok(mut ended) = self.ended.lock() else { return };
@@ -104,12 +111,7 @@ impl IndexFeed {
             }
             *ended = true;
         }
-        let (done, finished) = oneshot::channel();
-        if self.queue.send(Message::End(self.now(), done)).await.is_ok()
-            && tokio::time::timeout(END_WAIT, finished).await.is_err()
-        {
-            tracing::warn!("the command index did not finish writing within {END_WAIT:?}");
-        }
+        let _ = self.queue.send(Message::End(self.now())).await;
     }
 }
 
@@ -154,9 +156,8 @@ impl ModelTask {
                         let size = (u16::try_from(cols).unwrap_or(u16::MAX), u16::try_from(rows).unwrap_or(u16::MAX));
                         let _ = reply.send(ScreenDump { dump: self.model.dump(), size, position });
                     }
-                    Some(Message::End(at, done)) => {
+                    Some(Message::End(at)) => {
                         self.finish(at, writing.take()).await;
-                        let _ = done.send(());
                         return;
                     }
                     None => {
@@ -252,11 +253,18 @@ impl Batch {
                 Err(error) => tracing::warn!(%error, "cannot write commands to the index; will retry"),
             }
         }
-        if !self.output.is_empty() {
-            match store.index_output(&session_id, &self.output).await {
-                Ok(()) => self.output.clear(),
-                Err(error) => tracing::warn!(%error, "cannot write output lines to the index; will retry"),
+        // A statement at a time, with a pause between: the index never keeps the session rows
+        // (on SQLite, one writer at a time) waiting.
+        while !self.output.is_empty() {
+            let take = self.output.len().min(ROWS_PER_WRITE);
+            match store.index_output(&session_id, &self.output[..take]).await {
+                Ok(()) => drop(self.output.drain(..take)),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot write output lines to the index; will retry");
+                    break;
+                }
             }
+            tokio::time::sleep(WRITE_PAUSE).await;
         }
         self
     }
@@ -272,7 +280,8 @@ pub fn command_row(command: &Command) -> CommandRow {
     }
 }
 
-/// Whole milliseconds, rounded up: a hit never opens the player before what it found.
-fn millis(at: f64) -> i64 {
+/// Seconds into a session as whole milliseconds, rounded up: a hit never opens the player
+/// before what it found.
+pub fn millis(at: f64) -> i64 {
     (at * 1000.0).ceil() as i64
 }

@@ -19,7 +19,7 @@ pub mod spool;
 pub mod storage;
 mod writer;
 
-pub use writer::{SessionRecorder, Unrecordable};
+pub use writer::{FINAL_HOLD, FinalRowHold, SessionRecorder, Unrecordable};
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -81,6 +81,8 @@ pub struct SessionRecorder {
     /// How the session ended, handed over apart from the frame queue, so that ending never
     /// waits for a stalled writer.
     end: watch::Sender<Option<End>>,
+    /// `true` while a [`FinalRowHold`] keeps the row from being written final.
+    final_hold: Arc<watch::Sender<bool>>,
     strict: bool,
 }
 
@@ -101,8 +103,10 @@ impl Recorder {
         let (tx, rx) = mpsc::channel(inner.queue_capacity);
         let (failure_tx, failure) = watch::channel(None);
         let (end, end_rx) = watch::channel(None);
+        let (final_hold, final_hold_rx) = watch::channel(false);
         let dropped = Arc::new(AtomicU64::new(0));
         let writer = Writer {
+            final_hold: final_hold_rx,
             inner: Arc::clone(&self.inner),
             session_id: meta.session_id.clone(),
             sidecar,
@@ -123,6 +127,7 @@ impl Recorder {
             failure,
             disk: inner.disk.subscribe(),
             end,
+            final_hold: Arc::new(final_hold),
             strict: inner.required,
         })
     }
@@ -132,6 +137,14 @@ impl SessionRecorder {
     /// Hands a frame to the recorder. Waits while the queue is full: the session runs no
     /// faster than its recording. A non-strict session stops waiting for a recorder stalled
     /// past `stall_timeout` and loses (and counts) the frames that find the queue full.
+    /// Keeps the session's row from being written final until the hold is dropped (at most
+    /// [`FINAL_HOLD`]): the command index writes its last rows first, so they are final when
+    /// the row is, without delaying the session's CLOSE.
+    pub fn hold_final_row(&self) -> FinalRowHold {
+        self.final_hold.send_replace(true);
+        FinalRowHold(Arc::clone(&self.final_hold))
+    }
+
     /// The instant the recording's times count from.
     pub fn started(&self) -> std::time::Instant {
         self.started.into_std()
@@ -244,6 +257,18 @@ impl SessionRecorder {
     }
 }
 
+/// The longest a [`FinalRowHold`] keeps a session's row from going final.
+pub const FINAL_HOLD: Duration = Duration::from_secs(30);
+
+/// Keeps a session's row from being written final while it lives.
+pub struct FinalRowHold(Arc<watch::Sender<bool>>);
+
+impl Drop for FinalRowHold {
+    fn drop(&mut self) {
+        self.0.send_replace(false);
+    }
+}
+
 /// Resolves with the watched value once it is `Some`; pending forever if it never is.
 async fn until_some(mut watched: watch::Receiver<Option<String>>) -> String {
     loop {
@@ -274,6 +299,8 @@ struct End {
 }
 
 struct Writer {
+    /// `true` while the row may not be written final yet.
+    final_hold: watch::Receiver<bool>,
     inner: Arc<Inner>,
     session_id: String,
     sidecar: Sidecar,
@@ -470,6 +497,10 @@ impl Writer {
         let (store, session_id) = (&self.inner.store, &self.session_id);
         let (location, sha256) = (stored.location.clone(), stored.sha256.clone());
         let recording = StoredRecording { location, size: stored.size, sha256, text_size: Some(text_size) };
+        let mut hold = self.final_hold.clone();
+        if tokio::time::timeout(FINAL_HOLD, hold.wait_for(|held| !*held)).await.is_err() {
+            tracing::warn!(session.id = %session_id, "the command index did not finish within {FINAL_HOLD:?}; the row goes final");
+        }
         if let Err(error) = store.set_recording(session_id, &recording, status).await {
             if !store.final_writes_waiting_for(session_id) {
                 return tracing::error!(session.id = %session_id, %error, "recording stored but the session row was not updated; the spool stays");
@@ -558,6 +589,7 @@ mod tests {
             failure,
             disk: watch::channel(None).1,
             end: watch::channel(None).0,
+            final_hold: Arc::new(watch::channel(false).0),
             strict,
         };
         // The writer's side of the end, kept open as a writer would.

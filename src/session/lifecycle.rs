@@ -235,6 +235,7 @@ impl Engine {
         };
         let store = self.store.clone();
         let started = recorder.map_or_else(std::time::Instant::now, SessionRecorder::started);
+        let done = recorder.map(|r| Box::new(r.hold_final_row()) as Box<dyn Send>);
         let feed = IndexFeed::start(
             started,
             store,
@@ -242,6 +243,7 @@ impl Engine {
             tty,
             caps,
             config.queue_capacity,
+            done,
             &self.tracker,
             &self.shutdown,
         );
@@ -275,9 +277,9 @@ impl Engine {
         consumers
     }
 
-    /// Writes how the session ended, lets the terminal model write its last index rows, then
-    /// tells the consumers (the recorder stores the recording and finalises the row, the
-    /// counters count the session).
+    /// Writes how the session ended, tells the terminal model (which writes its last index
+    /// rows while the recorder holds the final row for it), then the other consumers (the
+    /// recorder stores the recording and finalises the row, the counters count the session).
     async fn end(
         &self,
         session_id: &str,

@@ -228,8 +228,11 @@ pub(super) fn unreachable(error: &sqlx::Error) -> bool {
         | sqlx::Error::Protocol(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::WorkerCrashed => true,
-        // Class 08: connection exception; 57P: the server is shutting down or starting.
-        sqlx::Error::Database(error) => error.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        // Class 08: connection exception; 57P: the server is shutting down or starting;
+        // SQLite's BUSY (5, 517) and LOCKED (6): another writer held the database too long.
+        sqlx::Error::Database(error) => error
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P") || matches!(c.as_ref(), "5" | "6" | "517")),
         _ => false,
     }
 }

@@ -6,7 +6,7 @@
 //! case-insensitively (ASCII on SQLite), with `%`, `_` and `\` taken literally; hits come newest
 //! first by (session start + offset, session, kind, seq), and a page's cursor continues exactly
 //! after its last hit; a command written again with the same seq replaces the first (a
-//! continued command grows); re-indexing a session replaces its rows in one transaction.
+//! continued command grows); re-indexing a session deletes its rows, then writes the new ones.
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -156,43 +156,45 @@ impl Store {
         Ok(())
     }
 
-    /// Writes commands (a seq written before is replaced).
+    /// Writes commands (a seq written before is replaced), [`ROWS_PER_WRITE`] to a statement.
     pub async fn index_commands(&self, session_id: &str, commands: &[CommandRow]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        for command in commands {
-            sqlx::query(
-                "INSERT INTO session_commands (session_id, seq, at_ms, text, flags) VALUES ($1, $2, $3, $4, $5) \
+        for chunk in commands.chunks(ROWS_PER_WRITE) {
+            let sql = format!(
+                "INSERT INTO session_commands (session_id, seq, at_ms, text, flags) VALUES {} \
                  ON CONFLICT (session_id, seq) DO UPDATE SET at_ms = excluded.at_ms, text = excluded.text, \
                  flags = excluded.flags",
-            )
-            .bind(session_id)
-            .bind(command.seq)
-            .bind(command.at_ms)
-            .bind(&command.text)
-            .bind(&command.flags)
-            .execute(&mut *tx)
-            .await?;
+                placeholders(chunk.len(), 5)
+            );
+            let mut query = sqlx::query(&sql);
+            for command in chunk {
+                query = query
+                    .bind(session_id)
+                    .bind(command.seq)
+                    .bind(command.at_ms)
+                    .bind(&command.text)
+                    .bind(&command.flags);
+            }
+            query.execute(&self.pool).await?;
         }
-        tx.commit().await?;
         Ok(())
     }
 
-    /// Writes output lines (a seq written before is replaced).
+    /// Writes output lines (a seq written before is replaced), [`ROWS_PER_WRITE`] to a
+    /// statement, each its own short transaction: other writers (the session rows) get the
+    /// database between them.
     pub async fn index_output(&self, session_id: &str, lines: &[OutputRow]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        for line in lines {
-            sqlx::query(
-                "INSERT INTO session_output (session_id, seq, at_ms, text) VALUES ($1, $2, $3, $4) \
+        for chunk in lines.chunks(ROWS_PER_WRITE) {
+            let sql = format!(
+                "INSERT INTO session_output (session_id, seq, at_ms, text) VALUES {} \
                  ON CONFLICT (session_id, seq) DO UPDATE SET at_ms = excluded.at_ms, text = excluded.text",
-            )
-            .bind(session_id)
-            .bind(line.seq)
-            .bind(line.at_ms)
-            .bind(&line.text)
-            .execute(&mut *tx)
-            .await?;
+                placeholders(chunk.len(), 4)
+            );
+            let mut query = sqlx::query(&sql);
+            for line in chunk {
+                query = query.bind(session_id).bind(line.seq).bind(line.at_ms).bind(&line.text);
+            }
+            query.execute(&self.pool).await?;
         }
-        tx.commit().await?;
         Ok(())
     }
 
@@ -310,6 +312,20 @@ fn hit(kind: IndexKind, row: &AnyRow) -> Result<HitRow, sqlx::Error> {
     })
 }
 
+/// Rows written by one statement (and so one transaction).
+pub const ROWS_PER_WRITE: usize = 200;
+
+/// `($1, $2, …), ($k+1, …), …`: `rows` tuples of `width` parameters.
+fn placeholders(rows: usize, width: usize) -> String {
+    let tuples: Vec<String> = (0..rows)
+        .map(|row| {
+            let names: Vec<String> = (1..=width).map(|i| format!("${}", row * width + i)).collect();
+            format!("({})", names.join(", "))
+        })
+        .collect();
+    tuples.join(", ")
+}
+
 /// `%text%` with LIKE's wildcards and the escape character taken literally.
 fn like_pattern(text: &str) -> String {
     let mut pattern = String::with_capacity(text.len() + 2);
@@ -327,6 +343,11 @@ fn like_pattern(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn placeholders_number_every_parameter_once() {
+        assert_eq!(placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
+    }
 
     #[test]
     fn wildcards_are_literal() {
