@@ -101,7 +101,8 @@ fn thread_cpu_seconds() -> f64 {
     now.tv_sec as f64 + now.tv_nsec as f64 / 1e9
 }
 
-/// (a): the terminal model reading `ENTRY_BENCH_MODEL_MIB` of output in 8 KiB chunks.
+/// (a): the terminal model reading `ENTRY_BENCH_MODEL_MIB` of output in 64 KiB chunks (the
+/// gateway's model task joins the output queued behind a message, up to 256 KiB).
 fn model_cpu(bench: &mut Bench) -> Result<()> {
     let mib = bench.config.model_mib;
     let mut rng = StdRng::seed_from_u64(7);
@@ -109,7 +110,7 @@ fn model_cpu(bench: &mut Bench) -> Result<()> {
     while text.len() < 4 << 20 {
         text.push_str(&line(&mut rng));
     }
-    let chunks: Vec<&str> = text.as_bytes().chunks(8192).map(|c| std::str::from_utf8(c).unwrap_or("")).collect();
+    let chunks: Vec<&str> = text.as_bytes().chunks(64 * 1024).map(|c| std::str::from_utf8(c).unwrap_or("")).collect();
     let total = mib << 20;
     let (seconds, fed) = std::thread::scope(|scope| {
         scope

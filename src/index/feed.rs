@@ -11,7 +11,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -20,6 +20,8 @@ use super::model::{Command, OutputCaps, TerminalModel};
 use crate::store::{CommandRow, OutputRow, ROWS_PER_WRITE, Store};
 use crate::wire::protocol::WindowSize;
 
+/// Output joined into one chunk for the model at most (what was queued behind a message).
+const JOIN_BYTES: usize = 256 * 1024;
 /// The pause between two statements of index rows.
 const WRITE_PAUSE: Duration = Duration::from_millis(2);
 /// How often the model settles and a batch is written.
@@ -138,47 +140,70 @@ impl ModelTask {
         let mut writing: Option<tokio::task::JoinHandle<Batch>> = None;
         let mut position = 0u64;
         let mut last_at = 0.0;
+        // A message taken while joining output, handled next.
+        let mut held: Option<Message> = None;
         loop {
-            tokio::select! {
-                message = events.recv() => match message {
-                    Some(Message::Output(data, at)) => {
-                        position += data.len() as u64;
-                        last_at = at;
-                        self.model.output(at, &String::from_utf8_lossy(&data));
+            let next = match held.take() {
+                Some(message) => Some(message),
+                None => tokio::select! {
+                    message = events.recv() => message,
+                    _ = ticker.tick() => {
+                        self.model.tick(started.elapsed().as_secs_f64().max(last_at));
+                        self.collect();
+                        if writing.as_ref().is_none_or(|w| w.is_finished()) {
+                            if let Some(done) = writing.take() {
+                                self.take_back(done.await.ok());
+                            }
+                            if !self.commands.is_empty() || !self.output.is_empty() {
+                                let batch = self.batch();
+                                writing = Some(tracker.spawn(batch.write(self.store.clone(), self.session_id.clone())));
+                            }
+                        }
+                        continue;
                     }
-                    Some(Message::Input(data, at)) => {
-                        last_at = at;
-                        self.model.input(at, &data);
-                    }
-                    Some(Message::Resize(size)) => self.model.resize(size.cols, size.rows),
-                    Some(Message::Screen(reply)) => {
-                        let (cols, rows) = self.model.size();
-                        let size = (u16::try_from(cols).unwrap_or(u16::MAX), u16::try_from(rows).unwrap_or(u16::MAX));
-                        let _ = reply.send(ScreenDump { dump: self.model.dump(), size, position });
-                    }
-                    Some(Message::End(at)) => {
-                        self.finish(at, writing.take()).await;
-                        return;
-                    }
-                    None => {
+                    _ = shutdown.cancelled() => {
                         self.finish(last_at, writing.take()).await;
                         return;
                     }
                 },
-                _ = ticker.tick() => {
-                    self.model.tick(started.elapsed().as_secs_f64().max(last_at));
-                    self.collect();
-                    if writing.as_ref().is_none_or(|w| w.is_finished()) {
-                        if let Some(done) = writing.take() {
-                            self.take_back(done.await.ok());
-                        }
-                        if !self.commands.is_empty() || !self.output.is_empty() {
-                            let batch = self.batch();
-                            writing = Some(tracker.spawn(batch.write(self.store.clone(), self.session_id.clone())));
+            };
+            match next {
+                Some(Message::Output(data, at)) => {
+                    // Output queued behind this is read with it: bulk output then comes in
+                    // chunks large enough for the model's fast path.
+                    let mut joined: Option<BytesMut> = None;
+                    while joined.as_ref().map_or(data.len(), BytesMut::len) < JOIN_BYTES {
+                        match events.try_recv() {
+                            Ok(Message::Output(more, _)) => {
+                                joined.get_or_insert_with(|| BytesMut::from(&data[..])).extend_from_slice(&more)
+                            }
+                            Ok(other) => {
+                                held = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
                         }
                     }
+                    let text = joined.as_deref().unwrap_or(&data);
+                    position += text.len() as u64;
+                    last_at = at;
+                    self.model.output(at, &String::from_utf8_lossy(text));
                 }
-                _ = shutdown.cancelled() => {
+                Some(Message::Input(data, at)) => {
+                    last_at = at;
+                    self.model.input(at, &data);
+                }
+                Some(Message::Resize(size)) => self.model.resize(size.cols, size.rows),
+                Some(Message::Screen(reply)) => {
+                    let (cols, rows) = self.model.size();
+                    let size = (u16::try_from(cols).unwrap_or(u16::MAX), u16::try_from(rows).unwrap_or(u16::MAX));
+                    let _ = reply.send(ScreenDump { dump: self.model.dump(), size, position });
+                }
+                Some(Message::End(at)) => {
+                    self.finish(at, writing.take()).await;
+                    return;
+                }
+                None => {
                     self.finish(last_at, writing.take()).await;
                     return;
                 }

@@ -6,6 +6,7 @@
 //! events reach the model through a queue, the model never waits on the store, and the
 //! recording (with the raw input) stays the ground truth.
 
+pub mod bulk;
 pub mod feed;
 pub mod hits;
 pub mod keys;

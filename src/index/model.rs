@@ -19,6 +19,7 @@ use std::collections::{HashSet, VecDeque};
 
 use avt::{ScreenKind, Terminal};
 
+use super::bulk;
 use super::keys::{Key, keys};
 use super::output::{OutputLine, OutputText};
 use super::screen::{ScreenLines, cursor_line, cursor_line_start};
@@ -84,6 +85,10 @@ pub struct TerminalModel {
     unsettled: bool,
     ready: Vec<Command>,
     stdin: String,
+    /// Plain bulk text (beginning after a line feed, see [`bulk`]) not yet emulated: the screen
+    /// was cleared for it. A following bulk chunk scrolls it off unseen, so a stream of bulk
+    /// output is never emulated line by line; anything else emulates it first.
+    lazy: String,
 }
 
 impl TerminalModel {
@@ -109,6 +114,7 @@ impl TerminalModel {
             unsettled: false,
             ready: Vec::new(),
             stdin: String::new(),
+            lazy: String::new(),
         }
     }
 
@@ -136,6 +142,7 @@ impl TerminalModel {
 
     /// The user typed `data` at `at`.
     pub fn input(&mut self, at: f64, data: &[u8]) {
+        self.catch_up(at);
         if !self.tty {
             return self.stdin_lines(at, data);
         }
@@ -181,12 +188,14 @@ impl TerminalModel {
 
     /// The terminal changed size.
     pub fn resize(&mut self, cols: u16, rows: u16) {
+        self.catch_up(self.last_output_at);
         self.terminal.resize_with(usize::from(cols.max(1)), usize::from(rows.max(1)), &mut self.lines);
     }
 
     /// Time passes (called about once a second): submitted lines whose echo never came are read,
     /// and the screen's settled lines are indexed.
     pub fn tick(&mut self, at: f64) {
+        self.catch_up(self.last_output_at);
         while self.pending.front().is_some_and(|line| at - line.at >= ECHO_WAIT) {
             self.read_submitted();
         }
@@ -195,6 +204,7 @@ impl TerminalModel {
 
     /// The session is over: everything left is read and indexed.
     pub fn finish(&mut self, at: f64) {
+        self.catch_up(self.last_output_at);
         while !self.pending.is_empty() {
             self.read_submitted();
         }
@@ -221,7 +231,8 @@ impl TerminalModel {
     }
 
     /// The screen as escape sequences that recreate it on a terminal of the same size.
-    pub fn dump(&self) -> String {
+    pub fn dump(&mut self) -> String {
+        self.catch_up(self.last_output_at);
         self.terminal.dump()
     }
 
@@ -231,11 +242,70 @@ impl TerminalModel {
     }
 
     /// The visible screen's text, a line per row (for tests and checks).
-    pub fn screen_text(&self) -> Vec<String> {
+    pub fn screen_text(&mut self) -> Vec<String> {
+        self.catch_up(self.last_output_at);
         self.terminal.screen().visible_lines().map(|line| line.text().trim_end().to_owned()).collect()
     }
 
     fn feed(&mut self, at: f64, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        // Bulk output while nobody types: the lines that scroll off unseen are read as text.
+        if self.line.is_none() && self.pending.is_empty() && !self.alternate {
+            let joined;
+            let text = if self.lazy.is_empty() {
+                text
+            } else {
+                joined = std::mem::take(&mut self.lazy) + text;
+                joined.as_str()
+            };
+            if let Some(bulk) = bulk::plan(text, self.terminal.size().1) {
+                self.emulate(at, &text[..bulk.first_end]);
+                // The screen scrolls off whole (the chunk has more lines than it has rows).
+                self.emulate(at, "\x1b[2J\x1b[H");
+                for text in self.lines.take_scrolled() {
+                    self.output.push(at, text);
+                }
+                let mut skipped = &text[bulk.first_end..bulk.rest_start];
+                if self.output.head_full() {
+                    // Past the head, only the last `tail` bytes can stay: the rest is counted,
+                    // the tail kept raw and read only if it is still the tail at the end.
+                    if skipped.len() > self.output.tail() {
+                        let cut = skipped.len() - self.output.tail();
+                        let cut = skipped[cut..].find('\n').map_or(skipped.len(), |i| cut + i + 1);
+                        let gone = &skipped[..cut];
+                        self.output.skip(gone.bytes().filter(|b| *b == b'\n').count(), gone.len());
+                        skipped = &skipped[cut..];
+                    }
+                    self.output.push_raw(at, skipped);
+                } else {
+                    for line in bulk::lines(skipped) {
+                        self.output.push(at, line);
+                    }
+                }
+                self.emulate(at, &bulk.pen);
+                self.lazy = text[bulk.rest_start..].to_owned();
+                return;
+            }
+            return self.emulate(at, text);
+        }
+        self.catch_up(at);
+        self.emulate(at, text);
+    }
+
+    /// Emulates the bulk text held back, if any.
+    fn catch_up(&mut self, at: f64) {
+        if !self.lazy.is_empty() {
+            let lazy = std::mem::take(&mut self.lazy);
+            self.emulate(at, &lazy);
+            for text in self.lines.take_scrolled() {
+                self.output.push(at, text);
+            }
+        }
+    }
+
+    fn emulate(&mut self, at: f64, text: &str) {
         if text.is_empty() {
             return;
         }

@@ -259,3 +259,52 @@ fn keys_typed_ahead_of_the_prompt_do_not_end_up_in_the_command() {
     );
     assert_eq!(texts(&got), ["echo a", "echo b"]);
 }
+
+#[test]
+fn bulk_output_gives_the_same_screen_and_every_line_once() {
+    let chunk: String = (0..500).map(|i| format!("\x1b[01;3{}mfile-{i}\x1b[0m\tsize {}\r\n", i % 8, i * 7)).collect();
+    let tail = "\x1b[1mstill bold at the prompt $ ";
+    let mut fast = model();
+    fast.output(0.0, "$ ");
+    fast.input(1.0, b"ls\r");
+    fast.output(1.1, "ls\r\n");
+    fast.output(1.2, &chunk);
+    fast.output(1.3, tail);
+    let mut whole = avt::Terminal::new(80, 24).unwrap();
+    whole.feed(format!("$ ls\r\n{chunk}{tail}"));
+    let expected: Vec<String> = whole.screen().visible_lines().map(|l| l.text().trim_end().to_owned()).collect();
+    assert_eq!(fast.screen_text(), expected);
+    // Every listed line is indexed once, in order, as the screen showed it.
+    fast.finish(2.0);
+    let lines: Vec<String> =
+        fast.take_output().into_iter().map(|l| l.text).filter(|t| t.starts_with("file-")).collect();
+    let want: Vec<String> =
+        (0..500).map(|i| format!("file-{i}{}size {}", " ".repeat(8 - format!("file-{i}").len() % 8), i * 7)).collect();
+    assert_eq!(lines.len(), 500);
+    assert_eq!(lines, want);
+    // The pen after the bulk is the one the text left: the dump of both screens matches.
+    let mut replayed = avt::Terminal::new(80, 24).unwrap();
+    replayed.feed(fast.dump());
+    assert_eq!(replayed.dump(), whole.dump());
+}
+
+#[test]
+fn bulk_output_in_many_chunks_is_the_same_as_in_one() {
+    let lines: Vec<String> = (0..2000).map(|i| format!("\x1b[3{}mrow {i}\x1b[0m\r\n", i % 8)).collect();
+    let mut one = model();
+    one.output(0.0, &lines.concat());
+    let mut many = model();
+    for (i, piece) in lines.chunks(37).enumerate() {
+        many.output(i as f64, &piece.concat());
+    }
+    many.output(99.0, "$ ");
+    one.output(99.0, "$ ");
+    assert_eq!(many.screen_text(), one.screen_text());
+    assert_eq!(many.dump(), one.dump());
+    many.finish(100.0);
+    one.finish(100.0);
+    let text = |m: &mut TerminalModel| m.take_output().into_iter().map(|l| l.text).collect::<Vec<_>>();
+    let (a, b) = (text(&mut many), text(&mut one));
+    assert_eq!(a.len(), 2001, "every row and the prompt");
+    assert!(a == b, "the same lines in the same order");
+}
