@@ -209,7 +209,9 @@ async fn corpus_and_queries(
                 text = "rm -rf /var/cache/shop".to_owned();
             }
             size += text.len();
-            values.push(format!("('{id}', {seq}, {}, '{}')", seq * 100, text.replace('\'', "''")));
+            let at_ms = seq * 100;
+            let abs_ms = started_at + at_ms;
+            values.push(format!("('{id}', {seq}, {at_ms}, {abs_ms}, '{}')", text.replace('\'', "''")));
             seq += 1;
             if values.len() == BATCH {
                 statements.push(insert(&values));
@@ -267,7 +269,7 @@ async fn corpus_and_queries(
 }
 
 fn insert(values: &[String]) -> String {
-    format!("INSERT INTO session_output (session_id, seq, at_ms, text) VALUES {}", values.join(", "))
+    format!("INSERT INTO session_output (session_id, seq, at_ms, abs_ms, text) VALUES {}", values.join(", "))
 }
 
 async fn flush(store: &Store, statements: &mut Vec<String>) -> Result<()> {

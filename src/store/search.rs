@@ -95,6 +95,8 @@ pub struct HitRow {
     pub session_started_at: i64,
     pub seq: i64,
     pub at_ms: i64,
+    /// The session's start plus `at_ms`.
+    pub abs_ms: i64,
     pub text: String,
     pub flags: String,
 }
@@ -103,7 +105,7 @@ impl HitRow {
     /// The cursor that continues after this hit.
     pub fn cursor(&self) -> SearchCursor {
         SearchCursor {
-            at_ms: self.session_started_at + self.at_ms,
+            at_ms: self.abs_ms,
             session_id: self.session_id.clone(),
             kind_rank: self.kind.rank(),
             seq: self.seq,
@@ -160,10 +162,10 @@ impl Store {
     pub async fn index_commands(&self, session_id: &str, commands: &[CommandRow]) -> Result<(), StoreError> {
         for chunk in commands.chunks(ROWS_PER_WRITE) {
             let sql = format!(
-                "INSERT INTO session_commands (session_id, seq, at_ms, text, flags) VALUES {} \
-                 ON CONFLICT (session_id, seq) DO UPDATE SET at_ms = excluded.at_ms, text = excluded.text, \
-                 flags = excluded.flags",
-                placeholders(chunk.len(), 5)
+                "INSERT INTO session_commands (session_id, seq, at_ms, abs_ms, text, flags) VALUES {} \
+                 ON CONFLICT (session_id, seq) DO UPDATE SET at_ms = excluded.at_ms, abs_ms = excluded.abs_ms, \
+                 text = excluded.text, flags = excluded.flags",
+                placeholders(chunk.len(), 5, Some(3))
             );
             let mut query = sqlx::query(&sql);
             for command in chunk {
@@ -185,9 +187,10 @@ impl Store {
     pub async fn index_output(&self, session_id: &str, lines: &[OutputRow]) -> Result<(), StoreError> {
         for chunk in lines.chunks(ROWS_PER_WRITE) {
             let sql = format!(
-                "INSERT INTO session_output (session_id, seq, at_ms, text) VALUES {} \
-                 ON CONFLICT (session_id, seq) DO UPDATE SET at_ms = excluded.at_ms, text = excluded.text",
-                placeholders(chunk.len(), 4)
+                "INSERT INTO session_output (session_id, seq, at_ms, abs_ms, text) VALUES {} \
+                 ON CONFLICT (session_id, seq) DO UPDATE SET at_ms = excluded.at_ms, abs_ms = excluded.abs_ms, \
+                 text = excluded.text",
+                placeholders(chunk.len(), 4, Some(3))
             );
             let mut query = sqlx::query(&sql);
             for line in chunk {
@@ -246,21 +249,43 @@ impl Store {
         Ok(row.try_get("n")?)
     }
 
-    /// Hits of one kind, newest first.
+    /// Hits of one kind, newest first. A frequent text is found among the newest
+    /// [`RECENT_WINDOW`] rows, read in order; only when they hold fewer than `limit` hits does the
+    /// substring index answer (a rare text: few rows to sort).
     pub async fn search(&self, kind: IndexKind, filter: &SearchFilter) -> Result<Vec<HitRow>, StoreError> {
         let (table, flags) = match kind {
             IndexKind::Command => ("session_commands", "x.flags"),
             IndexKind::Output => ("session_output", "''"),
         };
-        let (matches, pattern) = if self.is_postgres() {
-            ("x.text ILIKE $1 ESCAPE '\\'".to_owned(), like_pattern(&filter.text))
-        } else if filter.text.chars().count() >= 3 {
-            // A phrase of trigrams is a substring; shorter text has no trigram to look up.
-            let phrase = format!("\"{}\"", filter.text.replace('"', "\"\""));
-            (format!("x.rowid IN (SELECT rowid FROM {table}_fts WHERE {table}_fts MATCH $1)"), phrase)
-        } else {
-            ("x.text LIKE $1 ESCAPE '\\'".to_owned(), like_pattern(&filter.text))
-        };
+        let like = if self.is_postgres() { "ILIKE" } else { "LIKE" };
+        let recent = format!(
+            "(SELECT * FROM {table} x WHERE {AFTER_CURSOR} ORDER BY x.abs_ms DESC, x.session_id DESC, x.seq DESC \
+             LIMIT {RECENT_WINDOW}) x"
+        );
+        let pattern = like_pattern(&filter.text);
+        let like_matches = format!("x.text {like} $1 ESCAPE '\\'");
+        let hits = self.search_in(kind, filter, &recent, (&like_matches, &pattern), flags).await?;
+        if i64::try_from(hits.len()).unwrap_or(i64::MAX) >= filter.limit {
+            return Ok(hits);
+        }
+        let table_x = format!("{table} x");
+        if self.is_postgres() || filter.text.chars().count() < 3 {
+            return self.search_in(kind, filter, &table_x, (&like_matches, &pattern), flags).await;
+        }
+        // A phrase of trigrams is a substring; shorter text has no trigram to look up.
+        let matches = format!("x.rowid IN (SELECT rowid FROM {table}_fts WHERE {table}_fts MATCH $1)");
+        let phrase = format!("\"{}\"", filter.text.replace('"', "\"\""));
+        self.search_in(kind, filter, &table_x, (&matches, &phrase), flags).await
+    }
+
+    async fn search_in(
+        &self,
+        kind: IndexKind,
+        filter: &SearchFilter,
+        source: &str,
+        (matches, text): (&str, &str),
+        flags: &str,
+    ) -> Result<Vec<HitRow>, StoreError> {
         let rank = kind.rank();
         let before = filter.before.as_ref();
         // Hits after the cursor in (time, session, kind, seq), newest first.
@@ -269,19 +294,19 @@ impl Store {
             None => (0, 0),
         };
         let sql = format!(
-            "SELECT x.session_id, s.user_name, s.container_name, s.started_at, x.seq, x.at_ms, x.text, {flags} AS flags \
-             FROM {table} x JOIN sessions s ON s.id = x.session_id \
-             WHERE {matches} \
+            "SELECT x.session_id, s.user_name, s.container_name, s.started_at, x.seq, x.at_ms, x.abs_ms, x.text, \
+             {flags} AS flags FROM {source} JOIN sessions s ON s.id = x.session_id \
+             WHERE {matches} AND {AFTER_CURSOR} \
              AND ($2 IS NULL OR s.user_name = $2) \
              AND ($3 IS NULL OR s.container_name = $3 OR s.container_id = $3) \
              AND ($4 IS NULL OR s.started_at >= $4) \
              AND ($5 IS NULL OR s.started_at < $5) \
-             AND ($6 IS NULL OR s.started_at + x.at_ms < $6 OR (s.started_at + x.at_ms = $6 AND \
-                  (x.session_id < $7 OR (x.session_id = $7 AND ($8 = 1 OR ($9 = 1 AND x.seq < $10)))))) \
-             ORDER BY s.started_at + x.at_ms DESC, x.session_id DESC, x.seq DESC LIMIT $11"
+             ORDER BY x.abs_ms DESC, x.session_id DESC, x.seq DESC LIMIT $11"
         );
         let rows = sqlx::query(&sql)
-            .bind(pattern)
+            // Planned for these values every time: a plan cached for any value reads every row.
+            .persistent(false)
+            .bind(text)
             .bind(&filter.user)
             .bind(&filter.container)
             .bind(filter.since)
@@ -298,6 +323,13 @@ impl Store {
     }
 }
 
+/// Rows after the cursor (`$6`..`$10`), in the order hits come.
+const AFTER_CURSOR: &str = "($6 IS NULL OR x.abs_ms < $6 OR (x.abs_ms = $6 AND (x.session_id < $7 OR \
+     (x.session_id = $7 AND ($8 = 1 OR ($9 = 1 AND x.seq < $10))))))";
+
+/// The newest rows a frequent text is looked for in before the substring index is asked.
+pub const RECENT_WINDOW: usize = 20_000;
+
 fn hit(kind: IndexKind, row: &AnyRow) -> Result<HitRow, sqlx::Error> {
     Ok(HitRow {
         kind,
@@ -307,6 +339,7 @@ fn hit(kind: IndexKind, row: &AnyRow) -> Result<HitRow, sqlx::Error> {
         session_started_at: row.try_get("started_at")?,
         seq: row.try_get("seq")?,
         at_ms: row.try_get("at_ms")?,
+        abs_ms: row.try_get("abs_ms")?,
         text: row.try_get("text")?,
         flags: row.try_get("flags")?,
     })
@@ -315,11 +348,23 @@ fn hit(kind: IndexKind, row: &AnyRow) -> Result<HitRow, sqlx::Error> {
 /// Rows written by one statement (and so one transaction).
 pub const ROWS_PER_WRITE: usize = 200;
 
-/// `($1, $2, …), ($k+1, …), …`: `rows` tuples of `width` parameters.
-fn placeholders(rows: usize, width: usize) -> String {
+/// `($1, $2, …), ($k+1, …), …`: `rows` tuples of `width` parameters (the first the session
+/// id); with `abs_after`, after that column the session's start plus that column's value.
+fn placeholders(rows: usize, width: usize, abs_after: Option<usize>) -> String {
     let tuples: Vec<String> = (0..rows)
         .map(|row| {
-            let names: Vec<String> = (1..=width).map(|i| format!("${}", row * width + i)).collect();
+            let name = |i: usize| format!("${}", row * width + i);
+            let mut names: Vec<String> = Vec::with_capacity(width + 1);
+            for i in 1..=width {
+                names.push(name(i));
+                if abs_after == Some(i) {
+                    names.push(format!(
+                        "COALESCE((SELECT started_at FROM sessions WHERE id = {}), 0) + {}",
+                        name(1),
+                        name(i)
+                    ));
+                }
+            }
             format!("({})", names.join(", "))
         })
         .collect();
@@ -346,7 +391,11 @@ mod tests {
 
     #[test]
     fn placeholders_number_every_parameter_once() {
-        assert_eq!(placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(placeholders(2, 3, None), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(
+            placeholders(1, 3, Some(2)),
+            "($1, $2, COALESCE((SELECT started_at FROM sessions WHERE id = $1), 0) + $2, $3)"
+        );
     }
 
     #[test]
