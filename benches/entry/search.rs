@@ -211,7 +211,7 @@ async fn corpus_and_queries(
             size += text.len();
             let at_ms = seq * 100;
             let abs_ms = started_at + at_ms;
-            values.push(format!("('{id}', {seq}, {at_ms}, {abs_ms}, '{}')", text.replace('\'', "''")));
+            values.push(format!("('{id}', {seq}, {at_ms}, {abs_ms}, '{user}', '{}')", text.replace('\'', "''")));
             seq += 1;
             if values.len() == BATCH {
                 statements.push(insert(&values));
@@ -269,7 +269,7 @@ async fn corpus_and_queries(
 }
 
 fn insert(values: &[String]) -> String {
-    format!("INSERT INTO session_output (session_id, seq, at_ms, abs_ms, text) VALUES {}", values.join(", "))
+    format!("INSERT INTO session_output (session_id, seq, at_ms, abs_ms, user_name, text) VALUES {}", values.join(", "))
 }
 
 async fn flush(store: &Store, statements: &mut Vec<String>) -> Result<()> {

@@ -21,6 +21,6 @@ pub struct IndexConfig {
 
 impl Default for IndexConfig {
     fn default() -> Self {
-        Self { enabled: true, output_head: ByteSize(4 << 20), output_tail: ByteSize(1 << 20), queue_capacity: 1024 }
+        Self { enabled: true, output_head: ByteSize(256 << 10), output_tail: ByteSize(256 << 10), queue_capacity: 1024 }
     }
 }

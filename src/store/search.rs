@@ -162,7 +162,7 @@ impl Store {
     pub async fn index_commands(&self, session_id: &str, commands: &[CommandRow]) -> Result<(), StoreError> {
         for chunk in commands.chunks(ROWS_PER_WRITE) {
             let sql = format!(
-                "INSERT INTO session_commands (session_id, seq, at_ms, abs_ms, text, flags) VALUES {} \
+                "INSERT INTO session_commands (session_id, seq, at_ms, abs_ms, user_name, text, flags) VALUES {} \
                  ON CONFLICT (session_id, seq) DO UPDATE SET at_ms = excluded.at_ms, abs_ms = excluded.abs_ms, \
                  text = excluded.text, flags = excluded.flags",
                 placeholders(chunk.len(), 5, Some(3))
@@ -187,7 +187,7 @@ impl Store {
     pub async fn index_output(&self, session_id: &str, lines: &[OutputRow]) -> Result<(), StoreError> {
         for chunk in lines.chunks(ROWS_PER_WRITE) {
             let sql = format!(
-                "INSERT INTO session_output (session_id, seq, at_ms, abs_ms, text) VALUES {} \
+                "INSERT INTO session_output (session_id, seq, at_ms, abs_ms, user_name, text) VALUES {} \
                  ON CONFLICT (session_id, seq) DO UPDATE SET at_ms = excluded.at_ms, abs_ms = excluded.abs_ms, \
                  text = excluded.text",
                 placeholders(chunk.len(), 4, Some(3))
@@ -258,9 +258,11 @@ impl Store {
             IndexKind::Output => ("session_output", "''"),
         };
         let like = if self.is_postgres() { "ILIKE" } else { "LIKE" };
+        // One user's newest rows when the search is for one user (their own index).
+        let of_user = if filter.user.is_some() { "AND x.user_name = $2" } else { "" };
         let recent = format!(
-            "(SELECT * FROM {table} x WHERE {AFTER_CURSOR} ORDER BY x.abs_ms DESC, x.session_id DESC, x.seq DESC \
-             LIMIT {RECENT_WINDOW}) x"
+            "(SELECT * FROM {table} x WHERE {AFTER_CURSOR} {of_user} \
+             ORDER BY x.abs_ms DESC, x.session_id DESC, x.seq DESC LIMIT {RECENT_WINDOW}) x"
         );
         let pattern = like_pattern(&filter.text);
         let like_matches = format!("x.text {like} $1 ESCAPE '\\'");
@@ -349,7 +351,8 @@ fn hit(kind: IndexKind, row: &AnyRow) -> Result<HitRow, sqlx::Error> {
 pub const ROWS_PER_WRITE: usize = 200;
 
 /// `($1, $2, …), ($k+1, …), …`: `rows` tuples of `width` parameters (the first the session
-/// id); with `abs_after`, after that column the session's start plus that column's value.
+/// id); with `abs_after`, after that column the session's start plus that column's value and
+/// the session's user.
 fn placeholders(rows: usize, width: usize, abs_after: Option<usize>) -> String {
     let tuples: Vec<String> = (0..rows)
         .map(|row| {
@@ -358,11 +361,12 @@ fn placeholders(rows: usize, width: usize, abs_after: Option<usize>) -> String {
             for i in 1..=width {
                 names.push(name(i));
                 if abs_after == Some(i) {
+                    let session = name(1);
                     names.push(format!(
-                        "COALESCE((SELECT started_at FROM sessions WHERE id = {}), 0) + {}",
-                        name(1),
+                        "COALESCE((SELECT started_at FROM sessions WHERE id = {session}), 0) + {}",
                         name(i)
                     ));
+                    names.push(format!("COALESCE((SELECT user_name FROM sessions WHERE id = {session}), '')"));
                 }
             }
             format!("({})", names.join(", "))
@@ -394,7 +398,8 @@ mod tests {
         assert_eq!(placeholders(2, 3, None), "($1, $2, $3), ($4, $5, $6)");
         assert_eq!(
             placeholders(1, 3, Some(2)),
-            "($1, $2, COALESCE((SELECT started_at FROM sessions WHERE id = $1), 0) + $2, $3)"
+            "($1, $2, COALESCE((SELECT started_at FROM sessions WHERE id = $1), 0) + $2, \
+             COALESCE((SELECT user_name FROM sessions WHERE id = $1), ''), $3)"
         );
     }
 
