@@ -8,7 +8,7 @@
 //! only then drops its `done` guard (the recorder's hold on the session's final row), so the
 //! session's index rows are final before its row is, and the session's CLOSE never waits.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -19,6 +19,7 @@ use tokio_util::task::TaskTracker;
 use super::model::{Command, OutputCaps, TerminalModel};
 use crate::store::{CommandRow, OutputRow, ROWS_PER_WRITE, Store};
 use crate::wire::protocol::WindowSize;
+use crate::wire::search::CommandFlag;
 
 /// Output joined into one chunk for the model at most (what was queued behind a message).
 const JOIN_BYTES: usize = 256 * 1024;
@@ -51,7 +52,7 @@ pub struct ScreenDump {
 pub struct IndexFeed {
     queue: mpsc::Sender<Message>,
     started: Instant,
-    ended: Mutex<bool>,
+    ended: AtomicBool,
 }
 
 impl IndexFeed {
@@ -77,7 +78,7 @@ impl IndexFeed {
             run.await;
             drop(done);
         });
-        Self { queue, started, ended: Mutex::new(false) }
+        Self { queue, started, ended: AtomicBool::new(false) }
     }
 
     fn now(&self) -> f64 {
@@ -106,12 +107,8 @@ impl IndexFeed {
     /// The session ended: the model reads what is left and writes it (without the session
     /// waiting for the store).
     pub async fn end(&self) {
-        {
-            let Ok(mut ended) = self.ended.lock() else { return };
-            if *ended {
-                return;
-            }
-            *ended = true;
+        if self.ended.swap(true, Ordering::Relaxed) {
+            return;
         }
         let _ = self.queue.send(Message::End(self.now())).await;
     }
@@ -301,7 +298,7 @@ pub fn command_row(command: &Command) -> CommandRow {
         seq: command.seq,
         at_ms: millis(command.at),
         text: command.text.clone(),
-        flags: command.flags.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(","),
+        flags: CommandFlag::join(&command.flags),
     }
 }
 

@@ -14,7 +14,7 @@ pub const SNIPPET_CHARS: usize = 160;
 /// The API's view of a hit of `query`.
 pub fn view(hit: HitRow, query: &str) -> SearchHit {
     let (kind, flags) = match hit.kind {
-        IndexKind::Command => (HitKind::Command, hit.flags.split(',').filter_map(CommandFlag::parse).collect()),
+        IndexKind::Command => (HitKind::Command, CommandFlag::split(&hit.flags)),
         IndexKind::Output => (HitKind::Output, Vec::new()),
     };
     let (text, highlight) = match kind {

@@ -32,6 +32,16 @@ impl CommandFlag {
     pub fn parse(text: &str) -> Option<Self> {
         [Self::Paste, Self::Continued, Self::Unechoed, Self::Program].into_iter().find(|f| f.as_str() == text)
     }
+
+    /// Flags as stored: their names, comma-separated.
+    pub fn join(flags: &[CommandFlag]) -> String {
+        flags.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(",")
+    }
+
+    /// Stored flags read back (a name this build does not know is skipped).
+    pub fn split(text: &str) -> Vec<CommandFlag> {
+        text.split(',').filter_map(Self::parse).collect()
+    }
 }
 
 /// One command of a session.

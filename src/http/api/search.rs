@@ -132,7 +132,7 @@ pub(super) async fn commands(
             seq: c.seq,
             at: c.at_ms as f64 / 1000.0,
             text: c.text,
-            flags: c.flags.split(',').filter_map(CommandFlag::parse).collect(),
+            flags: CommandFlag::split(&c.flags),
         })
         .collect();
     Ok(axum::Json(CommandList { session_id: row.id, commands }))
