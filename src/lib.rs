@@ -16,6 +16,7 @@ pub mod index;
 pub mod layers;
 pub mod reaper;
 pub mod recorder;
+pub mod rules;
 pub mod runtime;
 pub mod session;
 pub mod store;

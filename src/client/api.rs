@@ -13,6 +13,7 @@ use reqwest::Url;
 use serde::de::DeserializeOwned;
 
 pub use crate::wire::api::{ErrorBody, KillDelivery, KillOutcome, SessionPage, SessionQuery, SessionView};
+use crate::wire::rules::{AlertQuery, ReviewDecision, RuleHitList, RuleList};
 use crate::wire::search::{CommandList, SearchPage, SearchQuery};
 
 /// How long connecting to the gateway may take.
@@ -172,6 +173,39 @@ impl ApiClient {
     /// The commands of one session.
     pub async fn commands(&self, id: &str) -> Result<CommandList, ApiError> {
         self.get_json(self.url(&["sessions", checked(id)?, "commands"])).await
+    }
+
+    /// One page of rule hits (alerts), newest first.
+    pub async fn alerts(&self, query: &AlertQuery) -> Result<RuleHitList, ApiError> {
+        let mut url = self.url(&["alerts"]);
+        let pairs = [
+            ("session", query.session.clone()),
+            ("outcome", query.outcome.clone()),
+            ("before", query.before.clone()),
+            ("limit", query.limit.map(|n| n.to_string())),
+        ];
+        url.query_pairs_mut().extend_pairs(pairs.iter().filter_map(|(k, v)| v.as_ref().map(|v| (k, v))));
+        if url.query() == Some("") {
+            url.set_query(None);
+        }
+        self.get_json(url).await
+    }
+
+    /// The rules the gateway has loaded (admins only).
+    pub async fn rules(&self) -> Result<RuleList, ApiError> {
+        self.get_json(self.url(&["rules"])).await
+    }
+
+    /// Approves (`true`) or denies a command held for review (admins only).
+    pub async fn decide(&self, hit_id: &str, approve: bool) -> Result<ReviewDecision, ApiError> {
+        let url = self.url(&["reviews", checked(hit_id)?, if approve { "approve" } else { "deny" }]);
+        let mut request = self.http.post(url).timeout(REQUEST_TIMEOUT);
+        if let Some(value) = &self.authorization {
+            request = request.header(http::header::AUTHORIZATION, value.clone());
+        }
+        let response = self.send(request).await?;
+        let body = response.bytes().await.map_err(|e| ApiError::Body(describe(&e)))?;
+        serde_json::from_slice(&body).map_err(ApiError::Decode)
     }
 
     fn search_url(&self, query: &SearchQuery) -> Url {

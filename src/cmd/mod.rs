@@ -5,6 +5,7 @@ mod index;
 mod migrate;
 mod play;
 mod recording;
+mod reviews;
 mod search;
 mod serve;
 mod sessions;
@@ -46,6 +47,10 @@ enum Command {
     Search(search::Args),
     /// Rebuild the command index from stored recordings (works on the store directly).
     Index(index::Args),
+    /// Commands held by a `review` rule: list them, approve or deny one (through a gateway's API).
+    Reviews(reviews::ReviewArgs),
+    /// Commands that matched a command rule, newest first (through a gateway's API).
+    Alerts(reviews::AlertArgs),
 }
 
 /// Flags of every command that talks to a gateway's API.
@@ -110,6 +115,8 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Verify(args) => return verify::run(args).await,
         Command::Search(args) => search::run(args).await,
         Command::Index(args) => index::run(args).await,
+        Command::Reviews(args) => reviews::reviews(args).await,
+        Command::Alerts(args) => reviews::alerts(args).await,
     };
     match result {
         Ok(()) => 0,

@@ -61,10 +61,45 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         tracing::info!("shutting down");
         stop.cancel();
     });
+    reload_rules_on_hangup(&args, &gateway);
     gateway.serve(listener).await?;
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// On SIGHUP, reads the configuration again (file, environment, flags) and puts its
+/// `[[rules]]` and `[rule_options]` in place; running sessions apply them from their next Enter.
+/// A configuration that does not load, or rules that do not compile, leave the rules as they
+/// were (logged, and counted in `/metrics`). Nothing else of the configuration is reloaded.
+fn reload_rules_on_hangup(args: &Args, gateway: &Arc<crate::http::Gateway>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(error) => return tracing::warn!(%error, "cannot listen for SIGHUP; rules are not reloaded"),
+    };
+    let (config, listen, tracker) = (args.config.clone(), args.listen, gateway.engine().tracker().clone());
+    let (stop, gateway) = (gateway.shutdown_token(), Arc::clone(gateway));
+    tracker.spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                Some(()) = hangups.recv() => {}
+            }
+            let config = match config.load(Flags { listen }) {
+                Ok(config) => config,
+                Err(error) => {
+                    crate::rules::counters::reloaded(false);
+                    tracing::error!(%error, "SIGHUP: the configuration does not load; the loaded rules stay");
+                    continue;
+                }
+            };
+            match gateway.guard().rules().reload(&config) {
+                Ok(rules) => tracing::info!(rules, "SIGHUP: command rules reloaded"),
+                Err(error) => tracing::error!(%error, "SIGHUP: the rules were not reloaded; the loaded ones stay"),
+            }
+        }
+    });
 }
 
 async fn first_admin_token(store: &Store, auth: &Authenticator) -> anyhow::Result<()> {

@@ -408,6 +408,8 @@ mod tests {
             reap_status: None,
             reap_killed: None,
             reap_detail: None,
+            rule_hits: 0,
+            pending_reviews: 0,
         }
     }
 

@@ -16,11 +16,13 @@ use serde::{Deserialize, Serialize};
 
 mod exec;
 mod index;
+mod rules;
 mod sections;
 mod size;
 
 pub use exec::*;
 pub use index::IndexConfig;
+pub use rules::{NotifyConfig, RuleConfig, RuleOptions, SmtpConfig};
 pub use sections::*;
 pub use size::*;
 
@@ -58,6 +60,10 @@ pub struct Config {
     pub reaper: ReaperConfig,
     pub exec: ExecConfig,
     pub index: IndexConfig,
+    /// `[[rules]]`: command rules, reloaded on SIGHUP.
+    pub rules: Vec<RuleConfig>,
+    pub rule_options: RuleOptions,
+    pub notify: NotifyConfig,
 }
 
 impl Default for Config {
@@ -75,6 +81,9 @@ impl Default for Config {
             reaper: ReaperConfig::default(),
             exec: ExecConfig::default(),
             index: IndexConfig::default(),
+            rules: Vec::new(),
+            rule_options: RuleOptions::default(),
+            notify: NotifyConfig::default(),
         }
     }
 }
@@ -94,6 +103,9 @@ const ENV_KEYS: &[&str] = &[
     "reaper",
     "exec",
     "index",
+    "rules",
+    "rule_options",
+    "notify",
 ];
 
 impl Config {
@@ -146,6 +158,8 @@ impl Config {
             ("reaper.grace", self.reaper.grace, false),
             ("reaper.sweep_interval", self.reaper.sweep_interval, true),
             ("reaper.node_expiry", self.reaper.node_expiry, false),
+            ("rule_options.review_timeout", self.rule_options.review_timeout, false),
+            ("rule_options.echo_wait", self.rule_options.echo_wait, false),
         ];
         all.extend(self.auth.webhook.as_ref().map(|w| ("auth.webhook.timeout", w.timeout, false)));
         all
@@ -207,6 +221,10 @@ impl std::fmt::Debug for Config {
             .field("recording", &self.recording)
             .field("reaper", &self.reaper)
             .field("exec", &self.exec)
+            .field("index", &self.index)
+            .field("rules", &self.rules)
+            .field("rule_options", &self.rule_options)
+            .field("notify", &self.notify)
             .finish()
     }
 }

@@ -15,6 +15,7 @@ mod login;
 mod openapi;
 mod range;
 pub(super) mod replays;
+mod rules;
 mod search;
 mod stream;
 mod terminal;
@@ -80,6 +81,10 @@ fn documented() -> OpenApiRouter<Arc<Gateway>> {
         .routes(routes!(terminal::terminal).map(read_only))
         .routes(routes!(search::search).map(read_only))
         .routes(routes!(search::commands).map(read_only))
+        .routes(routes!(rules::rules).map(read_only))
+        .routes(routes!(rules::alerts).map(read_only))
+        .routes(routes!(rules::approve).map(only("use POST to approve a held command")))
+        .routes(routes!(rules::deny).map(only("use POST to deny a held command")))
 }
 
 fn read_only(route: MethodRouter<Arc<Gateway>>) -> MethodRouter<Arc<Gateway>> {
@@ -251,7 +256,14 @@ async fn list(
     let rows = gateway.store().sessions(&filter).await.map_err(ApiError::store)?;
     let full = i64::try_from(rows.len()).is_ok_and(|n| n >= filter.limit);
     let next = if full { rows.last().map(|row| row.id.clone()) } else { None };
-    let sessions = rows.into_iter().map(|row| view(&gateway, row)).collect::<Result<_, _>>()?;
+    let mut sessions: Vec<SessionView> = rows.into_iter().map(|row| view(&gateway, row)).collect::<Result<_, _>>()?;
+    let ids: Vec<String> = sessions.iter().map(|s| s.id.clone()).collect();
+    let counts = gateway.store().hit_counts(&ids).await.map_err(ApiError::store)?;
+    for (id, hits, pending) in counts {
+        if let Some(session) = sessions.iter_mut().find(|s| s.id == id) {
+            (session.rule_hits, session.pending_reviews) = (hits, pending);
+        }
+    }
     Ok(axum::Json(SessionPage { sessions, next }))
 }
 
@@ -265,7 +277,12 @@ async fn show(
     SessionIdPath(id): SessionIdPath,
 ) -> Result<axum::Json<SessionView>, ApiError> {
     let row = visible_session(&gateway, &principal, &id).await?;
-    Ok(axum::Json(view(&gateway, row)?))
+    let counts = gateway.store().hit_counts(std::slice::from_ref(&row.id)).await.map_err(ApiError::store)?;
+    let mut view = view(&gateway, row)?;
+    if let Some((_, hits, pending)) = counts.into_iter().next() {
+        (view.rule_hits, view.pending_reviews) = (hits, pending);
+    }
+    Ok(axum::Json(view))
 }
 
 /// The API's view of a stored session, with a live one's counters so far.

@@ -1,6 +1,6 @@
 //! The one wiring of a gateway: store, authenticator (with the console webhook), container
-//! runtime, recorder (completing the recordings a stop left behind), session engine and HTTP
-//! side, from one configuration. `entry serve` and the integration tests build their gateways
+//! runtime, recorder (completing the recordings a stop left behind), command rules and their
+//! notifier, session engine and HTTP side, from one configuration. `entry serve` and the integration tests build their gateways
 //! here (the benchmark runs `entry serve`), so what is tested is what runs.
 //!
 //! Guarantees: a part that cannot be configured is an error naming it, before anything is
@@ -15,6 +15,7 @@ use super::Gateway;
 use crate::auth::{Authenticator, Webhook};
 use crate::config::Config;
 use crate::recorder::{Recorder, RecordingError};
+use crate::rules::{Guard, Notifier, RuleBook, RuleError, Rules};
 use crate::runtime::{ContainerRuntime, DockerRuntime, DockerTls, RuntimeError};
 use crate::session::{Engine, EngineParts};
 use crate::store::{Store, StoreError};
@@ -30,6 +31,8 @@ pub enum BuildError {
     Docker(RuntimeError),
     #[error("configuring recording storage: {0}")]
     Recording(#[from] RecordingError),
+    #[error("loading the command rules: {0}")]
+    Rules(#[from] RuleError),
 }
 
 /// Builds a [`Gateway`]; parts not given are made from the configuration.
@@ -88,7 +91,17 @@ impl GatewayBuilder {
             tracing::warn!("recording is off: sessions are not recorded");
             None
         };
-        let engine = Engine::new(EngineParts { config, runtime, auth, store, recorder, shutdown, tracker });
+        if !config.rules.is_empty() && !config.index.enabled {
+            return Err(BuildError::Rules(RuleError::NoIndex));
+        }
+        let book = RuleBook::compile(&config.rules, config.rule_options.clone(), crate::store::now_millis())?;
+        if !book.is_empty() {
+            tracing::info!(rules = book.len(), "command rules loaded");
+        }
+        let notifier = Notifier::start(&config.notify, config.listen, &tracker, &shutdown);
+        let guard =
+            Arc::new(Guard::new(Rules::new(book, config.index.enabled), notifier, store.clone(), config.node_id()));
+        let engine = Engine::new(EngineParts { config, runtime, auth, store, recorder, guard, shutdown, tracker });
         Ok(Gateway::new(Arc::new(engine)))
     }
 }

@@ -2,7 +2,8 @@
 //! status and refused by reason, bytes relayed, the recorder (queue depth, failures, dropped
 //! frames, upload retries), the reaper (sessions reaped, processes ended, processes left alive, failures),
 //! authentication failures by reason, final row writes waiting for the store, and
-//! connections refused by the connection caps.
+//! connections refused by the connection caps, command rules (loaded, hits by outcome,
+//! notifications, reloads).
 //!
 //! Format: the Prometheus text format 0.0.4 (`text/plain; version=0.0.4`), which every
 //! scraper reads; OpenMetrics 1.0 (`application/openmetrics-text; version=1.0.0`) to a
@@ -67,6 +68,9 @@ fn families(gateway: &Gateway) -> Vec<Family> {
     let bytes = vec![(Some(("direction", "in")), bytes_in), (Some(("direction", "out")), bytes_out)];
     let auth = crate::auth::failures().into_iter().map(|(reason, n)| (Some(("reason", reason)), n)).collect();
     let live = u64::try_from(gateway.live().len()).unwrap_or(u64::MAX);
+    let hits = crate::rules::counters::hits().into_iter().map(|(o, n)| (Some(("outcome", o)), n)).collect();
+    let notified = crate::rules::counters::notifications().into_iter().map(|(r, n)| (Some(("result", r)), n)).collect();
+    let (reloaded, reload_refused) = crate::rules::counters::reloads();
     use Kind::{Counter, Gauge};
     vec![
         Family::single("entry_sessions_live", "Sessions running on this gateway", Gauge, live),
@@ -149,6 +153,30 @@ fn families(gateway: &Gateway) -> Vec<Family> {
             Counter,
             crate::store::writes_not_kept(),
         ),
+        Family::single(
+            "entry_rules_loaded",
+            "Command rules loaded",
+            Gauge,
+            u64::try_from(gateway.guard().rules().current().len()).unwrap_or(u64::MAX),
+        ),
+        Family {
+            name: "entry_rule_hits",
+            help: "Commands that matched a rule, by outcome (a review counts when held and when settled)",
+            kind: Counter,
+            samples: hits,
+        },
+        Family {
+            name: "entry_rule_notifications",
+            help: "Rule hit notifications, by channel and result",
+            kind: Counter,
+            samples: notified,
+        },
+        Family {
+            name: "entry_rule_reloads",
+            help: "Rule reloads on SIGHUP, by result",
+            kind: Counter,
+            samples: vec![(Some(("result", "loaded")), reloaded), (Some(("result", "refused")), reload_refused)],
+        },
     ]
 }
 

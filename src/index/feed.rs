@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::model::{Command, OutputCaps, TerminalModel};
+use super::model::{Command, OutputCaps, PendingLine, TerminalModel};
 use crate::store::{CommandRow, OutputRow, ROWS_PER_WRITE, Store};
 use crate::wire::protocol::WindowSize;
 use crate::wire::search::CommandFlag;
@@ -35,8 +35,22 @@ enum Message {
     Resize(WindowSize),
     /// A late watcher asks for the screen: its dump, size, and how many output bytes it holds.
     Screen(oneshot::Sender<ScreenDump>),
+    /// Output the gateway showed the user, not the shell's: counted, not read.
+    Unseen(usize),
+    /// A rule's gate asks what an Enter pressed now would run.
+    Line(oneshot::Sender<Option<PendingLine>>),
+    /// A command that matched a rule never ran (blocked, denied, killed): its text, when.
+    Blocked(String, f64),
     End(f64),
 }
+
+/// The terminal model did not answer a gate's question in time.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the terminal model did not answer")]
+pub struct ModelSilent;
+
+/// How long a gate waits for the model to read the line.
+const LINE_WAIT: Duration = Duration::from_secs(5);
 
 /// The model's screen for a late watcher.
 #[derive(Debug, Clone)]
@@ -102,6 +116,29 @@ impl IndexFeed {
         let (reply, answer) = oneshot::channel();
         self.queue.send(Message::Screen(reply)).await.ok()?;
         tokio::time::timeout(Duration::from_secs(2), answer).await.ok()?.ok()
+    }
+
+    /// What an Enter pressed now would run, read after every event queued before this call;
+    /// `Ok(None)` inside a full-screen program; `Err` when the model does not answer in time.
+    pub async fn line(&self) -> Result<Option<PendingLine>, ModelSilent> {
+        let (reply, answer) = oneshot::channel();
+        self.queue.send(Message::Line(reply)).await.map_err(|_| ModelSilent)?;
+        tokio::time::timeout(LINE_WAIT, answer).await.map_err(|_| ModelSilent)?.map_err(|_| ModelSilent)
+    }
+
+    /// The gateway showed the user `len` bytes of its own: a late watcher's position counts them.
+    pub async fn unseen(&self, len: usize) {
+        let _ = self.queue.send(Message::Unseen(len)).await;
+    }
+
+    /// A command that matched a rule never ran: it is indexed flagged `blocked`.
+    pub async fn blocked(&self, text: &str) {
+        let _ = self.queue.send(Message::Blocked(text.to_owned(), self.now())).await;
+    }
+
+    /// Seconds since the session started, on the recording's clock.
+    pub fn offset(&self) -> f64 {
+        self.now()
     }
 
     /// The session ended: the model reads what is left and writes it (without the session
@@ -195,6 +232,14 @@ impl ModelTask {
                     let (cols, rows) = self.model.size();
                     let size = (u16::try_from(cols).unwrap_or(u16::MAX), u16::try_from(rows).unwrap_or(u16::MAX));
                     let _ = reply.send(ScreenDump { dump: self.model.dump(), size, position });
+                }
+                Some(Message::Unseen(len)) => position += len as u64,
+                Some(Message::Line(reply)) => {
+                    let _ = reply.send(self.model.pending_line());
+                }
+                Some(Message::Blocked(text, at)) => {
+                    last_at = at;
+                    self.model.blocked(at, text);
                 }
                 Some(Message::End(at)) => {
                     self.finish(at, writing.take()).await;

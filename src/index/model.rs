@@ -43,6 +43,15 @@ pub struct Command {
     pub flags: Vec<CommandFlag>,
 }
 
+/// What an Enter pressed now would run, as a rule's gate reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingLine {
+    /// The line as displayed (a continued command's earlier lines first, joined by `\n`); keys
+    /// the terminal did not echo give the keys typed.
+    pub text: String,
+    pub unechoed: bool,
+}
+
 /// The caps of a session's searchable output text (bytes).
 #[derive(Debug, Clone, Copy)]
 pub struct OutputCaps {
@@ -228,6 +237,37 @@ impl TerminalModel {
     /// After [`TerminalModel::finish`]: the rest of the output text (the capped tail).
     pub fn finish_output(&mut self, at: f64) -> Vec<OutputLine> {
         self.output.finish(at)
+    }
+
+    /// What an Enter pressed now would run; `None` inside a full-screen program or without a TTY.
+    pub fn pending_line(&mut self) -> Option<PendingLine> {
+        self.catch_up(self.last_output_at);
+        if !self.tty || self.alternate {
+            return None;
+        }
+        let line = self.line.as_ref();
+        if let Some(line) = line.filter(|l| !l.typed.is_empty() && !is_subsequence(&l.typed, &l.echo)) {
+            return Some(PendingLine { text: line.typed.trim().to_owned(), unechoed: true });
+        }
+        let prompt = line.and_then(|l| l.prompt.as_deref());
+        let mut text = self.command_text(&cursor_line(&self.terminal).0, prompt);
+        if let Some(pasted) = line.and_then(|l| l.pasted.as_deref()).filter(|p| p.contains('\n')) {
+            text.push('\n');
+            text.push_str(pasted);
+        }
+        let continues = prompt.is_some_and(|p| p.trim_end() == ">");
+        if let Some(last) = self.last.as_ref().filter(|l| continues && !l.flags.contains(&CommandFlag::Unechoed)) {
+            text = format!("{}\n{text}", last.text);
+        }
+        Some(PendingLine { text, unechoed: false })
+    }
+
+    /// A command that matched a rule never ran: the line being typed is dropped and the command
+    /// indexed with the flag `blocked`.
+    pub fn blocked(&mut self, at: f64, text: String) {
+        self.catch_up(self.last_output_at);
+        self.line = None;
+        self.emit(at, text, vec![CommandFlag::Blocked]);
     }
 
     /// The screen as escape sequences that recreate it on a terminal of the same size.

@@ -81,6 +81,7 @@ impl Encoding {
                 }
                 EventKind::Resize { cols: size.cols, rows: size.rows }
             }
+            Frame::Marker(label) => EventKind::Marker(label),
         };
         if self.header_written {
             self.event(Event { time, kind });

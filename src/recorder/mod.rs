@@ -119,6 +119,8 @@ pub enum Frame {
     Input(bytes::Bytes),
     Output(bytes::Bytes),
     Resize(WindowSize),
+    /// A marker (`"m"`): a rule's verdict on a command.
+    Marker(String),
 }
 
 /// Starts recordings and completes the ones a crash left behind.
@@ -224,7 +226,7 @@ pub fn final_status(reason: crate::wire::protocol::CloseReason) -> SessionStatus
     use crate::wire::protocol::CloseReason as R;
     match reason {
         R::Exited | R::ClientGone | R::IdleTimeout | R::MaxDuration | R::Unspecified => SessionStatus::Ended,
-        R::Killed | R::Revoked => SessionStatus::Killed,
+        R::Killed | R::Revoked | R::Rule => SessionStatus::Killed,
         R::Shutdown => SessionStatus::Interrupted,
         R::Unauthorised
         | R::Forbidden

@@ -59,6 +59,7 @@ fn cost(frame: &Frame, budget: u32) -> u32 {
     let len = match frame {
         Frame::Input(data) | Frame::Output(data) => data.len(),
         Frame::Resize(_) => 0,
+        Frame::Marker(label) => label.len(),
     };
     u32::try_from(len).unwrap_or(u32::MAX).min(budget)
 }

@@ -14,7 +14,7 @@ const FINAL_STATUSES: [SessionStatus; 4] =
     [SessionStatus::Ended, SessionStatus::Killed, SessionStatus::Interrupted, SessionStatus::Failed];
 static ENDED: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
 /// Indexed by the close reason's protobuf number.
-const REASONS: usize = 18;
+const REASONS: usize = 19;
 /// The reasons a session is refused for, always exposed (others only once counted).
 const REFUSALS: [CloseReason; 11] = [
     CloseReason::Unauthorised,

@@ -30,6 +30,11 @@ pub enum SessionEvent<'a> {
     Input(&'a Bytes),
     /// The client's terminal changed size (already clamped).
     Resize(WindowSize),
+    /// A line the gateway showed the user (a rule's verdict): recorded and watched as output,
+    /// not read by the terminal model as the shell's.
+    Notice(&'a Bytes),
+    /// A marker in the recording (`"m"`), e.g. `blocked: drop-data`.
+    Marker(&'a str),
     /// The session is over.
     End(&'a Ending),
 }
@@ -76,6 +81,8 @@ impl EventSink for SessionRecorder {
             SessionEvent::Output(data) => self.record(Frame::Output(Bytes::clone(data))).await,
             SessionEvent::Input(data) => return self.record_input(Bytes::clone(data)).await.map_err(|e| e.to_string()),
             SessionEvent::Resize(size) => self.record(Frame::Resize(*size)).await,
+            SessionEvent::Notice(data) => self.record(Frame::Output(Bytes::clone(data))).await,
+            SessionEvent::Marker(label) => self.record(Frame::Marker((*label).to_owned())).await,
             SessionEvent::End(ending) => self.finish(ending.exit_code, final_status(ending.reason)).await,
         }
         Ok(())
@@ -108,6 +115,8 @@ impl EventSink for IndexFeed {
             SessionEvent::Output(data) => self.output(data).await,
             SessionEvent::Input(data) => self.input(data).await,
             SessionEvent::Resize(size) => self.resize(*size).await,
+            SessionEvent::Notice(data) => self.unseen(data.len()).await,
+            SessionEvent::Marker(_) => {}
             SessionEvent::End(_) => self.end().await,
         }
         Ok(())
@@ -119,9 +128,9 @@ impl EventSink for IndexFeed {
 impl EventSink for OutputTap {
     async fn event(&self, event: &SessionEvent<'_>) -> Result<(), String> {
         match event {
-            SessionEvent::Output(data) => self.publish(data),
+            SessionEvent::Output(data) | SessionEvent::Notice(data) => self.publish(data),
             SessionEvent::Resize(size) => self.resized(*size),
-            SessionEvent::Input(_) | SessionEvent::End(_) => {}
+            SessionEvent::Input(_) | SessionEvent::Marker(_) | SessionEvent::End(_) => {}
         }
         Ok(())
     }
@@ -140,6 +149,7 @@ impl EventSink for SessionStats {
                 self.bytes_in.fetch_add(data.len() as u64, Ordering::Relaxed);
             }
             SessionEvent::Resize(size) => self.resized(*size),
+            SessionEvent::Notice(_) | SessionEvent::Marker(_) => {}
             SessionEvent::End(ending) => {
                 super::counters::session_ended(final_status(ending.reason), self.bytes_in(), self.bytes_out())
             }
@@ -168,6 +178,8 @@ mod tests {
                 SessionEvent::Output(data) => format!("out {}", String::from_utf8_lossy(data)),
                 SessionEvent::Input(data) => format!("in {}", String::from_utf8_lossy(data)),
                 SessionEvent::Resize(size) => format!("size {}x{}", size.cols, size.rows),
+                SessionEvent::Notice(data) => format!("notice {}", String::from_utf8_lossy(data)),
+                SessionEvent::Marker(label) => format!("marker {label}"),
                 SessionEvent::End(ending) => format!("end {}", ending.reason.code()),
             };
             self.seen.lock().unwrap().push(format!("{}: {what}", self.name));

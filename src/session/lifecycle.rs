@@ -27,6 +27,7 @@ use super::{Engine, close};
 use crate::index::feed::IndexFeed;
 use crate::index::model::OutputCaps;
 use crate::recorder::{RecordingMeta, SessionRecorder, final_status};
+use crate::rules::{Gate, Subject};
 use crate::store::{NewSession, SessionEnd, SessionStatus, now_millis};
 use crate::wire::protocol::CloseReason;
 
@@ -155,8 +156,13 @@ impl Engine {
                 }
                 let exec_id = started.exec_id.clone();
                 let exec = Exec { id: started.exec_id, output: started.io.output, input: started.io.input };
+                let gate = index.as_ref().map(|index| {
+                    let subject =
+                        Subject { user: principal.user.clone(), role: principal.role, container: container.clone() };
+                    Gate::new(Arc::clone(&self.guard), subject, session_id.to_owned(), Arc::clone(index), request.tty)
+                });
                 let (ending, stream) =
-                    self.relay(sink, stream, exec, recorder.clone(), consumers.clone(), live.stop).await;
+                    self.relay(sink, stream, exec, recorder.clone(), consumers.clone(), live.stop, gate).await;
                 self.end(session_id, &ending, &stats, recorder.is_some(), index.as_deref(), &consumers).await;
                 tracing::info!(reason = ending.reason.code(), exit_code = ?ending.exit_code, "session ended: {}", ending.line);
                 // The client hears why at once; the shell is reaped meanwhile.

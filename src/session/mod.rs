@@ -43,6 +43,7 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::reaper::{Reaper, Sweeper};
 use crate::recorder::Recorder;
+use crate::rules::Guard;
 use crate::runtime::ContainerRuntime;
 use crate::store::Store;
 use crate::wire::protocol::ResponseMessage;
@@ -57,6 +58,7 @@ pub struct Engine {
     auth: Authenticator,
     store: Store,
     recorder: Option<Recorder>,
+    guard: Arc<Guard>,
     reaper: Reaper,
     live: Arc<LiveSessions>,
     slots: Arc<limits::SessionSlots>,
@@ -75,6 +77,8 @@ pub struct EngineParts {
     pub store: Store,
     /// `None` when recording is off.
     pub recorder: Option<Recorder>,
+    /// Command rules, their notifier and pending reviews.
+    pub guard: Arc<Guard>,
     /// Cancelled to stop the engine; shared with the recorder.
     pub shutdown: CancellationToken,
     /// Tracks every session and recording task.
@@ -83,7 +87,7 @@ pub struct EngineParts {
 
 impl Engine {
     pub fn new(parts: EngineParts) -> Self {
-        let EngineParts { config, runtime, auth, store, recorder, shutdown, tracker } = parts;
+        let EngineParts { config, runtime, auth, store, recorder, guard, shutdown, tracker } = parts;
         let own_container = config.gateway.self_container_id.clone().or_else(crate::runtime::own_container_id);
         let node_id = config.node_id();
         let reaper = Reaper::new(Arc::clone(&runtime), config.reaper.policy, config.reaper.grace);
@@ -97,6 +101,7 @@ impl Engine {
             auth,
             store,
             recorder,
+            guard,
             reaper,
             live,
             slots,
@@ -110,6 +115,11 @@ impl Engine {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Command rules, their notifier and pending reviews.
+    pub fn guard(&self) -> &Arc<Guard> {
+        &self.guard
     }
 
     pub fn runtime(&self) -> &Arc<dyn ContainerRuntime> {

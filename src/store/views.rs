@@ -110,6 +110,8 @@ impl TryFrom<SessionRow> for SessionView {
             reap_status,
             reap_killed,
             reap_detail,
+            rule_hits: 0,
+            pending_reviews: 0,
         })
     }
 }

@@ -119,6 +119,12 @@ pub struct SessionView {
     pub reap_status: Option<ReapStatus>,
     pub reap_killed: Option<i64>,
     pub reap_detail: Option<String>,
+    /// Commands of this session that matched a command rule (`GET /api/v1/alerts?session=`).
+    #[serde(default)]
+    pub rule_hits: i64,
+    /// Of those, commands held now, waiting for an admin's decision.
+    #[serde(default)]
+    pub pending_reviews: i64,
 }
 
 /// The answer to a kill.

@@ -7,4 +7,5 @@
 
 pub mod api;
 pub mod protocol;
+pub mod rules;
 pub mod search;

@@ -17,6 +17,8 @@ pub enum CommandFlag {
     Unechoed,
     /// Ran a full-screen program (vim, less, top): what was typed inside is not commands.
     Program,
+    /// Matched a command rule and never ran (blocked, denied, timed out, cancelled, killed).
+    Blocked,
 }
 
 impl CommandFlag {
@@ -26,11 +28,14 @@ impl CommandFlag {
             CommandFlag::Continued => "continued",
             CommandFlag::Unechoed => "unechoed",
             CommandFlag::Program => "program",
+            CommandFlag::Blocked => "blocked",
         }
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [Self::Paste, Self::Continued, Self::Unechoed, Self::Program].into_iter().find(|f| f.as_str() == text)
+        [Self::Paste, Self::Continued, Self::Unechoed, Self::Program, Self::Blocked]
+            .into_iter()
+            .find(|f| f.as_str() == text)
     }
 
     /// Flags as stored: their names, comma-separated.

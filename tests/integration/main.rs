@@ -34,6 +34,7 @@ mod reaper;
 mod recording;
 mod replay_memory;
 mod revoke;
+mod rules;
 mod s3;
 mod search;
 mod search_cli;

@@ -113,6 +113,7 @@ impl Engine {
     /// Runs the relay until the session ends; the CLOSE is sent by the caller. Returns the
     /// client's stream too while it is still open, so the caller can finish the closing
     /// handshake.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn relay(
         &self,
         sink: &mut Sink,
@@ -121,6 +122,7 @@ impl Engine {
         recorder: Option<Arc<SessionRecorder>>,
         consumers: Consumers,
         mut stopped: tokio::sync::watch::Receiver<Option<super::Stop>>,
+        gate: Option<crate::rules::Gate>,
     ) -> (Ending, Option<SplitStream<WebSocket>>) {
         let Exec { id: exec_id, output, input } = exec;
         let mut output = Coalesce::new(output, MAX_OUTPUT_MESSAGE);
@@ -140,7 +142,8 @@ impl Engine {
             cancel: stop_input.clone(),
             consumers: consumers.clone(),
         };
-        let input_task = self.tracker.spawn(pump.run(stream, input));
+        let echo = gate.as_ref().map(|g| Arc::clone(g.clock()));
+        let input_task = self.tracker.spawn(pump.run(stream, input, gate));
 
         let timeout = self.config.gateway.client_timeout;
         let mut ping = tokio::time::interval_at(
@@ -167,6 +170,14 @@ impl Engine {
                     Some(InputEvent::TooLarge(why)) => break Ending::new(CloseReason::LimitExceeded, why),
                     Some(InputEvent::Unrecorded(why)) => break Ending::new(CloseReason::RecordingFailed, why),
                     Some(InputEvent::ClientGone(why)) => break Ending::new(CloseReason::ClientGone, why),
+                    Some(InputEvent::RuleKill(why)) => break Ending::new(CloseReason::Rule, why),
+                    Some(InputEvent::Notice(line, shown)) => {
+                        let _ = consumers.emit(SessionEvent::Notice(&line)).await;
+                        if !send(sink, &ResponseMessage::stdout(line), timeout).await {
+                            break Ending::new(CloseReason::ClientGone, "client stopped reading");
+                        }
+                        let _ = shown.send(());
+                    }
                     None => break Ending::new(CloseReason::ClientGone, "client input ended"),
                 },
                 item = output.next() => match item {
@@ -180,6 +191,9 @@ impl Engine {
                             continue;
                         }
                         let _ = consumers.emit(SessionEvent::Output(&data)).await;
+                        if let Some(echo) = &echo {
+                            echo.output();
+                        }
                         if !send(sink, &output_message(index, data), timeout).await {
                             break Ending::new(CloseReason::ClientGone, "client stopped reading");
                         }

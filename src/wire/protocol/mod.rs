@@ -118,6 +118,7 @@ impl CloseReason {
             CloseReason::LimitExceeded => "limit_exceeded",
             CloseReason::Internal => "internal",
             CloseReason::Revoked => "revoked",
+            CloseReason::Rule => "rule",
         }
     }
 

@@ -1,0 +1,469 @@
+//! Command rules end to end, in real bash through the gateway: a `block` rule stops
+//! `rm -rf /data` typed with tab completion and edits, split over a `\` continuation, pasted in
+//! one message with its Tab and Enter, or fed without a TTY (the file is still there after
+//! each); a `review` is approved, denied, timed out or cancelled with Ctrl-C, and decided only
+//! by another admin, once; a `kill` ends the session `rule` and reaps it; a `notify` reaches a
+//! real SMTP server (Python's aiosmtpd) and a webhook receiver that fails once, with the
+//! replay link; commands no rule matches run as before; every hit is a row, an alert, a marker
+//! in the recording and a `blocked` command in the index.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::common::{BASH_IMAGE, SH_IMAGE, Session, TestApp, TestContainer, WAIT, bearer, is_final, wait_for_newest};
+use entry::auth::Role;
+use entry::config::{Config, RuleConfig, SmtpConfig};
+use entry::recorder::asciicast::{self, EventKind};
+use entry::store::{HitFilter, SessionStatus};
+use entry::wire::protocol::CloseReason;
+use entry::wire::rules::RuleAction;
+
+const KEY_GAP: Duration = Duration::from_millis(20);
+
+async fn type_chars(session: &mut Session, text: &str) {
+    for ch in text.chars() {
+        session.type_text(&ch.to_string()).await;
+        tokio::time::sleep(KEY_GAP).await;
+    }
+}
+
+/// Types `line` a key at a time, then Enter, and waits for `marker`.
+async fn run(session: &mut Session, line: &str, marker: &str) -> String {
+    type_chars(session, line).await;
+    session.type_text("\r").await;
+    String::from_utf8_lossy(&session.read_until(marker, WAIT).await.stdout).into_owned()
+}
+
+fn rule(name: &str, pattern: &str, action: RuleAction) -> RuleConfig {
+    RuleConfig {
+        name: name.into(),
+        pattern: pattern.into(),
+        action,
+        roles: vec![],
+        users: vec![],
+        containers: vec![],
+        notify: false,
+        cancel: None,
+    }
+}
+
+async fn app_with(rules: Vec<RuleConfig>, edit: impl FnOnce(&mut Config)) -> TestApp {
+    TestApp::builder()
+        .configure(move |config| {
+            config.rules = rules;
+            edit(config);
+        })
+        .start()
+        .await
+}
+
+async fn bash(app: &TestApp, container: &TestContainer, token: &str) -> Session {
+    let auth = bearer(token);
+    let mut session =
+        app.connect(&[("container", &container.compose()), ("authorization", &auth), ("command", r#"["bash"]"#)]).await;
+    session.winch(120, 30).await;
+    session.read_until("# ", WAIT).await;
+    session
+}
+
+fn data_kept(container: &TestContainer) -> bool {
+    let output = Command::new("docker").args(["exec", &container.name, "ls", "/data"]).output().unwrap();
+    String::from_utf8_lossy(&output.stdout).contains("keep")
+}
+
+/// The markers of a finished session's recording.
+async fn markers(app: &TestApp, token: &str, session_id: &str) -> Vec<String> {
+    let url = format!("{}/api/v1/sessions/{session_id}/recording", app.url());
+    let text = reqwest::Client::new().get(&url).bearer_auth(token).send().await.unwrap().text().await.unwrap();
+    let (_, events) = asciicast::parse(&text).unwrap();
+    events
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::Marker(label) => Some(label),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn finished(app: &TestApp) -> entry::store::SessionRow {
+    wait_for_newest(&app.store, WAIT, "the session's final row", is_final).await
+}
+
+#[tokio::test]
+async fn a_block_rule_stops_rm_rf_data_however_it_is_typed() {
+    let app = app_with(vec![rule("drop-data", r"rm\s+-rf\s+/data", RuleAction::Block)], |_| {}).await;
+    let container = TestContainer::start(BASH_IMAGE);
+    let token = app.token("dev", Role::Developer, &["*"]).await;
+    let admin = app.token("root-admin", Role::Admin, &["*"]).await;
+    let mut session = bash(&app, &container, &token).await;
+    run(&mut session, "mkdir -p /data; touch /data/keep; echo made-$((1+1))", "made-2").await;
+    // Typed with a typo fixed and tab completion: `rm -rf /dx`, backspace, `a`, Tab → /data/.
+    type_chars(&mut session, "rm -rf /dx").await;
+    session.type_text("\x7f").await;
+    type_chars(&mut session, "a\t").await;
+    // The screen shows `rm -rf /data/`: the echo of `a`, then the completion `ta/`.
+    session.read_until("ata/", WAIT).await;
+    session.type_text("\r").await;
+    let shown = String::from_utf8_lossy(&session.read_until("(ask an admin)", WAIT).await.stdout).into_owned();
+    assert!(shown.contains("Entry: blocked by rule \"drop-data\""), "{shown:?}");
+    assert!(data_kept(&container));
+    // The line is cleared: the next command runs alone.
+    let after = run(&mut session, "ls /data; echo list-$((1+1))", "list-2").await;
+    assert!(after.contains("keep"), "{after:?}");
+    // Over a `\` continuation.
+    run(&mut session, "rm -rf \\", "> ").await;
+    type_chars(&mut session, "/data").await;
+    session.type_text("\r").await;
+    session.read_until("(ask an admin)", WAIT).await;
+    // The continuation prompt is left by Ctrl-C.
+    session.type_text("\x03").await;
+    run(&mut session, "echo cont-$((2+2))", "cont-4").await;
+    assert!(data_kept(&container));
+    // Pasted in one message, completion and Enter included: the gate waits for the shell's echo.
+    session.type_text("rm -rf /da\t\r").await;
+    session.read_until("(ask an admin)", WAIT).await;
+    run(&mut session, "echo paste-$((3+3))", "paste-6").await;
+    assert!(data_kept(&container));
+    run(&mut session, "exit", "exit").await;
+    let row = finished(&app).await;
+    assert_eq!(row.close_reason.as_deref(), Some("exited"));
+    let hits =
+        app.store.hits(&HitFilter { session_id: Some(row.id.clone()), limit: 10, ..Default::default() }).await.unwrap();
+    let commands: Vec<(&str, &str)> = hits.iter().rev().map(|h| (h.command.as_str(), h.outcome.as_str())).collect();
+    assert_eq!(
+        commands,
+        [("rm -rf /data/", "blocked"), ("rm -rf \\\n/data", "blocked"), ("rm -rf /data/", "blocked")],
+        "{hits:#?}"
+    );
+    assert!(hits.iter().all(|h| h.rule == "drop-data" && h.user_name == "dev" && h.offset_ms > 0));
+    let markers = markers(&app, &admin, &row.id).await;
+    assert_eq!(markers.iter().filter(|m| m.starts_with("blocked: drop-data: rm -rf")).count(), 3, "{markers:?}");
+    // The index has the blocked commands flagged, and the others as usual.
+    let indexed = app.store.commands(&row.id).await.unwrap();
+    let blocked = indexed.iter().filter(|c| c.flags.contains("blocked")).count();
+    assert_eq!(blocked, 3, "{indexed:#?}");
+    assert!(indexed.iter().any(|c| c.text == "ls /data; echo list-$((1+1))" && c.flags.is_empty()), "{indexed:#?}");
+}
+
+#[tokio::test]
+async fn commands_no_rule_matches_run_as_before() {
+    let rules =
+        (0..100).map(|i| rule(&format!("r{i}"), &format!(r"rm\s+-rf\s+/srv{i}\b"), RuleAction::Block)).collect();
+    let app = app_with(rules, |_| {}).await;
+    let container = TestContainer::start(BASH_IMAGE);
+    let token = app.token("dev", Role::Developer, &["*"]).await;
+    let mut session = bash(&app, &container, &token).await;
+    let shown = run(&mut session, "echo fine-$((7*6)); echo rm -rf /srv", "fine-42").await;
+    assert!(!shown.contains("Entry:"), "{shown:?}");
+    run(&mut session, "exit", "exit").await;
+    let row = finished(&app).await;
+    assert!(
+        app.store
+            .hits(&HitFilter { session_id: Some(row.id), limit: 10, ..Default::default() })
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Waits for the pending hit of the newest held command.
+async fn pending(app: &TestApp) -> entry::store::RuleHitRow {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let filter = HitFilter { outcome: Some("pending".into()), limit: 1, ..Default::default() };
+        if let Some(hit) = app.store.hits(&filter).await.unwrap().into_iter().next() {
+            return hit;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no held command");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn decide(app: &TestApp, token: &str, id: &str, verdict: &str) -> (u16, serde_json::Value) {
+    let url = format!("{}/api/v1/reviews/{id}/{verdict}", app.url());
+    let response = reqwest::Client::new().post(&url).bearer_auth(token).send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_review_runs_the_command_once_another_admin_approves_and_never_otherwise() {
+    let app = app_with(vec![rule("held", r"echo\s+held-", RuleAction::Review)], |c| {
+        c.rule_options.review_timeout = Duration::from_secs(2);
+    })
+    .await;
+    let container = TestContainer::start(BASH_IMAGE);
+    let dev = app.token("dev", Role::Developer, &["*"]).await;
+    let boss = app.token("boss", Role::Admin, &["*"]).await;
+    let other_dev = app.token("eve", Role::Developer, &["*"]).await;
+    let mut session = bash(&app, &container, &dev).await;
+
+    // Approved by an admin: it runs.
+    type_chars(&mut session, "echo held-$((10+1))").await;
+    session.type_text("\r").await;
+    session.read_until("waiting for approval (Ctrl-C to cancel)", WAIT).await;
+    let hit = pending(&app).await;
+    assert_eq!((hit.command.as_str(), hit.rule.as_str()), ("echo held-$((10+1))", "held"));
+    // Not by a developer, not by the command's own user.
+    assert_eq!(decide(&app, &other_dev, &hit.id, "approve").await.0, 403);
+    assert_eq!(decide(&app, &dev, &hit.id, "approve").await.0, 403);
+    let (status, body) = decide(&app, &boss, &hit.id, "approve").await;
+    assert_eq!((status, body["hit"]["outcome"].as_str()), (200, Some("approved")), "{body}");
+    let shown = String::from_utf8_lossy(&session.read_until("held-11\r\n", WAIT).await.stdout).into_owned();
+    assert!(shown.contains("approved by boss"), "{shown:?}");
+    // A second decision is too late.
+    let (status, body) = decide(&app, &boss, &hit.id, "deny").await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("not_pending")), "{body}");
+
+    // Denied: it never runs.
+    type_chars(&mut session, "echo held-$((20+2))").await;
+    session.type_text("\r").await;
+    session.read_until("waiting for approval", WAIT).await;
+    let hit = pending(&app).await;
+    assert_eq!(decide(&app, &boss, &hit.id, "deny").await.0, 200);
+    session.read_until("denied by boss", WAIT).await;
+    let after = run(&mut session, "echo next-$((1+2))", "next-3").await;
+    assert!(!after.contains("held-22"), "{after:?}");
+
+    // Nobody decides within review_timeout: it never runs.
+    type_chars(&mut session, "echo held-$((30+3))").await;
+    session.type_text("\r").await;
+    session.read_until("nobody approved it in time", WAIT).await;
+    let after = run(&mut session, "echo next-$((2+2))", "next-4").await;
+    assert!(!after.contains("held-33"), "{after:?}");
+
+    // Ctrl-C cancels it; keys typed while it waits are not passed on.
+    type_chars(&mut session, "echo held-$((40+4))").await;
+    session.type_text("\r").await;
+    session.read_until("waiting for approval", WAIT).await;
+    session.type_text("touch /tmp/typed-while-held\r").await;
+    session.type_text("\x03").await;
+    session.read_until("cancelled", WAIT).await;
+    let after = run(&mut session, "ls /tmp; echo next-$((3+2))", "next-5").await;
+    assert!(!after.contains("held-44") && !after.contains("typed-while-held"), "{after:?}");
+    run(&mut session, "exit", "exit").await;
+
+    let row = finished(&app).await;
+    let hits =
+        app.store.hits(&HitFilter { session_id: Some(row.id.clone()), limit: 10, ..Default::default() }).await.unwrap();
+    let outcomes: Vec<(&str, Option<&str>)> =
+        hits.iter().rev().map(|h| (h.outcome.as_str(), h.decided_by.as_deref())).collect();
+    assert_eq!(
+        outcomes,
+        [("approved", Some("boss")), ("denied", Some("boss")), ("timed_out", None), ("cancelled", Some("dev"))]
+    );
+    let markers = markers(&app, &boss, &row.id).await;
+    for expected in
+        ["review: held", "approved: held by boss", "denied: held by boss", "timed out: held", "cancelled: held"]
+    {
+        assert!(markers.iter().any(|m| m.starts_with(expected)), "{expected} in {markers:?}");
+    }
+    // The decisions are in the audit log, with who took them.
+    let audit = app.store.audit_entries(Some(&row.id), None, 50).await.unwrap();
+    let actions: Vec<(&str, &str)> = audit.iter().map(|a| (a.action.as_str(), a.actor.as_str())).collect();
+    assert!(actions.contains(&("review_approve", "boss")) && actions.contains(&("review_deny", "boss")), "{actions:?}");
+    // Alerts: auditors see them; the developer sees their own; another developer none.
+    let alerts = |token: String| {
+        let url = format!("{}/api/v1/alerts?session={}", app.url(), row.id);
+        async move {
+            reqwest::Client::new()
+                .get(&url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(alerts(boss.clone()).await["hits"].as_array().unwrap().len(), 4);
+    assert_eq!(alerts(dev.clone()).await["hits"].as_array().unwrap().len(), 4);
+    assert_eq!(alerts(other_dev.clone()).await["hits"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn a_kill_rule_ends_the_session_rule_and_reaps_it() {
+    let app = app_with(vec![rule("no-listeners", r"\bnc\s+-l", RuleAction::Kill)], |_| {}).await;
+    let container = TestContainer::start(BASH_IMAGE);
+    let token = app.token("dev", Role::Developer, &["*"]).await;
+    let mut session = bash(&app, &container, &token).await;
+    run(&mut session, "sleep 1000 & echo bg-$((5+5))", "bg-10").await;
+    type_chars(&mut session, "nc -l -p 4444").await;
+    session.type_text("\r").await;
+    let transcript = session.read_to_close(WAIT).await;
+    assert_eq!(transcript.reason(), CloseReason::Rule, "{}", transcript.close_line());
+    assert!(transcript.close_line().contains("no-listeners"), "{}", transcript.close_line());
+    let row = wait_for_newest(&app.store, WAIT, "reaped", |r| is_final(r) && r.reap_status.is_some()).await;
+    assert_eq!(row.status, SessionStatus::Killed);
+    assert_eq!(row.close_reason.as_deref(), Some("rule"));
+    assert_eq!(row.reap_status.as_deref(), Some("reaped"), "{:?}", row.reap_detail);
+    assert_eq!(container.marked_processes(&row.id), 0);
+    assert!(!container.runs("sleep 1000"));
+    let hits = app.store.hits(&HitFilter { session_id: Some(row.id), limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(hits.iter().map(|h| h.outcome.as_str()).collect::<Vec<_>>(), ["killed"]);
+}
+
+#[tokio::test]
+async fn without_a_tty_each_stdin_line_is_checked_whole() {
+    let app = app_with(vec![rule("drop-data", r"rm\s+-rf\s+/data", RuleAction::Block)], |_| {}).await;
+    let container = TestContainer::start(SH_IMAGE);
+    Command::new("docker")
+        .args(["exec", &container.name, "sh", "-c", "mkdir -p /data && touch /data/keep"])
+        .status()
+        .unwrap();
+    let token = app.token("dev", Role::Developer, &["*"]).await;
+    let auth = bearer(&token);
+    let mut session = app
+        .connect(&[
+            ("container", &container.name),
+            ("authorization", &auth),
+            ("command", r#"["sh"]"#),
+            ("tty", "false"),
+        ])
+        .await;
+    // A line sent in pieces is checked once it is whole.
+    session.type_text("rm -r").await;
+    session.type_text("f /data; echo gone\n").await;
+    session.read_until("ask an admin", WAIT).await;
+    session.type_text("echo still-$((2*2))\n").await;
+    session.read_until("still-4", WAIT).await;
+    assert!(data_kept(&container));
+    session.send(entry::wire::protocol::RequestMessage::stdin_eof()).await;
+    let transcript = session.read_to_close(WAIT).await;
+    assert!(!transcript.stdout_text().contains("gone"), "{}", transcript.stdout_text());
+}
+
+/// A webhook receiver on loopback that answers 503 to its first call (so the gateway retries)
+/// and keeps the bodies of the rest.
+async fn webhook_receiver() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let calls = Arc::new(Mutex::new(0));
+    let (kept, counted) = (Arc::clone(&received), Arc::clone(&calls));
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: axum::Json<serde_json::Value>| {
+            let (kept, counted) = (Arc::clone(&kept), Arc::clone(&counted));
+            async move {
+                let mut calls = counted.lock().unwrap();
+                *calls += 1;
+                if *calls == 1 {
+                    return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+                }
+                kept.lock().unwrap().push(body.0);
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, received)
+}
+
+/// Python's aiosmtpd on loopback, printing each message it gets.
+struct SmtpServer {
+    child: Child,
+    port: u16,
+    out: std::path::PathBuf,
+}
+
+impl SmtpServer {
+    fn start(dir: &std::path::Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let out = dir.join("smtp.log");
+        let log = std::fs::File::create(&out).unwrap();
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-c",
+                "aiosmtpd.handlers.Debugging",
+                "stdout",
+                "-l",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("python3 -m aiosmtpd (pip install aiosmtpd)");
+        let deadline = std::time::Instant::now() + WAIT;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "aiosmtpd did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child, port, out }
+    }
+
+    /// What it printed, quoted-printable soft line breaks and `=3D` decoded.
+    fn received(&self) -> String {
+        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
+        text.replace("=\r\n", "").replace("=\n", "").replace("=3D", "=")
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn notify_reaches_a_real_smtp_server_and_a_webhook_with_the_replay_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = SmtpServer::start(dir.path());
+    let (hook, received) = webhook_receiver().await;
+    let mut watch = rule("watch-shadow", r"cat\s+/etc/shadow", RuleAction::Notify);
+    watch.notify = true;
+    let port = smtp.port;
+    let app = app_with(vec![watch], move |config| {
+        config.notify.webhook = Some(hook);
+        config.notify.email_to = vec!["security@example.com".into()];
+        config.notify.public_url = Some("https://entry.example.com".into());
+        config.notify.smtp = Some(SmtpConfig {
+            host: "127.0.0.1".into(),
+            port,
+            require_tls: false,
+            username: None,
+            password: None,
+            from: "entry@example.com".into(),
+        });
+    })
+    .await;
+    let container = TestContainer::start(BASH_IMAGE);
+    let token = app.token("dev", Role::Developer, &["*"]).await;
+    let mut session = bash(&app, &container, &token).await;
+    run(&mut session, "sleep 1.2; cat /etc/shadow; echo shown-$((8*8))", "shown-64").await;
+    run(&mut session, "exit", "exit").await;
+    let row = finished(&app).await;
+    // The command ran (notify never holds it) and the hit is recorded.
+    let hits =
+        app.store.hits(&HitFilter { session_id: Some(row.id.clone()), limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].outcome, "notified");
+    let seconds = hits[0].offset_ms / 1000;
+    let link = format!("https://entry.example.com/sessions/{}?t={seconds}", row.id);
+    // The webhook failed once, so its delivery came on the second try, about a second later.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while received.lock().unwrap().is_empty() || !smtp.received().contains(&row.id) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no notification: {:?} / {}",
+            received.lock().unwrap(),
+            smtp.received()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let body = received.lock().unwrap()[0].clone();
+    assert_eq!(body["rule"], "watch-shadow");
+    assert_eq!(body["user"], "dev");
+    assert_eq!(body["container"], container.name.as_str());
+    assert_eq!(body["command"], "sleep 1.2; cat /etc/shadow; echo shown-$((8*8))");
+    assert_eq!(body["outcome"], "notified");
+    assert_eq!(body["replay_url"], link.as_str());
+    let mail = smtp.received();
+    assert!(mail.contains("To: security@example.com"), "{mail}");
+    assert!(mail.contains("watch-shadow") && mail.contains(&link) && mail.contains("cat /etc/shadow"), "{mail}");
+}
