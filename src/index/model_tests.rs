@@ -308,3 +308,59 @@ fn bulk_output_in_many_chunks_is_the_same_as_in_one() {
     assert_eq!(a.len(), 2001, "every row and the prompt");
     assert!(a == b, "the same lines in the same order");
 }
+
+/// Plays steps without reading commands (the line before an Enter, as a rule's gate asks).
+fn feed(model: &mut TerminalModel, steps: &[(f64, &str, &str)]) {
+    for (at, dir, data) in steps {
+        match *dir {
+            "<" => model.input(*at, data.as_bytes()),
+            _ => model.output(*at, data),
+        }
+    }
+}
+
+#[test]
+fn the_pending_line_is_what_the_screen_shows_after_edits_and_completion() {
+    let mut m = model();
+    feed(
+        &mut m,
+        &[
+            (0.0, ">", "root@c:/# "),
+            (1.0, "<", "rm -rf /dx"),
+            (1.1, ">", "rm -rf /dx"),
+            (1.2, "<", "\x7fa\t"),
+            (1.3, ">", "\x08 \x08ata/"),
+        ],
+    );
+    assert_eq!(m.pending_line(), Some(PendingLine { text: "rm -rf /data/".into(), unechoed: false }));
+}
+
+#[test]
+fn a_pending_continuation_line_carries_the_lines_before_it() {
+    let mut m = model();
+    feed(
+        &mut m,
+        &[
+            (0.0, ">", "$ "),
+            (1.0, "<", "rm -rf \\"),
+            (1.1, ">", "rm -rf \\"),
+            (1.2, "<", "\r"),
+            (1.3, ">", "\r\n> "),
+            (2.0, "<", "/data"),
+            (2.1, ">", "/data"),
+        ],
+    );
+    assert_eq!(m.pending_line().map(|l| l.text), Some("rm -rf \\\n/data".into()));
+}
+
+#[test]
+fn unechoed_keys_are_the_pending_line_and_a_program_has_none() {
+    let mut m = model();
+    feed(&mut m, &[(0.0, ">", "$ "), (1.0, "<", "rm -rf /data")]);
+    assert_eq!(m.pending_line(), Some(PendingLine { text: "rm -rf /data".into(), unechoed: true }));
+    let mut m = model();
+    feed(&mut m, &[(0.0, ">", "$ "), (1.0, "<", "vi\r"), (1.1, ">", "vi\r\n\x1b[?1049h~\r\n~")]);
+    assert_eq!(m.pending_line(), None);
+    let mut m = TerminalModel::new(80, 24, false, OutputCaps { head: 1 << 20, tail: 1 << 16 });
+    assert_eq!(m.pending_line(), None);
+}

@@ -72,7 +72,7 @@ impl EchoClock {
     /// Whether the shell printed after the last key and has been quiet since for `quiet`.
     fn settled(&self, quiet: Duration) -> bool {
         let (key, output) = (self.key_micros.load(Ordering::Relaxed), self.output_micros.load(Ordering::Relaxed));
-        output >= key && self.now().saturating_sub(output) >= u64::try_from(quiet.as_micros()).unwrap_or(u64::MAX)
+        output > key && self.now().saturating_sub(output) >= u64::try_from(quiet.as_micros()).unwrap_or(u64::MAX)
     }
 }
 
@@ -101,45 +101,14 @@ pub enum Decision {
     Unread(String),
 }
 
-/// One session's gate.
-pub struct Gate {
-    guard: Arc<Guard>,
-    subject: Subject,
-    session_id: String,
-    index: Arc<IndexFeed>,
+/// Finds Enters in typed input, following bracketed pastes across messages.
+struct Scanner {
     tty: bool,
-    clock: Arc<EchoClock>,
     in_paste: bool,
-    /// Without a TTY: the stdin line held until its line feed.
-    line: BytesMut,
 }
 
-impl Gate {
-    pub fn new(guard: Arc<Guard>, subject: Subject, session_id: String, index: Arc<IndexFeed>, tty: bool) -> Self {
-        Self {
-            guard,
-            subject,
-            session_id,
-            index,
-            tty,
-            clock: Arc::new(EchoClock::default()),
-            in_paste: false,
-            line: BytesMut::new(),
-        }
-    }
-
-    pub fn clock(&self) -> &Arc<EchoClock> {
-        &self.clock
-    }
-
-    /// Whether any rule applies to this session now (else nothing is held).
-    pub fn active(&self) -> bool {
-        self.guard.rules().current().any_applies(&self.subject)
-    }
-
-    /// Where the next Enter is in `data` (its index), noting paste brackets before it; `None`:
-    /// no Enter, all of `data` passes.
-    pub fn next_enter(&mut self, data: &[u8]) -> Option<usize> {
+impl Scanner {
+    fn next_enter(&mut self, data: &[u8]) -> Option<usize> {
         let mut i = 0;
         while i < data.len() {
             let rest = &data[i..];
@@ -164,6 +133,49 @@ impl Gate {
             i += 1;
         }
         None
+    }
+}
+
+/// One session's gate.
+pub struct Gate {
+    guard: Arc<Guard>,
+    subject: Subject,
+    session_id: String,
+    index: Arc<IndexFeed>,
+    tty: bool,
+    clock: Arc<EchoClock>,
+    scanner: Scanner,
+    /// Without a TTY: the stdin line held until its line feed.
+    line: BytesMut,
+}
+
+impl Gate {
+    pub fn new(guard: Arc<Guard>, subject: Subject, session_id: String, index: Arc<IndexFeed>, tty: bool) -> Self {
+        Self {
+            guard,
+            subject,
+            session_id,
+            index,
+            tty,
+            clock: Arc::new(EchoClock::default()),
+            scanner: Scanner { tty, in_paste: false },
+            line: BytesMut::new(),
+        }
+    }
+
+    pub fn clock(&self) -> &Arc<EchoClock> {
+        &self.clock
+    }
+
+    /// Whether any rule applies to this session now (else nothing is held).
+    pub fn active(&self) -> bool {
+        self.guard.rules().current().any_applies(&self.subject)
+    }
+
+    /// Where the next Enter is in `data` (its index), noting paste brackets before it; `None`:
+    /// no Enter, all of `data` passes.
+    pub fn next_enter(&mut self, data: &[u8]) -> Option<usize> {
+        self.scanner.next_enter(data)
     }
 
     /// `data` (with no Enter in it) went to the shell.
@@ -318,5 +330,45 @@ impl Gate {
 
     pub fn user(&self) -> &str {
         &self.subject.user
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Enters `next_enter` finds in `chunks`, as (chunk, index) pairs.
+    fn enters(tty: bool, chunks: &[&[u8]]) -> Vec<(usize, usize)> {
+        let mut scanner = Scanner { tty, in_paste: false };
+        let mut found = Vec::new();
+        for (n, chunk) in chunks.iter().enumerate() {
+            let mut offset = 0;
+            while let Some(at) = scanner.next_enter(&chunk[offset..]) {
+                found.push((n, offset + at));
+                offset += at + 1;
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn enters_are_cr_lf_and_ctrl_o_outside_a_bracketed_paste() {
+        assert_eq!(enters(true, &[b"ls\r", b"a\nb\x0fc"]), [(0, 2), (1, 1), (1, 3)]);
+        // Inside a paste (even one split over messages) a line break is text.
+        assert_eq!(enters(true, &[b"\x1b[200~rm -rf\r/x", b"\r\x1b[201~\r"]), [(1, 7)]);
+        // Without a TTY only the line feed ends a line.
+        assert_eq!(enters(false, &[b"a\rb\x0fc\n"]), [(0, 5)]);
+    }
+
+    #[test]
+    fn the_echo_clock_waits_for_output_after_the_last_key_and_quiet() {
+        let clock = EchoClock::default();
+        std::thread::sleep(Duration::from_millis(1));
+        clock.key();
+        assert!(!clock.settled(Duration::ZERO));
+        std::thread::sleep(Duration::from_millis(2));
+        clock.output();
+        assert!(clock.settled(Duration::ZERO));
+        assert!(!clock.settled(Duration::from_secs(60)));
     }
 }

@@ -35,6 +35,7 @@ mod recording;
 mod replay_memory;
 mod revoke;
 mod rules;
+mod rules_cli;
 mod s3;
 mod search;
 mod search_cli;

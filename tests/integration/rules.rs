@@ -1,8 +1,8 @@
 //! Command rules end to end, in real bash through the gateway: a `block` rule stops
 //! `rm -rf /data` typed with tab completion and edits, split over a `\` continuation, pasted in
 //! one message with its Tab and Enter, or fed without a TTY (the file is still there after
-//! each); a `review` is approved, denied, timed out or cancelled with Ctrl-C, and decided only
-//! by another admin, once; a `kill` ends the session `rule` and reaps it; a `notify` reaches a
+//! each); a `review` is approved (with `entry reviews`), denied, timed out or cancelled with
+//! Ctrl-C, and decided only by another admin, once; a `kill` ends the session `rule` and reaps it; a `notify` reaches a
 //! real SMTP server (Python's aiosmtpd) and a webhook receiver that fails once, with the
 //! replay link; commands no rule matches run as before; every hit is a row, an alert, a marker
 //! in the recording and a `blocked` command in the index.
@@ -180,6 +180,19 @@ async fn pending(app: &TestApp) -> entry::store::RuleHitRow {
     }
 }
 
+/// Runs `entry <args>` against the app; returns (exit code, stdout, stderr).
+async fn cli(app: &TestApp, token: &str, args: &[&str]) -> (i32, String, String) {
+    let output = tokio::process::Command::new(crate::common::server::ENTRY)
+        .args(args)
+        .env("ENTRY_SERVER", app.url())
+        .env("ENTRY_TOKEN", token)
+        .output()
+        .await
+        .unwrap();
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (output.status.code().unwrap_or(-1), text(&output.stdout), text(&output.stderr))
+}
+
 async fn decide(app: &TestApp, token: &str, id: &str, verdict: &str) -> (u16, serde_json::Value) {
     let url = format!("{}/api/v1/reviews/{id}/{verdict}", app.url());
     let response = reqwest::Client::new().post(&url).bearer_auth(token).send().await.unwrap();
@@ -207,13 +220,19 @@ async fn a_review_runs_the_command_once_another_admin_approves_and_never_otherwi
     // Not by a developer, not by the command's own user.
     assert_eq!(decide(&app, &other_dev, &hit.id, "approve").await.0, 403);
     assert_eq!(decide(&app, &dev, &hit.id, "approve").await.0, 403);
-    let (status, body) = decide(&app, &boss, &hit.id, "approve").await;
-    assert_eq!((status, body["hit"]["outcome"].as_str()), (200, Some("approved")), "{body}");
+    // The admin sees it with `entry reviews ls` and approves it with `entry reviews approve`.
+    let (code, listed, _) = cli(&app, &boss, &["reviews", "ls"]).await;
+    assert!(code == 0 && listed.contains(&hit.id) && listed.contains("echo held-$((10+1))"), "{listed}");
+    let (code, approved, error) = cli(&app, &boss, &["reviews", "approve", &hit.id]).await;
+    assert_eq!(code, 0, "{error}");
+    assert!(approved.starts_with("approved: echo held-$((10+1)) runs now"), "{approved}");
     let shown = String::from_utf8_lossy(&session.read_until("held-11\r\n", WAIT).await.stdout).into_owned();
     assert!(shown.contains("approved by boss"), "{shown:?}");
     // A second decision is too late.
     let (status, body) = decide(&app, &boss, &hit.id, "deny").await;
     assert_eq!((status, body["code"].as_str()), (409, Some("not_pending")), "{body}");
+    let (code, _, error) = cli(&app, &boss, &["reviews", "deny", &hit.id]).await;
+    assert!(code != 0 && error.contains("approved by boss"), "{error}");
 
     // Denied: it never runs.
     type_chars(&mut session, "echo held-$((20+2))").await;
