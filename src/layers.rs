@@ -7,9 +7,10 @@
 //! cmd                       the `entry` subcommands
 //!  └ http                   router, API handlers, pages, TLS, health, metrics
 //!     └ session             admission, relay and its event fan-out, live registry, kill, limits
-//!        └ auth  recorder  reaper  index
-//!           └ runtime  store  config  telemetry  client
-//!              └ wire        terminal protocol and API types (uses nothing of Entry)
+//!        └ rules            command rules: the gate on each Enter, reviews, notifications
+//!           └ auth  recorder  reaper  index
+//!              └ runtime  store  config  telemetry  client
+//!                 └ wire     terminal protocol and API types (uses nothing of Entry)
 //! ```
 
 /// Top-level modules by layer, lowest first.
@@ -17,6 +18,7 @@ pub const LAYERS: &[&[&str]] = &[
     &["wire"],
     &["runtime", "store", "config", "telemetry", "client"],
     &["auth", "recorder", "reaper", "index"],
+    &["rules"],
     &["session"],
     &["http"],
     &["cmd"],

@@ -486,3 +486,52 @@ async fn notify_reaches_a_real_smtp_server_and_a_webhook_with_the_replay_link() 
     assert!(mail.contains("To: security@example.com"), "{mail}");
     assert!(mail.contains("watch-shadow") && mail.contains(&link) && mail.contains("cat /etc/shadow"), "{mail}");
 }
+
+#[tokio::test]
+async fn a_decision_taken_on_another_gateway_reaches_the_held_command_and_a_kill_ends_a_held_one() {
+    let db = crate::common::db::TestDb::new(crate::common::db::Backend::Postgres).await;
+    let gateway = |node: &'static str| {
+        let url = db.url.clone();
+        app_with(vec![rule("held", r"echo\s+held-", RuleAction::Review)], move |c| {
+            c.store.url = Some(url);
+            c.node_id = Some(node.into());
+        })
+    };
+    let (a, b) = (gateway("gw-a").await, gateway("gw-b").await);
+    let container = TestContainer::start(BASH_IMAGE);
+    let dev = a.token("dev", Role::Developer, &["*"]).await;
+    let boss = a.token("boss", Role::Admin, &["*"]).await;
+    let mut session = bash(&a, &container, &dev).await;
+    type_chars(&mut session, "echo held-$((50+5))").await;
+    session.type_text("\r").await;
+    session.read_until("waiting for approval", WAIT).await;
+    let hit = pending(&b).await;
+    assert_eq!(hit.node_id, "gw-a");
+    let decided = std::time::Instant::now();
+    assert_eq!(decide(&b, &boss, &hit.id, "approve").await.0, 200);
+    session.read_until("held-55\r\n", WAIT).await;
+    // gw-a reads the row at most every 0.5 s.
+    assert!(decided.elapsed() < Duration::from_secs(3), "{:?}", decided.elapsed());
+
+    // A session killed while a command waits: the command never runs, its hit says so.
+    type_chars(&mut session, "echo held-$((60+6))").await;
+    session.type_text("\r").await;
+    session.read_until("waiting for approval", WAIT).await;
+    let held = pending(&a).await;
+    let url = format!("{}/api/v1/sessions/{}/kill", b.url(), held.session_id);
+    let killed = reqwest::Client::new().post(&url).bearer_auth(&boss).send().await.unwrap();
+    assert_eq!(killed.status().as_u16(), 202);
+    let transcript = session.read_to_close(WAIT).await;
+    assert_eq!(transcript.reason(), CloseReason::Killed);
+    assert!(!transcript.stdout_text().contains("held-66"));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let now = a.store.hit(&held.id).await.unwrap().unwrap();
+        if now.outcome != "pending" {
+            assert_eq!(now.outcome, "ended");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the held command's hit stayed pending");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
