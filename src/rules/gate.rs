@@ -26,6 +26,7 @@ use super::notify::Notification;
 use super::reviews::Settled;
 use super::{Guard, RuleBook};
 use crate::index::feed::IndexFeed;
+use crate::index::model::UNECHOED;
 use crate::store::{RuleHitRow, now_millis};
 use crate::wire::rules::{HitOutcome, RuleAction};
 
@@ -145,6 +146,8 @@ pub struct Gate {
     tty: bool,
     clock: Arc<EchoClock>,
     scanner: Scanner,
+    /// Whether the rules last seen apply to this session.
+    applies: Option<(Arc<RuleBook>, bool)>,
     /// Without a TTY: the stdin line held until its line feed.
     line: BytesMut,
 }
@@ -159,6 +162,7 @@ impl Gate {
             tty,
             clock: Arc::new(EchoClock::default()),
             scanner: Scanner { tty, in_paste: false },
+            applies: None,
             line: BytesMut::new(),
         }
     }
@@ -168,8 +172,17 @@ impl Gate {
     }
 
     /// Whether any rule applies to this session now (else nothing is held).
-    pub fn active(&self) -> bool {
-        self.guard.rules().current().any_applies(&self.subject)
+    pub fn active(&mut self) -> bool {
+        let book = self.guard.rules().current();
+        match &self.applies {
+            // The same rules as last asked: the same answer (asked at every message typed).
+            Some((seen, applies)) if Arc::ptr_eq(seen, &book) => *applies,
+            _ => {
+                let applies = book.any_applies(&self.subject);
+                self.applies = Some((book, applies));
+                applies
+            }
+        }
     }
 
     /// Where the next Enter is in `data` (its index), noting paste brackets before it; `None`:
@@ -212,16 +225,20 @@ impl Gate {
 
     /// Reads the line an Enter pressed now would run and checks it against the rules.
     pub async fn check(&mut self, echo_wait: Duration) -> Decision {
-        let book = self.guard.rules().current();
-        if !book.any_applies(&self.subject) {
+        if !self.active() {
             return Decision::Pass;
         }
+        let book = self.guard.rules().current();
         let command = if self.tty {
             let deadline = Instant::now() + echo_wait;
             while !self.clock.settled(QUIET) && Instant::now() < deadline {
                 tokio::time::sleep(LOOK_AGAIN).await;
             }
             match self.index.line().await {
+                Ok(Some(line)) if line.unechoed => {
+                    // Keys the terminal hid (a password, perhaps) are matched, never kept.
+                    return self.decide(&book, &line.text, Some(UNECHOED));
+                }
                 Ok(Some(line)) => line.text,
                 // A full-screen program: its keys are not commands.
                 Ok(None) => return Decision::Pass,
@@ -231,18 +248,19 @@ impl Gate {
         } else {
             String::from_utf8_lossy(&self.line).chars().filter(|c| !c.is_control()).collect()
         };
-        self.decide(&book, command)
+        self.decide(&book, &command, None)
     }
 
-    fn decide(&self, book: &RuleBook, command: String) -> Decision {
-        let Some(verdict) = book.check(&command, &self.subject) else { return Decision::Pass };
+    /// The verdict on `command`; a hit records `shown` instead of it when given.
+    fn decide(&self, book: &RuleBook, command: &str, shown: Option<&str>) -> Decision {
+        let Some(verdict) = book.check(command, &self.subject) else { return Decision::Pass };
         let rule = verdict.rule;
         let cancel = rule.config.cancel.clone().unwrap_or_else(|| book.options.cancel.clone());
         let notify = verdict.matched.iter().any(|r| r.config.notify);
         Decision::Hit(GateHit {
             rule: rule.name().to_owned(),
             action: rule.action(),
-            command,
+            command: shown.unwrap_or(command).to_owned(),
             cancel,
             notify,
             offset: self.index.offset(),

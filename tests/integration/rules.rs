@@ -125,6 +125,13 @@ async fn a_block_rule_stops_rm_rf_data_however_it_is_typed() {
     session.read_until("(ask an admin)", WAIT).await;
     run(&mut session, "echo paste-$((3+3))", "paste-6").await;
     assert!(data_kept(&container));
+    // Keys the terminal does not show are matched as typed, and never kept in the hit.
+    run(&mut session, "read -s secret; echo got-${#secret}", "secret").await;
+    type_chars(&mut session, "rm -rf /data").await;
+    session.type_text("\r").await;
+    session.read_until("(ask an admin)", WAIT).await;
+    session.type_text("\x03").await;
+    run(&mut session, "echo unechoed-$((4+4))", "unechoed-8").await;
     run(&mut session, "exit", "exit").await;
     let row = finished(&app).await;
     assert_eq!(row.close_reason.as_deref(), Some("exited"));
@@ -133,7 +140,12 @@ async fn a_block_rule_stops_rm_rf_data_however_it_is_typed() {
     let commands: Vec<(&str, &str)> = hits.iter().rev().map(|h| (h.command.as_str(), h.outcome.as_str())).collect();
     assert_eq!(
         commands,
-        [("rm -rf /data/", "blocked"), ("rm -rf \\\n/data", "blocked"), ("rm -rf /data/", "blocked")],
+        [
+            ("rm -rf /data/", "blocked"),
+            ("rm -rf \\\n/data", "blocked"),
+            ("rm -rf /data/", "blocked"),
+            ("[unechoed input]", "blocked")
+        ],
         "{hits:#?}"
     );
     assert!(hits.iter().all(|h| h.rule == "drop-data" && h.user_name == "dev" && h.offset_ms > 0));
@@ -142,7 +154,7 @@ async fn a_block_rule_stops_rm_rf_data_however_it_is_typed() {
     // The index has the blocked commands flagged, and the others as usual.
     let indexed = app.store.commands(&row.id).await.unwrap();
     let blocked = indexed.iter().filter(|c| c.flags.contains("blocked")).count();
-    assert_eq!(blocked, 3, "{indexed:#?}");
+    assert_eq!(blocked, 4, "{indexed:#?}");
     assert!(indexed.iter().any(|c| c.text == "ls /data; echo list-$((1+1))" && c.flags.is_empty()), "{indexed:#?}");
 }
 

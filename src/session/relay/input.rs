@@ -285,7 +285,10 @@ impl InputPump {
         gate: Option<&mut Gate>,
         held: &mut Option<Held>,
     ) -> Result<Flow, StdinClosed> {
-        let Some(gate) = gate.filter(|g| g.holds_line() || g.active()) else { return self.forward(rest, stdin).await };
+        let Some(gate) = gate else { return self.forward(rest, stdin).await };
+        if !gate.holds_line() && !gate.active() {
+            return self.forward(rest, stdin).await;
+        }
         while !rest.is_empty() {
             let (before, enter) = match gate.next_enter(&rest) {
                 Some(at) => {
