@@ -121,6 +121,9 @@ pub struct SmtpConfig {
     /// Refuse to send unless the server offers STARTTLS (default: use it when offered).
     #[serde(default)]
     pub require_tls: bool,
+    /// PEM file of CA certificates to trust for the server's certificate, besides the usual ones.
+    #[serde(default)]
+    pub ca: Option<std::path::PathBuf>,
     pub username: Option<String>,
     pub password: Option<String>,
     /// The sender address.
@@ -137,6 +140,7 @@ impl std::fmt::Debug for SmtpConfig {
             .field("host", &self.host)
             .field("port", &self.port)
             .field("require_tls", &self.require_tls)
+            .field("ca", &self.ca)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("from", &self.from)
@@ -156,6 +160,7 @@ mod tests {
                 host: "mail".into(),
                 port: 587,
                 require_tls: false,
+                ca: None,
                 username: Some("entry".into()),
                 password: Some("hunter2".into()),
                 from: "entry@example.com".into(),

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -194,7 +194,13 @@ async fn mail(senders: &Senders, hit: &Notification) -> Result<(), String> {
         replay = hit.replay_url,
     );
     let message = message.body(body).map_err(|e| format!("building the message: {e}"))?;
-    let tls = TlsParameters::new(smtp.host.clone()).map_err(|e| format!("TLS for {}: {e}", smtp.host))?;
+    let mut tls = TlsParameters::builder(smtp.host.clone());
+    if let Some(ca) = &smtp.ca {
+        let pem = tokio::fs::read(ca).await.map_err(|e| format!("notify.smtp.ca {}: {e}", ca.display()))?;
+        let roots = Certificate::from_pem(&pem).map_err(|e| format!("notify.smtp.ca {}: {e}", ca.display()))?;
+        tls = tls.add_root_certificate(roots);
+    }
+    let tls = tls.build().map_err(|e| format!("TLS for {}: {e}", smtp.host))?;
     let tls = if smtp.require_tls { Tls::Required(tls) } else { Tls::Opportunistic(tls) };
     let mut transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host)
         .port(smtp.port)

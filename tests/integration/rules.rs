@@ -2,9 +2,9 @@
 //! `rm -rf /data` typed with tab completion and edits, split over a `\` continuation, pasted in
 //! one message with its Tab and Enter, or fed without a TTY (the file is still there after
 //! each); a `review` is approved (with `entry reviews`), denied, timed out or cancelled with
-//! Ctrl-C, and decided only by another admin, once; a `kill` ends the session `rule` and reaps it; a `notify` reaches a
-//! real SMTP server (Python's aiosmtpd) and a webhook receiver that fails once, with the
-//! replay link; commands no rule matches run as before; every hit is a row, an alert, a marker
+//! Ctrl-C, and decided only by another admin, once; a `kill` ends the session `rule` and reaps
+//! it; a `notify` reaches a real SMTP server (Python's aiosmtpd, over STARTTLS) and a webhook
+//! receiver that fails once, with the replay link; commands no rule matches run as before; every hit is a row, an alert, a marker
 //! in the recording and a `blocked` command in the index.
 
 use std::process::{Child, Command, Stdio};
@@ -400,21 +400,19 @@ struct SmtpServer {
 }
 
 impl SmtpServer {
-    fn start(dir: &std::path::Path) -> Self {
+    /// With `tls` (certificate, key), it offers STARTTLS and refuses mail without it.
+    fn start(dir: &std::path::Path, tls: Option<(&std::path::Path, &std::path::Path)>) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let out = dir.join("smtp.log");
         let log = std::fs::File::create(&out).unwrap();
+        let listen = format!("127.0.0.1:{port}");
+        let mut args = vec!["-m", "aiosmtpd", "-n", "-l", &listen];
+        if let Some((cert, key)) = tls {
+            args.extend(["--tlscert", cert.to_str().unwrap(), "--tlskey", key.to_str().unwrap()]);
+        }
+        args.extend(["-c", "aiosmtpd.handlers.Debugging", "stdout"]);
         let child = Command::new("python3")
-            .args([
-                "-m",
-                "aiosmtpd",
-                "-n",
-                "-c",
-                "aiosmtpd.handlers.Debugging",
-                "stdout",
-                "-l",
-                &format!("127.0.0.1:{port}"),
-            ])
+            .args(&args)
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()
@@ -444,7 +442,11 @@ impl Drop for SmtpServer {
 #[tokio::test]
 async fn notify_reaches_a_real_smtp_server_and_a_webhook_with_the_replay_link() {
     let dir = tempfile::tempdir().unwrap();
-    let smtp = SmtpServer::start(dir.path());
+    // The mail server offers STARTTLS and takes mail only over it; the gateway insists on it
+    // and trusts the test's CA.
+    let pki = crate::security::tls::pki();
+    let smtp = SmtpServer::start(dir.path(), Some((&pki.cert, &pki.key)));
+    let ca = pki.ca.clone();
     let (hook, received) = webhook_receiver().await;
     let mut watch = rule("watch-shadow", r"cat\s+/etc/shadow", RuleAction::Notify);
     watch.notify = true;
@@ -456,7 +458,8 @@ async fn notify_reaches_a_real_smtp_server_and_a_webhook_with_the_replay_link() 
         config.notify.smtp = Some(SmtpConfig {
             host: "127.0.0.1".into(),
             port,
-            require_tls: false,
+            require_tls: true,
+            ca: Some(ca),
             username: None,
             password: None,
             from: "entry@example.com".into(),

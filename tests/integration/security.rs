@@ -14,7 +14,7 @@ mod origin;
 mod resize;
 mod sign_in_next;
 mod slowloris;
-mod tls;
+pub mod tls;
 mod webhook;
 
 use std::time::Duration;
