@@ -1,19 +1,24 @@
 // Live watch page (/sessions/<id>/live): the output of a running session, read-only, in
 // xterm.js. The gateway's WebSocket sends the current screen first, then live output, then
-// a CLOSE frame when the session ends. Nothing is ever sent on the socket.
+// a CLOSE frame when the session ends. Nothing is ever sent on the socket. While the session
+// is live, its commands held for review by a command rule are fetched every second and shown
+// above the terminal, with Approve / Deny for admins.
 
 import '@xterm/xterm/css/xterm.css';
 import './watch.css';
 import { FitAddon } from '@xterm/addon-fit';
 import { Terminal } from '@xterm/xterm';
 import { api, describeError, sessionIdFromPath } from './lib/api.js';
-import { el, showError, showNotice } from './lib/dom.js';
+import { clearError, el, showError, showNotice } from './lib/dom.js';
 import { initHeader, seesEveryone } from './lib/header.js';
+import { decisionText, fetchPending, showPending } from './lib/reviews.js';
 import { openTerminalSocket } from './lib/socket.js';
 
 const id = sessionIdFromPath();
 const statusLine = document.getElementById('status');
 const reconnectButton = document.getElementById('reconnect');
+const reviews = document.getElementById('reviews');
+const reviewList = document.getElementById('review-list');
 const utf8 = new TextDecoder();
 
 const terminal = new Terminal({
@@ -31,6 +36,15 @@ window.entryTerminal = terminal;
 let me = null; // {user, role} of who is signed in
 let fixedSize = false; // true when the session's own size is known: the terminal keeps it
 let socket = null;
+
+const REVIEW_REFRESH_MS = 1000;
+const pending = {
+  hits: [], // this session's commands held for review, newest first
+  timer: null,
+  run: 0, // bumped by each start and stop, so an older loop's late answer is dropped
+  failed: false, // the last fetch failed (its error is shown)
+  decided: new Set(), // ids of those decided here (a fetch under way may still say pending)
+};
 
 /** Shows the connection state in `#status` (`data-state` is for styling and tests). */
 function setStatus(state, text) {
@@ -88,6 +102,52 @@ async function start() {
   }
   sizeTerminal(row);
   connect();
+  startPending();
+}
+
+/** Fetches the session's held commands every second from now until stopPending(). */
+function startPending() {
+  stopPending();
+  refreshPending(pending.run);
+}
+
+/** The session is over (or out of reach): its commands are no longer held. */
+function stopPending() {
+  pending.run += 1;
+  clearTimeout(pending.timer);
+  pending.timer = null;
+  pending.hits = [];
+  renderPending();
+}
+
+async function refreshPending(run) {
+  try {
+    const hits = await fetchPending(id);
+    if (run !== pending.run) return;
+    pending.hits = hits.filter((hit) => !pending.decided.has(hit.id));
+    if (pending.failed) showError();
+    pending.failed = false;
+  } catch (error) {
+    if (run !== pending.run) return;
+    pending.failed = true;
+    showError(describeError(error, 'list the commands held for review'));
+  }
+  renderPending();
+  pending.timer = setTimeout(() => refreshPending(run), REVIEW_REFRESH_MS);
+}
+
+function renderPending() {
+  showPending(reviewList, pending.hits, { me, onDecided: decided, onFailed: showError });
+  reviews.hidden = pending.hits.length === 0;
+}
+
+/** An admin approved or denied a held command here: say so (the terminal shows the rest). */
+function decided(hit, verdict) {
+  clearError();
+  showNotice(decisionText(hit, verdict));
+  pending.decided.add(hit.id);
+  pending.hits = pending.hits.filter((held) => held.id !== hit.id);
+  renderPending();
 }
 
 function replayLink(text) {
@@ -102,6 +162,7 @@ function connect() {
     onResize: resizeTo,
     onClose: (message) => {
       closed = true;
+      stopPending();
       setStatus('closed', closeText(message));
       showNotice('The session has ended. ', replayLink('Replay the whole session'), '.');
       if (message.exit_code === undefined) addExitCode(closeText(message));
@@ -113,7 +174,9 @@ function connect() {
   ws.addEventListener('close', () => {
     if (socket !== ws) return;
     socket = null;
-    if (!closed) setStatus('disconnected', 'disconnected');
+    if (closed) return;
+    stopPending();
+    setStatus('disconnected', 'disconnected');
   });
 }
 

@@ -1,4 +1,4 @@
-//! The web pages (sign-in, sessions, replay, live watch, audit, containers, web terminal)
+//! The web pages (sign-in, sessions, replay, live watch, audit, alerts, containers, web terminal)
 //! built from `player/` and embedded in the binary, served at clean paths beside the API.
 //!
 //! Guarantees: pages are static files and carry no data; the API behind them does every
@@ -48,6 +48,7 @@ pub(super) fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/sessions/{id}", get(|| async { page("replay.html") }))
         .route("/sessions/{id}/live", get(|| async { page("watch.html") }))
         .route("/audit", get(|| async { page("audit.html") }))
+        .route("/alerts", get(|| async { page("alerts.html") }))
         .route("/containers", get(|| async { page("containers.html") }))
         .route("/terminal", get(|| async { page("terminal.html") }))
         .route("/assets/{*file}", get(asset))

@@ -1,14 +1,21 @@
 //! The web pages end to end, in headless Chromium against a real gateway and dockerd: sign-in,
 //! the sessions page, search, replay in asciinema-player (at a moment, with the command list),
-//! live watch, kill, and the messages a page shows when the API refuses.
+//! live watch, kill, the messages a page shows when the API refuses, and command rules: a held
+//! command approved from the sessions page and denied from the live page, the alerts page, and
+//! a block rule stopping a command typed into the web terminal.
 
 use std::process::Stdio;
 use std::time::Duration;
 
 use crate::common::browser::{Browser, Engine, in_both_browsers};
-use crate::common::{BASH_IMAGE, TestApp, TestContainer, WAIT, bearer};
+use crate::common::{BASH_IMAGE, Session, TestApp, TestContainer, WAIT, bearer};
 use entry::auth::Role;
+use entry::config::RuleConfig;
 use entry::store::SessionStatus;
+use entry::wire::rules::RuleAction;
+use fantoccini::Locator;
+use fantoccini::key::Key;
+use serde_json::json;
 use tokio::io::AsyncReadExt;
 
 in_both_browsers!(
@@ -17,6 +24,9 @@ in_both_browsers!(
     a_live_session_is_watched_and_replayed_up_to_now_until_it_ends,
     pages_say_clearly_when_the_api_refuses,
     an_auditor_searches_output_and_opens_the_replay_paused_at_the_hit,
+    an_admin_approves_a_held_command_from_the_sessions_page,
+    an_admin_denies_a_held_command_from_the_live_page,
+    the_web_terminal_is_stopped_by_a_block_rule,
 );
 
 /// Runs a developer's finished session that printed `replay-marker-42`; returns its id.
@@ -41,7 +51,9 @@ async fn pages_are_served_with_a_strict_content_security_policy() {
     let root = get("/").await.unwrap();
     assert_eq!(root.status().as_u16(), 303);
     assert_eq!(root.headers()["location"], "/sessions");
-    for path in ["/login", "/sessions", "/sessions/01a22800-0000-7000-8000-000000000000", "/audit", "/search"] {
+    for path in
+        ["/login", "/sessions", "/sessions/01a22800-0000-7000-8000-000000000000", "/audit", "/search", "/alerts"]
+    {
         let page = get(path).await.unwrap();
         assert_eq!(page.status().as_u16(), 200, "{path}: were the pages built? (npm --prefix player run build)");
         let policy = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
@@ -322,5 +334,203 @@ async fn an_auditor_searches_output_and_opens_the_replay_paused_at_the_hit(engin
     browser.goto(&format!("{}/search?q=needle&since=yesterday", app.url())).await;
     let error = browser.wait_for_text("#error", "Could not search", WAIT).await;
     assert!(error.contains("400"), "{error}");
+    browser.close().await;
+}
+
+/// A gateway with one command rule, `name`, acting on commands that match `pattern`.
+async fn app_with_rule(name: &str, pattern: &str, action: RuleAction) -> TestApp {
+    let rule = RuleConfig {
+        name: name.into(),
+        pattern: pattern.into(),
+        action,
+        roles: vec![],
+        users: vec![],
+        containers: vec![],
+        notify: false,
+        cancel: None,
+    };
+    TestApp::builder()
+        .configure(|c| {
+            c.rules = vec![rule];
+            c.rule_options.review_timeout = Duration::from_secs(60);
+        })
+        .start()
+        .await
+}
+
+/// Alice's bash session, in which `line` and Enter are held for review; returns it and its id.
+async fn held_command(app: &TestApp, container: &TestContainer, line: &str) -> (Session, String) {
+    let auth = bearer(&app.token("alice", Role::Developer, &["*"]).await);
+    let headers =
+        [("container", container.name.as_str()), ("authorization", auth.as_str()), ("command", r#"["bash"]"#)];
+    let mut session = app.connect(&headers).await;
+    session.winch(100, 30).await;
+    session.read_until("# ", WAIT).await;
+    session.type_text(line).await;
+    session.type_text("\r").await;
+    session.read_until("waiting for approval", WAIT).await;
+    let id = crate::common::newest_session(&app.store).await.id;
+    (session, id)
+}
+
+/// The `href` of the first element matching `selector`.
+async fn href(browser: &Browser, selector: &str) -> String {
+    let script = "return document.querySelector(arguments[0]).getAttribute('href')";
+    browser.js(script, vec![json!(selector)]).await.as_str().unwrap_or_default().to_owned()
+}
+
+/// Whether the element `selector` is hidden.
+async fn hidden(browser: &Browser, selector: &str) -> bool {
+    browser.js("return document.querySelector(arguments[0]).hidden", vec![json!(selector)]).await == true
+}
+
+/// Everything in the page's xterm.js terminal (`window.entryTerminal`), scrollback included;
+/// lines the terminal wrapped are joined again.
+async fn terminal_text(browser: &Browser) -> String {
+    let script = "
+        const buffer = window.entryTerminal.buffer.active;
+        let text = '';
+        for (let i = 0; i < buffer.length; i++) {
+            const line = buffer.getLine(i);
+            const next = buffer.getLine(i + 1);
+            if (i > 0 && !line.isWrapped) text += '\\n';
+            text += line.translateToString(!(next && next.isWrapped));
+        }
+        return text;";
+    browser.js(script, vec![]).await.as_str().unwrap_or_default().to_owned()
+}
+
+/// Waits until the page's terminal shows `needle`; returns all it shows.
+async fn wait_for_terminal(browser: &Browser, needle: &str) -> String {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let text = terminal_text(browser).await;
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "waited {WAIT:?} for {needle:?} in the terminal:\n{text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn an_admin_approves_a_held_command_from_the_sessions_page(engine: Engine) {
+    let app = app_with_rule("needs-approval", "appro", RuleAction::Review).await;
+    let container = TestContainer::start(BASH_IMAGE);
+    let (mut session, id) = held_command(&app, &container, "echo appro''ved-$((6*7))").await;
+    let admin = app.token("root", Role::Admin, &["*"]).await;
+
+    // The session is badged; the held command waits above the table with its rule.
+    let browser = Browser::start(engine).await;
+    browser.sign_in(&app.url(), &admin).await;
+    let row = format!("#sessions tr[data-session-id='{id}']");
+    let text = browser.wait_for_text(&row, "review pending", WAIT).await;
+    assert!(text.contains("1 alert"), "{text}");
+    assert_eq!(href(&browser, &format!("{row} a.badge-alerts")).await, format!("/alerts?session={id}"));
+    let held = format!("#reviews li[data-session-id='{id}']");
+    let text = browser.wait_for_text(&held, "echo appro''ved-$((6*7))", WAIT).await;
+    assert!(text.contains("needs-approval") && text.contains("alice"), "{text}");
+    browser.click(&format!("{held} button.approve")).await;
+
+    // The command runs, and the user is told who approved it.
+    let output = session.read_until("approved-42", WAIT).await.stdout_text();
+    assert!(output.contains(" - approved by root"), "{output}");
+    browser.wait_for_text("#notice", "root approved", WAIT).await;
+    browser.wait_until("the held command gone", WAIT, || hidden(&browser, "#reviews")).await;
+    browser
+        .wait_until("the review badge gone", WAIT, || async { !browser.text(&row).await.contains("review pending") })
+        .await;
+
+    // The alerts page lists it as approved by root, linked to the replay at its second.
+    browser.click("#topbar a[data-nav='alerts']").await;
+    browser.wait_until("the alerts page", WAIT, || async { browser.path().await == "/alerts" }).await;
+    let hit = format!("#alerts tbody tr[data-session-id='{id}'][data-outcome='approved']");
+    let text = browser.wait_for_text(&hit, "echo appro''ved-$((6*7))", WAIT).await;
+    for part in ["alice", container.name.as_str(), "needs-approval", "review", "approved", "root"] {
+        assert!(text.contains(part), "{part:?} not in {text}");
+    }
+    let link = href(&browser, &format!("{hit} a.command")).await;
+    let second = link.strip_prefix(&format!("/sessions/{id}?t=")).unwrap_or_else(|| panic!("{link}"));
+    second.parse::<u64>().unwrap_or_else(|e| panic!("{link}: {e}"));
+    assert_eq!(browser.js("return document.querySelectorAll('#alerts button.approve').length", vec![]).await, 0);
+    browser.close().await;
+}
+
+async fn an_admin_denies_a_held_command_from_the_live_page(engine: Engine) {
+    let app = app_with_rule("needs-approval", "appro", RuleAction::Review).await;
+    let container = TestContainer::start(BASH_IMAGE);
+    let (mut session, id) = held_command(&app, &container, "echo appro''ved-$((7*8))").await;
+    let admin = app.token("root", Role::Admin, &["*"]).await;
+
+    let browser = Browser::start(engine).await;
+    browser.sign_in(&app.url(), &admin).await;
+    browser.goto(&format!("{}/sessions/{id}/live", app.url())).await;
+    browser.wait_for_text("#status", "live", WAIT).await;
+    // A watcher who came after the hold sees the typed line (the screen is the shell's; the
+    // gateway's notice went only to who was there), and the held command above it.
+    wait_for_terminal(&browser, "# echo appro''ved-$((7*8))").await;
+    let held = "#reviews li[data-hit-id]";
+    let text = browser.wait_for_text(held, "echo appro''ved-$((7*8))", WAIT).await;
+    assert!(text.contains("needs-approval"), "{text}");
+    browser.click(&format!("{held} button.deny")).await;
+
+    // The user and the watcher are told; the command never runs, and the shell goes on.
+    let output = session.read_until("denied by root", WAIT).await.stdout_text();
+    wait_for_terminal(&browser, " - denied by root").await;
+    browser.wait_for_text("#notice", "root denied", WAIT).await;
+    browser.wait_until("the held command gone", WAIT, || hidden(&browser, "#reviews")).await;
+    session.type_text("echo after-$((1+1))\r").await;
+    let after = session.read_until("after-2", WAIT).await.stdout_text();
+    assert!(!format!("{output}{after}").contains("approved-56"), "the denied command ran: {output}{after}");
+    assert!(!terminal_text(&browser).await.contains("approved-56"));
+
+    // Filtered by session and outcome, the alerts page has it, denied by root.
+    browser.goto(&format!("{}/alerts?session={id}&outcome=denied", app.url())).await;
+    let text = browser.wait_for_text("#alerts tbody tr[data-outcome='denied']", "root", WAIT).await;
+    assert!(text.contains("echo appro''ved-$((7*8))"), "{text}");
+    browser.close().await;
+}
+
+/// Types keys into the page's xterm.js terminal (its textarea, which has the keyboard focus).
+async fn type_keys(browser: &Browser, keys: &str) {
+    let input = browser.client.find(Locator::Css(".xterm-helper-textarea")).await.unwrap();
+    input.send_keys(keys).await.unwrap();
+}
+
+async fn the_web_terminal_is_stopped_by_a_block_rule(engine: Engine) {
+    let app = app_with_rule("no-data-wipe", r"rm\s+-rf\s+/data", RuleAction::Block).await;
+    let container = TestContainer::start(BASH_IMAGE);
+    let developer = app.token("alice", Role::Developer, &[&container.name]).await;
+    let (tab, enter) = (char::from(Key::Tab), char::from(Key::Enter));
+
+    let browser = Browser::start(engine).await;
+    browser.sign_in(&app.url(), &developer).await;
+    browser.goto(&format!("{}/terminal?container={}", app.url(), container.compose())).await;
+    browser
+        .wait_until("the terminal live", WAIT, || async {
+            browser.js("return document.querySelector('#status').dataset.state", vec![]).await == "live"
+        })
+        .await;
+    browser.wait_until("the prompt", WAIT, || async { terminal_text(&browser).await.trim_end().ends_with('#') }).await;
+    type_keys(&browser, &format!("mkdir -p /data; touch /data/keep; echo ma''de{enter}")).await;
+    wait_for_terminal(&browser, "\nmade").await;
+
+    // Completed with Tab, as typed: the rule reads the line the terminal shows.
+    type_keys(&browser, &format!("rm -rf /da{tab}")).await;
+    wait_for_terminal(&browser, "rm -rf /data/").await;
+    type_keys(&browser, &enter.to_string()).await;
+    let text = wait_for_terminal(&browser, "blocked by rule \"no-data-wipe\"").await;
+    assert!(text.contains("ask an admin"), "{text}");
+
+    // Nothing was removed, and the shell takes the next command.
+    let listed = std::process::Command::new("docker").args(["exec", &container.name, "ls", "/data"]).output().unwrap();
+    assert!(listed.status.success(), "{listed:?}");
+    assert_eq!(String::from_utf8_lossy(&listed.stdout).trim(), "keep");
+    type_keys(&browser, &format!("echo ne''xt-$((2+3)){enter}")).await;
+    wait_for_terminal(&browser, "\nnext-5").await;
+
+    // The developer finds the hit, blocked, on the alerts page.
+    browser.goto(&format!("{}/alerts", app.url())).await;
+    let text = browser.wait_for_text("#alerts tbody tr[data-outcome='blocked']", "no-data-wipe", WAIT).await;
+    assert!(text.contains("rm -rf /data") && text.contains("block"), "{text}");
     browser.close().await;
 }

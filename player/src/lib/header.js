@@ -1,6 +1,6 @@
-// The header bar every signed-in page shares: "Entry", links to Sessions, Search, (for
-// developers and admins) Containers and (for auditors and admins) Audit, who is signed in (`#whoami`)
-// and a sign-out button (`#logout`).
+// The header bar every signed-in page shares: "Entry", links to Sessions, Search, Alerts,
+// (for developers and admins) Containers and (for auditors and admins) Audit, who is signed in
+// (`#whoami`) and a sign-out button (`#logout`).
 
 import { api, describeError, request } from './api.js';
 import { el, showError } from './dom.js';
@@ -18,7 +18,7 @@ export function entersContainers(role) {
 /**
  * Asks the API who is signed in (going to the sign-in page when nobody is), fills the
  * page's `<header id="topbar">` and returns `{user, role}`. `current` names the nav link
- * to mark as the current page ("sessions", "search", "containers" or "audit").
+ * to mark as the current page ("sessions", "search", "alerts", "containers" or "audit").
  */
 export async function initHeader(current) {
   const me = await api('/api/v1/me');
@@ -33,6 +33,7 @@ export async function initHeader(current) {
       { 'aria-label': 'Main' },
       link('sessions', '/sessions', 'Sessions'),
       link('search', '/search', 'Search'),
+      link('alerts', '/alerts', 'Alerts'),
       entersContainers(me.role) ? link('containers', '/containers', 'Containers') : null,
       seesEveryone(me.role) ? link('audit', '/audit', 'Audit') : null,
     ),
