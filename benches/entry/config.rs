@@ -36,6 +36,9 @@ pub struct Config {
     pub model_mib: usize,
     pub search_sessions: usize,
     pub search_mib: usize,
+    /// Enters measured per gateway in the rules section, and the rules its rules gateway loads.
+    pub rule_enters: usize,
+    pub rules: usize,
     /// Sections to run; empty means all.
     sections: Vec<String>,
 }
@@ -80,6 +83,8 @@ impl Config {
             model_mib: var("ENTRY_BENCH_MODEL_MIB", pick(512, 64)).max(1),
             search_sessions: var("ENTRY_BENCH_SEARCH_SESSIONS", pick(10_000, 500)).max(1),
             search_mib: var("ENTRY_BENCH_SEARCH_MIB", pick(1024, 32)).max(1),
+            rule_enters: var("ENTRY_BENCH_RULE_ENTERS", pick(200, 100)).max(10),
+            rules: var("ENTRY_BENCH_RULES", 100).max(1),
             sections,
         }
     }
@@ -122,6 +127,8 @@ impl Config {
             "model_mib": self.model_mib,
             "search_sessions": self.search_sessions,
             "search_mib": self.search_mib,
+            "rule_enters": self.rule_enters,
+            "rules": self.rules,
             "sections": self.sections,
         })
     }

@@ -49,6 +49,13 @@ pub fn free_port() -> Result<u16> {
 impl Gateway {
     /// Starts a gateway on a fresh data directory `root/<name>` and reads its admin token.
     pub async fn start(root: &Path, name: &str, recording: &Recording) -> Result<Self> {
+        Self::start_with(root, name, recording, None).await
+    }
+
+    /// [`Gateway::start`] with `toml` as its configuration file (`root/<name>/entry.toml`,
+    /// passed as `ENTRY_CONFIG`), e.g. `[[rules]]`; the bench's `ENTRY_*` variables still win
+    /// over it, as they would over an operator's file.
+    pub async fn start_with(root: &Path, name: &str, recording: &Recording, toml: Option<&str>) -> Result<Self> {
         let data_dir = root.join(name);
         std::fs::create_dir_all(&data_dir)?;
         let mut env = vec![
@@ -79,6 +86,11 @@ impl Gateway {
                     env.push((key.into(), value.into()));
                 }
             }
+        }
+        if let Some(toml) = toml {
+            let path = data_dir.join("entry.toml");
+            std::fs::write(&path, toml)?;
+            env.push(("ENTRY_CONFIG".into(), path.display().to_string()));
         }
         // Extra variables for every gateway, e.g. `MALLOC_ARENA_MAX=2` or `ENTRY_LOG=debug`.
         if let Ok(extra) = std::env::var("ENTRY_BENCH_GATEWAY_ENV") {
@@ -154,6 +166,14 @@ impl Gateway {
         let text = reqwest::get(format!("{}/metrics", self.url)).await?.text().await?;
         let line = text.lines().find(|l| l.starts_with("entry_recording_frames_dropped"));
         Ok(line.and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0))
+    }
+
+    /// The value of the `/metrics` sample `series`, named as printed with its labels (e.g.
+    /// `entry_rule_hits_total{outcome="notified"}`); `None` when the gateway prints none.
+    pub async fn metric(&self, series: &str) -> Result<Option<f64>> {
+        let text = reqwest::get(format!("{}/metrics", self.url)).await?.text().await?;
+        let sample = text.lines().filter_map(|l| l.rsplit_once(' ')).find(|(name, _)| *name == series);
+        Ok(sample.and_then(|(_, value)| value.trim().parse().ok()))
     }
 
     /// SIGTERM, then waits (recordings are stored on the way out); SIGKILL after 30 s.

@@ -4,7 +4,7 @@
 //!
 //! Sections: 1. output throughput, 2. keystroke latency, 3. concurrency (idle sessions,
 //! parallel streams), 4. recording size, 5. start-up, 6. replay of a large recording, 7. the
-//! command index's cost and search latency. Needs
+//! command index's cost and search latency, 8. what command rules add at each Enter. Needs
 //! the local dockerd and the test images (`tests/images/build.sh`, built when missing),
 //! `docker`, and `s3s-fs` for the S3 variant. Prints a table with PASS/FAIL per target and
 //! writes the same figures to `bench-results.json` at the repository root. Configuration:
@@ -19,6 +19,7 @@ mod latency;
 mod recording;
 mod replay;
 mod report;
+mod rules;
 mod search;
 mod startup;
 mod streams;
@@ -86,7 +87,7 @@ impl Bench {
 
 type Section = (&'static str, fn(&mut Bench) -> futures::future::BoxFuture<'_, Result<()>>);
 
-const SECTIONS: [Section; 7] = [
+const SECTIONS: [Section; 8] = [
     ("startup", |b| Box::pin(startup::run(b))),
     ("throughput", |b| Box::pin(throughput::run(b))),
     ("latency", |b| Box::pin(latency::run(b))),
@@ -94,6 +95,7 @@ const SECTIONS: [Section; 7] = [
     ("concurrency", |b| Box::pin(concurrency::run(b))),
     ("replay", |b| Box::pin(replay::run(b))),
     ("search", |b| Box::pin(search::run(b))),
+    ("rules", |b| Box::pin(rules::run(b))),
 ];
 
 fn main() -> ExitCode {
