@@ -179,7 +179,11 @@ impl TerminalModel {
                     self.emit(at, text, vec![CommandFlag::Paste]);
                 }
                 Key::Enter => self.submit(at),
-                Key::Interrupt => self.line = None,
+                // Ctrl-C abandons the line, and any command a `> ` line would have continued.
+                Key::Interrupt => {
+                    self.line = None;
+                    self.last = None;
+                }
                 Key::Text(ch) => {
                     let in_paste = self.in_paste;
                     let line = self.typing();
@@ -268,6 +272,8 @@ impl TerminalModel {
         self.catch_up(self.last_output_at);
         self.line = None;
         self.emit(at, text, vec![CommandFlag::Blocked]);
+        // A line after it continues nothing: the shell never got this one.
+        self.last = None;
     }
 
     /// The screen as escape sequences that recreate it on a terminal of the same size.

@@ -364,3 +364,24 @@ fn unechoed_keys_are_the_pending_line_and_a_program_has_none() {
     let mut m = TerminalModel::new(80, 24, false, OutputCaps { head: 1 << 20, tail: 1 << 16 });
     assert_eq!(m.pending_line(), None);
 }
+
+#[test]
+fn after_ctrl_c_or_a_blocked_command_a_line_at_a_continuation_prompt_continues_nothing() {
+    let mut m = model();
+    feed(
+        &mut m,
+        &[(0.0, ">", "$ "), (1.0, "<", "rm -rf \\"), (1.1, ">", "rm -rf \\"), (1.2, "<", "\r"), (1.3, ">", "\r\n> ")],
+    );
+    m.take_commands();
+    // Keys typed before the shell has answered Ctrl-C: the screen still shows `> `.
+    feed(&mut m, &[(2.0, "<", "\x03"), (2.1, "<", "ls"), (2.2, ">", "^Cls")]);
+    assert_eq!(m.pending_line().map(|l| l.text), Some("^Cls".into()));
+    let mut m = model();
+    feed(
+        &mut m,
+        &[(0.0, ">", "$ "), (1.0, "<", "rm -rf \\"), (1.1, ">", "rm -rf \\"), (1.2, "<", "\r"), (1.3, ">", "\r\n> ")],
+    );
+    m.blocked(1.5, "rm -rf \\\n/data".into());
+    feed(&mut m, &[(2.1, "<", "ls"), (2.2, ">", "ls")]);
+    assert_eq!(m.pending_line().map(|l| l.text), Some("ls".into()));
+}

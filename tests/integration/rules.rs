@@ -118,6 +118,7 @@ async fn a_block_rule_stops_rm_rf_data_however_it_is_typed() {
     session.read_until("(ask an admin)", WAIT).await;
     // The continuation prompt is left by Ctrl-C.
     session.type_text("\x03").await;
+    session.read_until("# ", WAIT).await;
     run(&mut session, "echo cont-$((2+2))", "cont-4").await;
     assert!(data_kept(&container));
     // Pasted in one message, completion and Enter included: the gate waits for the shell's echo.
@@ -284,9 +285,14 @@ async fn a_review_runs_the_command_once_another_admin_approves_and_never_otherwi
         [("approved", Some("boss")), ("denied", Some("boss")), ("timed_out", None), ("cancelled", Some("dev"))]
     );
     let markers = markers(&app, &boss, &row.id).await;
-    for expected in
-        ["review: held", "approved: held by boss", "denied: held by boss", "timed out: held", "cancelled: held"]
-    {
+    for expected in [
+        "review: held",
+        "approved: held by boss",
+        "denied: held by boss",
+        "timed out: held",
+        "not passed on while held: touch /tmp/typed-while-held",
+        "cancelled: held",
+    ] {
         assert!(markers.iter().any(|m| m.starts_with(expected)), "{expected} in {markers:?}");
     }
     // The decisions are in the audit log, with who took them.
@@ -549,4 +555,25 @@ async fn a_decision_taken_on_another_gateway_reaches_the_held_command_and_a_kill
         assert!(tokio::time::Instant::now() < deadline, "the held command's hit stayed pending");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test]
+async fn a_block_rule_clears_the_line_in_busybox_sh_too() {
+    let app = app_with(vec![rule("drop-data", r"rm\s+-rf\s+/data", RuleAction::Block)], |_| {}).await;
+    let container = TestContainer::start(SH_IMAGE);
+    let token = app.token("dev", Role::Developer, &["*"]).await;
+    let auth = bearer(&token);
+    let mut session =
+        app.connect(&[("container", &container.name), ("authorization", &auth), ("command", r#"["sh"]"#)]).await;
+    session.winch(100, 30).await;
+    session.read_until("# ", WAIT).await;
+    run(&mut session, "mkdir -p /data; touch /data/keep; echo made-$((1+1))", "made-2").await;
+    // Typed with the cursor moved back into the line: Ctrl-E first, then Ctrl-U clears it all.
+    type_chars(&mut session, "rm -rf /data").await;
+    session.type_text("\x1b[D\x1b[D").await;
+    session.type_text("\r").await;
+    session.read_until("(ask an admin)", WAIT).await;
+    let after = run(&mut session, "ls /data; echo sh-$((2+3))", "sh-5").await;
+    assert!(after.contains("keep") && !after.contains("not found"), "{after:?}");
+    assert!(data_kept(&container));
 }

@@ -150,6 +150,7 @@ fn entry_enter_on_a_terminal_is_stopped_by_a_rule_and_sighup_reloads_the_rules()
         .unwrap();
     let table = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    println!("{table}");
     assert_eq!(table.lines().filter(|l| l.contains("blocked")).count(), 3, "{table}");
     assert!(table.contains("rm -rf /data/") && table.contains("no-second"), "{table}");
 }

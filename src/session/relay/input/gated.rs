@@ -5,7 +5,8 @@
 //! `blocked` command in the index.
 //!
 //! Guarantees: nothing of a held or blocked line reaches the shell after its Enter is held
-//! (without a TTY, nothing of the line at all); the user's verdict line is shown and recorded
+//! (without a TTY, nothing of the line at all); keys typed while a command is held are not
+//! passed on but are in the recording, as a marker; the user's verdict line is shown and recorded
 //! before the shell is told anything; a held command is settled `ended` when the session ends.
 
 use std::future::Future;
@@ -192,7 +193,9 @@ impl InputPump {
         held: &mut Option<Held>,
     ) -> Result<Flow, StdinClosed> {
         if !content.contains(&0x03) {
-            tracing::debug!(bytes = content.len(), "input while a command waits for review is not passed on");
+            // Not passed on, but on the record: the recording says what was typed meanwhile.
+            let typed = shortened(&String::from_utf8_lossy(&content));
+            self.marker(format!("not passed on while held: {typed}")).await;
             *held = Some(review);
             return Ok(Flow::Go);
         }
