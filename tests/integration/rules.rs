@@ -278,6 +278,12 @@ async fn a_review_runs_the_command_once_another_admin_approves_and_never_otherwi
     let row = finished(&app).await;
     let hits =
         app.store.hits(&HitFilter { session_id: Some(row.id.clone()), limit: 10, ..Default::default() }).await.unwrap();
+    for h in hits.iter().rev() {
+        println!(
+            "{} {:>9} {:<6} {:<22} {:<10} {:?}",
+            h.rule, h.outcome, h.action, h.command, h.offset_ms, h.decided_by
+        );
+    }
     let outcomes: Vec<(&str, Option<&str>)> =
         hits.iter().rev().map(|h| (h.outcome.as_str(), h.decided_by.as_deref())).collect();
     assert_eq!(
@@ -531,6 +537,7 @@ async fn a_decision_taken_on_another_gateway_reaches_the_held_command_and_a_kill
     let decided = std::time::Instant::now();
     assert_eq!(decide(&b, &boss, &hit.id, "approve").await.0, 200);
     session.read_until("held-55\r\n", WAIT).await;
+    println!("approved on gw-b, ran on gw-a {:?} later", decided.elapsed());
     // gw-a reads the row at most every 0.5 s.
     assert!(decided.elapsed() < Duration::from_secs(3), "{:?}", decided.elapsed());
 
