@@ -15,6 +15,7 @@ pub mod disk;
 mod encoding;
 mod recovery;
 mod sidecar;
+pub mod segments;
 pub mod spool;
 pub mod storage;
 mod writer;
