@@ -194,3 +194,71 @@ pub fn segment_json(cuts: &Cuts, number: usize, lines: &str) -> Result<Vec<u8>, 
 #[cfg(test)]
 #[path = "segments_tests.rs"]
 mod tests;
+
+/// Where to read each segment of a stored recording: its cut, and where in the stored object
+/// the member holding its first line starts and how much of that member's text comes before it.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct SegmentPlan {
+    pub cuts: Cuts,
+    /// Per cut: (compressed offset of its member, decompressed bytes to skip in it).
+    pub reads: Vec<(u64, u64)>,
+    /// The decompressed length of the recording (where the last segment's text ends).
+    pub text_len: u64,
+}
+
+impl SegmentPlan {
+    /// The decompressed bytes of segment `number`: how many to skip from its member's start,
+    /// and how many to read then.
+    pub fn span(&self, number: usize) -> Option<(u64, u64, u64)> {
+        let cut = self.cuts.cuts.get(number)?;
+        let (member, skip) = *self.reads.get(number)?;
+        let end = self.cuts.cuts.get(number + 1).map_or(self.text_len, |next| next.offset);
+        Some((member, skip, end.saturating_sub(cut.offset)))
+    }
+}
+
+/// Reads a whole stored recording (a blocking reader of its gzip bytes) once and plans its
+/// segments: bounded memory (one terminal, one line, the cuts).
+pub fn plan<R: std::io::Read>(object: R, limits: SegmentLimits) -> Result<SegmentPlan, PlanError> {
+    let mut segmenter: Option<Segmenter> = None;
+    let mut header_duration = None;
+    let mut failure: Option<PlanError> = None;
+    let members = super::members::scan(object, |offset, line| {
+        if failure.is_some() || line.trim().is_empty() {
+            return;
+        }
+        match &mut segmenter {
+            None => match super::asciicast::parse_header(line) {
+                Ok(header) => {
+                    header_duration = header.duration;
+                    segmenter = Some(Segmenter::new(&header, limits));
+                }
+                Err(error) => failure = Some(PlanError::Recording(error)),
+            },
+            Some(segmenter) => match super::asciicast::parse_event(line, 0) {
+                Ok(event) => segmenter.push(offset, &event),
+                Err(error) => failure = Some(PlanError::Recording(error)),
+            },
+        }
+    })?;
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    let segmenter = segmenter.ok_or(PlanError::Recording(super::asciicast::ParseError::Empty))?;
+    let mut cuts = segmenter.finish(header_duration);
+    if cuts.cuts.len() == 1 && cuts.cuts[0].offset == 0 {
+        // No events: the one segment's text is empty, past the header.
+        cuts.cuts[0].offset = members.text_len;
+    }
+    let reads = cuts.cuts.iter().map(|cut| members.locate(cut.offset)).collect();
+    Ok(SegmentPlan { cuts, reads, text_len: members.text_len })
+}
+
+/// Why a recording could not be planned.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("reading the recording: {0}")]
+    Read(#[from] std::io::Error),
+    #[error("the recording is not asciicast v2: {0}")]
+    Recording(super::asciicast::ParseError),
+}

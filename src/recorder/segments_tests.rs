@@ -194,3 +194,36 @@ fn an_empty_or_one_event_recording_still_gives_what_the_player_accepts() {
         assert_player_accepts(&index_json(&cuts, |n| n.to_string()), &segments(&text, &cuts));
     }
 }
+
+#[test]
+fn a_stored_recording_is_planned_and_each_segment_read_from_its_member_alone() {
+    use std::io::Read;
+    let (header, events) = top_like();
+    let (text, _) = cast(&header, &events);
+    // Stored as the spool stores it: one gzip member per batch of lines.
+    let mut object = Vec::new();
+    for batch in text.as_bytes().chunks(20_000) {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut encoder, batch).unwrap();
+        object.extend(encoder.finish().unwrap());
+    }
+    let limits = SegmentLimits { seconds: 30.0, output_bytes: 50_000 };
+    let planned = plan(&object[..], limits).unwrap();
+    let (_, whole) = cut(&header, &events, limits);
+    assert_eq!(planned.cuts, whole);
+    let mut documents = Vec::new();
+    for n in 0..planned.cuts.cuts.len() {
+        let (member, skip, len) = planned.span(n).unwrap();
+        let mut decoder = flate2::read::MultiGzDecoder::new(&object[member as usize..]);
+        std::io::copy(&mut (&mut decoder).take(skip), &mut std::io::sink()).unwrap();
+        let mut lines = String::new();
+        decoder.take(len).read_to_string(&mut lines).unwrap();
+        documents.push(serde_json::from_slice(&segment_json(&planned.cuts, n, &lines).unwrap()).unwrap());
+    }
+    assert_player_accepts(&index_json(&planned.cuts, |n| n.to_string()), &documents);
+    for n in 0..documents.len() {
+        let (from_snapshot, from_start) = screens_at_end_of(&documents, n);
+        assert_eq!(from_snapshot, from_start, "segment {n}");
+    }
+    assert!(plan(&b"not gzip"[..], limits).is_err());
+}
