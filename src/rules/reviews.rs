@@ -1,6 +1,6 @@
 //! Commands held for review: a gateway waits for the hit's row to leave `pending`, woken at
-//! once by a decision taken on this gateway and within [`POLL`] by one taken on another, and
-//! settles it `timed_out` itself when `review_timeout` passes.
+//! once by a decision taken on this gateway or announced by PostgreSQL (`entry_review`), and
+//! within [`POLL`] otherwise, and settles it `timed_out` itself when `review_timeout` passes.
 //!
 //! Guarantees: the row is the one truth (one conditional update settles it, see
 //! [`crate::store::Store::settle_hit`]), so an approval that races the timeout either runs the

@@ -1,6 +1,7 @@
 //! Killing a live session from any gateway: locally when this node runs it, otherwise through
 //! PostgreSQL `NOTIFY entry_kill` to the node that does, which listens for it. The same
-//! listener hears revoked tokens (`NOTIFY entry_revoke`) and ends what they run here at once.
+//! listener hears revoked tokens (`NOTIFY entry_revoke`) and ends what they run here at once,
+//! and decisions on held commands (`NOTIFY entry_review`), which their waiters read at once.
 //!
 //! Guarantees: the session ends with CLOSE `killed` ("terminated by <admin>"), is reaped and
 //! its recording finalised as `killed`, like any other ending; a revocation heard is checked
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use sqlx::postgres::PgListener;
 
 use super::{Engine, KillDelivery};
-use crate::store::{REVOKE_CHANNEL, SessionRow, now_millis};
+use crate::store::{REVIEW_CHANNEL, REVOKE_CHANNEL, SessionRow, now_millis};
 
 const CHANNEL: &str = "entry_kill";
 
@@ -67,6 +68,9 @@ impl Engine {
                 Ok(notification) if notification.channel() == REVOKE_CHANNEL => {
                     self.revoked(notification.payload()).await;
                 }
+                Ok(notification) if notification.channel() == REVIEW_CHANNEL => {
+                    self.guard.reviews().decided(notification.payload());
+                }
                 Ok(notification) => {
                     let Some((id, by)) = notification.payload().split_once(' ') else { continue };
                     if self.live.kill(id, by) {
@@ -84,7 +88,7 @@ impl Engine {
 
     async fn connect_listener(&self) -> Result<PgListener, sqlx::Error> {
         let mut listener = PgListener::connect(self.store.url()).await?;
-        listener.listen_all([CHANNEL, REVOKE_CHANNEL]).await?;
+        listener.listen_all([CHANNEL, REVOKE_CHANNEL, REVIEW_CHANNEL]).await?;
         Ok(listener)
     }
 

@@ -23,7 +23,7 @@ mod views;
 pub use audit::AuditRow;
 pub use catchup::{MAX_PENDING, caught_up_writes, writes_not_kept};
 pub use nodes::ClaimError;
-pub use rule_hits::{HitFilter, RuleHitRow};
+pub use rule_hits::{HitFilter, REVIEW_CHANNEL, RuleHitRow};
 pub use search::{CommandRow, HitRow, IndexKind, OutputRow, ROWS_PER_WRITE, SearchCursor, SearchFilter};
 pub use sessions::{NewSession, SessionEnd, SessionFilter, SessionRow, SessionStatus, StoredRecording};
 pub use tokens::{NewToken, REVOKE_CHANNEL, TokenGrants, TokenRow, Unusable};

@@ -3,12 +3,17 @@
 //!
 //! Guarantees: ids are UUIDv7, so they sort by time; a pending hit is settled by one
 //! conditional update ([`Store::settle_hit`]): of an admin's approval, another's denial and the
-//! gateway's timeout racing, exactly one wins and the others learn what it was.
+//! gateway's timeout racing, exactly one wins and the others learn what it was; with
+//! PostgreSQL the winner is announced on [`REVIEW_CHANNEL`].
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Store, StoreError, now_millis};
+
+/// With PostgreSQL, a settled hit's id is sent on this channel, so the gateway holding the
+/// command hears of the decision at once (gateways also poll the row).
+pub const REVIEW_CHANNEL: &str = "entry_review";
 
 /// One hit as stored; the API shows it as [`crate::wire::rules::RuleHit`].
 #[derive(Debug, Clone, PartialEq)]
@@ -104,6 +109,12 @@ impl Store {
         .execute(&self.pool)
         .await?
         .rows_affected();
+        if updated == 1 && self.is_postgres() {
+            let notified = sqlx::query("SELECT pg_notify($1, $2)").bind(REVIEW_CHANNEL).bind(id).execute(&self.pool);
+            if let Err(error) = notified.await {
+                tracing::warn!(hit.id = %id, %error, "cannot notify gateways of a decision; they find it by polling");
+            }
+        }
         Ok(self.hit(id).await?.map(|hit| (hit, updated == 1)))
     }
 

@@ -538,7 +538,7 @@ async fn a_decision_taken_on_another_gateway_reaches_the_held_command_and_a_kill
     assert_eq!(decide(&b, &boss, &hit.id, "approve").await.0, 200);
     session.read_until("held-55\r\n", WAIT).await;
     println!("approved on gw-b, ran on gw-a {:?} later", decided.elapsed());
-    // gw-a reads the row at most every 0.5 s.
+    // gw-a hears of it through PostgreSQL's NOTIFY (and would by its 0.5 s poll without it).
     assert!(decided.elapsed() < Duration::from_secs(3), "{:?}", decided.elapsed());
 
     // A session killed while a command waits: the command never runs, its hit says so.
