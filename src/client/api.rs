@@ -144,14 +144,7 @@ impl ApiClient {
 
     /// Kills a live session (admins only).
     pub async fn kill(&self, id: &str) -> Result<KillOutcome, ApiError> {
-        let url = self.url(&["sessions", checked(id)?, "kill"]);
-        let mut request = self.http.post(url).timeout(REQUEST_TIMEOUT);
-        if let Some(value) = &self.authorization {
-            request = request.header(http::header::AUTHORIZATION, value.clone());
-        }
-        let response = self.send(request).await?;
-        let body = response.bytes().await.map_err(|e| ApiError::Body(describe(&e)))?;
-        serde_json::from_slice(&body).map_err(ApiError::Decode)
+        self.post_json(self.url(&["sessions", checked(id)?, "kill"])).await
     }
 
     /// Starts downloading a session's recording: the asciicast text, or with `raw` the
@@ -198,7 +191,11 @@ impl ApiClient {
 
     /// Approves (`true`) or denies a command held for review (admins only).
     pub async fn decide(&self, hit_id: &str, approve: bool) -> Result<ReviewDecision, ApiError> {
-        let url = self.url(&["reviews", checked(hit_id)?, if approve { "approve" } else { "deny" }]);
+        self.post_json(self.url(&["reviews", checked(hit_id)?, if approve { "approve" } else { "deny" }])).await
+    }
+
+    /// POSTs to `url` without a body; the answer's JSON.
+    async fn post_json<T: DeserializeOwned>(&self, url: Url) -> Result<T, ApiError> {
         let mut request = self.http.post(url).timeout(REQUEST_TIMEOUT);
         if let Some(value) = &self.authorization {
             request = request.header(http::header::AUTHORIZATION, value.clone());

@@ -8,7 +8,7 @@
 use anyhow::Context;
 
 use super::ServerArgs;
-use super::sessions::{aligned, format_offset, format_time, push_printable};
+use super::sessions::{aligned, format_offset, format_time, printable};
 use crate::wire::rules::{AlertQuery, RuleHit};
 
 #[derive(Debug, clap::Args)]
@@ -129,9 +129,5 @@ fn table(hits: &[RuleHit]) -> String {
 
 /// `text` on one line, control characters replaced, line breaks as ⏎.
 fn one_line(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for ch in text.chars() {
-        push_printable(&mut out, ch, "⏎");
-    }
-    out
+    printable(text, "⏎")
 }

@@ -44,6 +44,23 @@ fn yes() -> bool {
     true
 }
 
+impl RuleConfig {
+    /// A rule as a TOML entry with only `name`, `pattern` and `action` gives it: every role,
+    /// user and container, notified, the default cancel sequence.
+    pub fn new(name: &str, pattern: &str, action: RuleAction) -> Self {
+        Self {
+            name: name.to_owned(),
+            pattern: pattern.to_owned(),
+            action,
+            roles: Vec::new(),
+            users: Vec::new(),
+            containers: Vec::new(),
+            notify: true,
+            cancel: None,
+        }
+    }
+}
+
 /// `[rule_options]`: how rules act.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -184,9 +184,14 @@ fn sees_everyone(principal: &Principal) -> bool {
 
 /// A session id in its canonical form (lowercase, hyphenated), or 400.
 fn session_id(text: &str) -> Result<String, ApiError> {
+    uuid_of("session id", text)
+}
+
+/// An id that is a UUID (`what` names it), in its canonical form (lowercase, hyphenated), or 400.
+fn uuid_of(what: &str, text: &str) -> Result<String, ApiError> {
     uuid::Uuid::try_parse(text)
         .map(|id| id.hyphenated().to_string())
-        .map_err(|_| ApiError::bad_request(format!("{text:?} is not a session id (a UUID)")))
+        .map_err(|_| ApiError::bad_request(format!("{text:?} is not a {what} (a UUID)")))
 }
 
 /// The session `id` if `principal` may see it; 404 otherwise.

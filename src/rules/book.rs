@@ -178,19 +178,6 @@ mod tests {
     use super::*;
     use crate::runtime::ComposeAddress;
 
-    fn rule(name: &str, pattern: &str, action: RuleAction) -> RuleConfig {
-        RuleConfig {
-            name: name.into(),
-            pattern: pattern.into(),
-            action,
-            roles: vec![],
-            users: vec![],
-            containers: vec![],
-            notify: true,
-            cancel: None,
-        }
-    }
-
     fn subject(user: &str, role: Role, container: &str) -> Subject {
         Subject {
             user: user.into(),
@@ -211,12 +198,12 @@ mod tests {
 
     #[test]
     fn the_strongest_matching_rule_in_scope_decides() {
-        let mut only_bank = rule("bank-kill", r"rm\s+-rf", RuleAction::Kill);
+        let mut only_bank = RuleConfig::new("bank-kill", r"rm\s+-rf", RuleAction::Kill);
         only_bank.containers = vec!["bank-*".into()];
         let rules = [
-            rule("rm-notify", r"\brm\b", RuleAction::Notify),
-            rule("data-block", r"rm\s+-rf\s+/data", RuleAction::Block),
-            rule("data-review", r"/data", RuleAction::Review),
+            RuleConfig::new("rm-notify", r"\brm\b", RuleAction::Notify),
+            RuleConfig::new("data-block", r"rm\s+-rf\s+/data", RuleAction::Block),
+            RuleConfig::new("data-review", r"/data", RuleAction::Review),
             only_bank,
         ];
         let book = RuleBook::compile(&rules, RuleOptions::default(), 0).unwrap();
@@ -235,8 +222,12 @@ mod tests {
 
     #[test]
     fn continuation_lines_are_matched_as_the_shell_joins_them() {
-        let book =
-            RuleBook::compile(&[rule("d", r"rm\s+-rf\s+/data", RuleAction::Block)], RuleOptions::default(), 0).unwrap();
+        let book = RuleBook::compile(
+            &[RuleConfig::new("d", r"rm\s+-rf\s+/data", RuleAction::Block)],
+            RuleOptions::default(),
+            0,
+        )
+        .unwrap();
         let dev = subject("dev", Role::Developer, "shop-web-1");
         assert!(book.check("rm -rf \\\n/data", &dev).is_some());
         assert!(book.check("rm -rf\n/data", &dev).is_some());
@@ -244,7 +235,7 @@ mod tests {
 
     #[test]
     fn scope_by_role_user_and_compose_address() {
-        let mut scoped = rule("s", "danger", RuleAction::Block);
+        let mut scoped = RuleConfig::new("s", "danger", RuleAction::Block);
         scoped.roles = vec![Role::Developer];
         scoped.users = vec!["alice".into()];
         scoped.containers = vec!["shop.*".into()];
@@ -257,15 +248,15 @@ mod tests {
 
     #[test]
     fn bad_rules_are_refused_with_their_name() {
-        let bad = RuleBook::compile(&[rule("broken", "rm (", RuleAction::Block)], RuleOptions::default(), 0);
+        let bad = RuleBook::compile(&[RuleConfig::new("broken", "rm (", RuleAction::Block)], RuleOptions::default(), 0);
         assert!(matches!(bad, Err(RuleError::Pattern { ref name, .. }) if name == "broken"), "{bad:?}");
-        let twice = [rule("a", "x", RuleAction::Block), rule("a", "y", RuleAction::Notify)];
+        let twice = [RuleConfig::new("a", "x", RuleAction::Block), RuleConfig::new("a", "y", RuleAction::Notify)];
         assert!(matches!(RuleBook::compile(&twice, RuleOptions::default(), 0), Err(RuleError::Duplicate(_))));
         assert!(matches!(
-            RuleBook::compile(&[rule(" ", "x", RuleAction::Block)], RuleOptions::default(), 0),
+            RuleBook::compile(&[RuleConfig::new(" ", "x", RuleAction::Block)], RuleOptions::default(), 0),
             Err(RuleError::EmptyName)
         ));
-        let mut glob = rule("g", "x", RuleAction::Block);
+        let mut glob = RuleConfig::new("g", "x", RuleAction::Block);
         glob.containers = vec!["a[".into()];
         assert!(matches!(RuleBook::compile(&[glob], RuleOptions::default(), 0), Err(RuleError::Containers { .. })));
     }

@@ -339,16 +339,7 @@ async fn an_auditor_searches_output_and_opens_the_replay_paused_at_the_hit(engin
 
 /// A gateway with one command rule, `name`, acting on commands that match `pattern`.
 async fn app_with_rule(name: &str, pattern: &str, action: RuleAction) -> TestApp {
-    let rule = RuleConfig {
-        name: name.into(),
-        pattern: pattern.into(),
-        action,
-        roles: vec![],
-        users: vec![],
-        containers: vec![],
-        notify: false,
-        cancel: None,
-    };
+    let rule = RuleConfig::new(name, pattern, action);
     TestApp::builder()
         .configure(|c| {
             c.rules = vec![rule];
@@ -382,35 +373,6 @@ async fn href(browser: &Browser, selector: &str) -> String {
 /// Whether the element `selector` is hidden.
 async fn hidden(browser: &Browser, selector: &str) -> bool {
     browser.js("return document.querySelector(arguments[0]).hidden", vec![json!(selector)]).await == true
-}
-
-/// Everything in the page's xterm.js terminal (`window.entryTerminal`), scrollback included;
-/// lines the terminal wrapped are joined again.
-async fn terminal_text(browser: &Browser) -> String {
-    let script = "
-        const buffer = window.entryTerminal.buffer.active;
-        let text = '';
-        for (let i = 0; i < buffer.length; i++) {
-            const line = buffer.getLine(i);
-            const next = buffer.getLine(i + 1);
-            if (i > 0 && !line.isWrapped) text += '\\n';
-            text += line.translateToString(!(next && next.isWrapped));
-        }
-        return text;";
-    browser.js(script, vec![]).await.as_str().unwrap_or_default().to_owned()
-}
-
-/// Waits until the page's terminal shows `needle`; returns all it shows.
-async fn wait_for_terminal(browser: &Browser, needle: &str) -> String {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let text = terminal_text(browser).await;
-        if text.contains(needle) {
-            return text;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "waited {WAIT:?} for {needle:?} in the terminal:\n{text}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn an_admin_approves_a_held_command_from_the_sessions_page(engine: Engine) {
@@ -467,7 +429,7 @@ async fn an_admin_denies_a_held_command_from_the_live_page(engine: Engine) {
     browser.wait_for_text("#status", "live", WAIT).await;
     // A watcher who came after the hold sees the typed line (the screen is the shell's; the
     // gateway's notice went only to who was there), and the held command above it.
-    wait_for_terminal(&browser, "# echo appro''ved-$((7*8))").await;
+    browser.wait_for_terminal("# echo appro''ved-$((7*8))", WAIT).await;
     let held = "#reviews li[data-hit-id]";
     let text = browser.wait_for_text(held, "echo appro''ved-$((7*8))", WAIT).await;
     assert!(text.contains("needs-approval"), "{text}");
@@ -475,13 +437,13 @@ async fn an_admin_denies_a_held_command_from_the_live_page(engine: Engine) {
 
     // The user and the watcher are told; the command never runs, and the shell goes on.
     let output = session.read_until("denied by root", WAIT).await.stdout_text();
-    wait_for_terminal(&browser, " - denied by root").await;
+    browser.wait_for_terminal(" - denied by root", WAIT).await;
     browser.wait_for_text("#notice", "root denied", WAIT).await;
     browser.wait_until("the held command gone", WAIT, || hidden(&browser, "#reviews")).await;
     session.type_text("echo after-$((1+1))\r").await;
     let after = session.read_until("after-2", WAIT).await.stdout_text();
     assert!(!format!("{output}{after}").contains("approved-56"), "the denied command ran: {output}{after}");
-    assert!(!terminal_text(&browser).await.contains("approved-56"));
+    assert!(!browser.terminal_text().await.contains("approved-56"));
 
     // Filtered by session and outcome, the alerts page has it, denied by root.
     browser.goto(&format!("{}/alerts?session={id}&outcome=denied", app.url())).await;
@@ -510,15 +472,15 @@ async fn the_web_terminal_is_stopped_by_a_block_rule(engine: Engine) {
             browser.js("return document.querySelector('#status').dataset.state", vec![]).await == "live"
         })
         .await;
-    browser.wait_until("the prompt", WAIT, || async { terminal_text(&browser).await.trim_end().ends_with('#') }).await;
+    browser.wait_until("the prompt", WAIT, || async { browser.terminal_text().await.trim_end().ends_with('#') }).await;
     type_keys(&browser, &format!("mkdir -p /data; touch /data/keep; echo ma''de{enter}")).await;
-    wait_for_terminal(&browser, "\nmade").await;
+    browser.wait_for_terminal("\nmade", WAIT).await;
 
     // Completed with Tab, as typed: the rule reads the line the terminal shows.
     type_keys(&browser, &format!("rm -rf /da{tab}")).await;
-    wait_for_terminal(&browser, "rm -rf /data/").await;
+    browser.wait_for_terminal("rm -rf /data/", WAIT).await;
     type_keys(&browser, &enter.to_string()).await;
-    let text = wait_for_terminal(&browser, "blocked by rule \"no-data-wipe\"").await;
+    let text = browser.wait_for_terminal("blocked by rule \"no-data-wipe\"", WAIT).await;
     assert!(text.contains("ask an admin"), "{text}");
 
     // Nothing was removed, and the shell takes the next command.
@@ -526,7 +488,7 @@ async fn the_web_terminal_is_stopped_by_a_block_rule(engine: Engine) {
     assert!(listed.status.success(), "{listed:?}");
     assert_eq!(String::from_utf8_lossy(&listed.stdout).trim(), "keep");
     type_keys(&browser, &format!("echo ne''xt-$((2+3)){enter}")).await;
-    wait_for_terminal(&browser, "\nnext-5").await;
+    browser.wait_for_terminal("\nnext-5", WAIT).await;
 
     // The developer finds the hit, blocked, on the alerts page.
     browser.goto(&format!("{}/alerts", app.url())).await;

@@ -35,19 +35,6 @@ async fn run(session: &mut Session, line: &str, marker: &str) -> String {
     String::from_utf8_lossy(&session.read_until(marker, WAIT).await.stdout).into_owned()
 }
 
-fn rule(name: &str, pattern: &str, action: RuleAction) -> RuleConfig {
-    RuleConfig {
-        name: name.into(),
-        pattern: pattern.into(),
-        action,
-        roles: vec![],
-        users: vec![],
-        containers: vec![],
-        notify: false,
-        cancel: None,
-    }
-}
-
 async fn app_with(rules: Vec<RuleConfig>, edit: impl FnOnce(&mut Config)) -> TestApp {
     TestApp::builder()
         .configure(move |config| {
@@ -92,7 +79,7 @@ async fn finished(app: &TestApp) -> entry::store::SessionRow {
 
 #[tokio::test]
 async fn a_block_rule_stops_rm_rf_data_however_it_is_typed() {
-    let app = app_with(vec![rule("drop-data", r"rm\s+-rf\s+/data", RuleAction::Block)], |_| {}).await;
+    let app = app_with(vec![RuleConfig::new("drop-data", r"rm\s+-rf\s+/data", RuleAction::Block)], |_| {}).await;
     let container = TestContainer::start(BASH_IMAGE);
     let token = app.token("dev", Role::Developer, &["*"]).await;
     let admin = app.token("root-admin", Role::Admin, &["*"]).await;
@@ -161,8 +148,9 @@ async fn a_block_rule_stops_rm_rf_data_however_it_is_typed() {
 
 #[tokio::test]
 async fn commands_no_rule_matches_run_as_before() {
-    let rules =
-        (0..100).map(|i| rule(&format!("r{i}"), &format!(r"rm\s+-rf\s+/srv{i}\b"), RuleAction::Block)).collect();
+    let rules = (0..100)
+        .map(|i| RuleConfig::new(&format!("r{i}"), &format!(r"rm\s+-rf\s+/srv{i}\b"), RuleAction::Block))
+        .collect();
     let app = app_with(rules, |_| {}).await;
     let container = TestContainer::start(BASH_IMAGE);
     let token = app.token("dev", Role::Developer, &["*"]).await;
@@ -214,7 +202,7 @@ async fn decide(app: &TestApp, token: &str, id: &str, verdict: &str) -> (u16, se
 
 #[tokio::test]
 async fn a_review_runs_the_command_once_another_admin_approves_and_never_otherwise() {
-    let app = app_with(vec![rule("held", r"echo\s+held-", RuleAction::Review)], |c| {
+    let app = app_with(vec![RuleConfig::new("held", r"echo\s+held-", RuleAction::Review)], |c| {
         c.rule_options.review_timeout = Duration::from_secs(2);
     })
     .await;
@@ -327,7 +315,7 @@ async fn a_review_runs_the_command_once_another_admin_approves_and_never_otherwi
 
 #[tokio::test]
 async fn a_kill_rule_ends_the_session_rule_and_reaps_it() {
-    let app = app_with(vec![rule("no-listeners", r"\bnc\s+-l", RuleAction::Kill)], |_| {}).await;
+    let app = app_with(vec![RuleConfig::new("no-listeners", r"\bnc\s+-l", RuleAction::Kill)], |_| {}).await;
     let container = TestContainer::start(BASH_IMAGE);
     let token = app.token("dev", Role::Developer, &["*"]).await;
     let mut session = bash(&app, &container, &token).await;
@@ -349,7 +337,7 @@ async fn a_kill_rule_ends_the_session_rule_and_reaps_it() {
 
 #[tokio::test]
 async fn without_a_tty_each_stdin_line_is_checked_whole() {
-    let app = app_with(vec![rule("drop-data", r"rm\s+-rf\s+/data", RuleAction::Block)], |_| {}).await;
+    let app = app_with(vec![RuleConfig::new("drop-data", r"rm\s+-rf\s+/data", RuleAction::Block)], |_| {}).await;
     let container = TestContainer::start(SH_IMAGE);
     Command::new("docker")
         .args(["exec", &container.name, "sh", "-c", "mkdir -p /data && touch /data/keep"])
@@ -460,7 +448,7 @@ async fn notify_reaches_a_real_smtp_server_and_a_webhook_with_the_replay_link() 
     let smtp = SmtpServer::start(dir.path(), Some((&pki.cert, &pki.key)));
     let ca = pki.ca.clone();
     let (hook, received) = webhook_receiver().await;
-    let mut watch = rule("watch-shadow", r"cat\s+/etc/shadow", RuleAction::Notify);
+    let mut watch = RuleConfig::new("watch-shadow", r"cat\s+/etc/shadow", RuleAction::Notify);
     watch.notify = true;
     let port = smtp.port;
     let app = app_with(vec![watch], move |config| {
@@ -519,7 +507,7 @@ async fn a_decision_taken_on_another_gateway_reaches_the_held_command_and_a_kill
     let db = crate::common::db::TestDb::new(crate::common::db::Backend::Postgres).await;
     let gateway = |node: &'static str| {
         let url = db.url.clone();
-        app_with(vec![rule("held", r"echo\s+held-", RuleAction::Review)], move |c| {
+        app_with(vec![RuleConfig::new("held", r"echo\s+held-", RuleAction::Review)], move |c| {
             c.store.url = Some(url);
             c.node_id = Some(node.into());
         })
@@ -566,7 +554,7 @@ async fn a_decision_taken_on_another_gateway_reaches_the_held_command_and_a_kill
 
 #[tokio::test]
 async fn a_block_rule_clears_the_line_in_busybox_sh_too() {
-    let app = app_with(vec![rule("drop-data", r"rm\s+-rf\s+/data", RuleAction::Block)], |_| {}).await;
+    let app = app_with(vec![RuleConfig::new("drop-data", r"rm\s+-rf\s+/data", RuleAction::Block)], |_| {}).await;
     let container = TestContainer::start(SH_IMAGE);
     let token = app.token("dev", Role::Developer, &["*"]).await;
     let auth = bearer(&token);

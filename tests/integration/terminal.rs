@@ -4,8 +4,6 @@
 //! on the sessions and replay pages; and, without a browser, the Origin check that keeps
 //! other sites' pages off the terminal WebSocket.
 
-use std::time::Duration;
-
 use crate::common::browser::{Browser, Engine, in_both_browsers};
 use crate::common::{BASH_IMAGE, TestApp, TestContainer, WAIT};
 use entry::auth::Role;
@@ -22,38 +20,11 @@ in_both_browsers!(
     a_web_session_is_listed_as_web_and_replays,
 );
 
-/// Everything in the terminal's buffer (scrollback included), one line per terminal line;
-/// lines the terminal wrapped are joined again.
-async fn buffer(browser: &Browser) -> String {
-    let script = "
-        const buffer = window.entryTerminal.buffer.active;
-        let text = '';
-        for (let i = 0; i < buffer.length; i++) {
-            const line = buffer.getLine(i);
-            const next = buffer.getLine(i + 1);
-            if (i > 0 && !line.isWrapped) text += '\\n';
-            text += line.translateToString(!(next && next.isWrapped));
-        }
-        return text;";
-    browser.js(script, vec![]).await.as_str().unwrap_or_default().to_owned()
-}
-
-/// Waits until the terminal's buffer contains `needle`; returns the buffer.
-async fn wait_for_output(browser: &Browser, needle: &str, within: Duration) -> String {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let text = buffer(browser).await;
-        if text.contains(needle) {
-            return text;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "waited {within:?} for {needle:?} in the terminal:\n{text}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Waits for the shell's prompt (bash's own, `bash-5.2# `).
 async fn wait_for_prompt(browser: &Browser) {
-    browser.wait_until("the prompt", WAIT, || async { buffer(browser).await.trim_end().ends_with(['#', '$']) }).await;
+    browser
+        .wait_until("the prompt", WAIT, || async { browser.terminal_text().await.trim_end().ends_with(['#', '$']) })
+        .await;
 }
 
 /// Types `text` and then Enter into the terminal, as key presses (WebDriver send_keys on
@@ -74,7 +45,7 @@ async fn ready_for_utf8(browser: &Browser) {
         "bind 'set input-meta on'; bind 'set convert-meta off'; bind 'set output-meta on'; echo rea''dy",
     )
     .await;
-    wait_for_output(browser, "\nready", WAIT).await;
+    browser.wait_for_terminal("\nready", WAIT).await;
 }
 
 /// Pastes `text` into the terminal as the user's clipboard would (xterm.js's paste).
@@ -148,7 +119,7 @@ async fn a_developer_opens_a_terminal_from_the_container_list_and_utf8_goes_both
     // Typed as key presses, Chinese included (both drivers type characters that are on no
     // keyboard by sending them as the key's text).
     type_line(&browser, "echo 你好-$((6*7))").await;
-    wait_for_output(&browser, "# echo 你好-$((6*7))\n你好-42", WAIT).await;
+    browser.wait_for_terminal("# echo 你好-$((6*7))\n你好-42", WAIT).await;
 
     // Ctrl+Shift+C copies the selection (Ctrl+C stays the shell's interrupt); the clipboard
     // is stubbed, as a headless browser has none to read back.
@@ -173,18 +144,18 @@ async fn a_developer_opens_a_terminal_from_the_container_list_and_utf8_goes_both
         "mkdir -p /tmp; stty raw -echo; echo raw-$((2*3)); head -c 65536 > /tmp/paste; stty sane; echo pasted-$((3*3))",
     )
     .await;
-    wait_for_output(&browser, "raw-6", WAIT).await;
+    browser.wait_for_terminal("raw-6", WAIT).await;
     let text = mixed_text();
     assert_eq!(text.len(), 65_536);
     paste(&browser, &text).await;
-    wait_for_output(&browser, "pasted-9", WAIT).await;
+    browser.wait_for_terminal("pasted-9", WAIT).await;
     type_line(&browser, "sha256sum /tmp/paste").await;
     let expected = hex::encode(Sha256::digest(text.as_bytes()));
-    wait_for_output(&browser, &format!("{expected}  /tmp/paste"), WAIT).await;
+    browser.wait_for_terminal(&format!("{expected}  /tmp/paste"), WAIT).await;
 
     // Output whose Chinese character is split between two reads renders whole.
     type_line(&browser, r"printf 'split:\344\275'; sleep 0.3; printf '\240\345\245\275:done\n'").await;
-    let output = wait_for_output(&browser, "split:你好:done", WAIT).await;
+    let output = browser.wait_for_terminal("split:你好:done", WAIT).await;
     assert!(!output.contains('\u{fffd}'), "a replacement character: {output}");
     browser.close().await;
 
@@ -196,7 +167,7 @@ async fn a_developer_opens_a_terminal_from_the_container_list_and_utf8_goes_both
 /// `stty size` in the shell, as "rows cols", read back from the terminal.
 async fn stty_size(browser: &Browser, marker: &str) -> String {
     type_line(browser, &format!("echo {marker}=$(stty size)=")).await;
-    let output = wait_for_output(browser, &format!("\n{marker}="), WAIT).await;
+    let output = browser.wait_for_terminal(&format!("\n{marker}="), WAIT).await;
     let line = output.lines().rev().find(|line| line.starts_with(&format!("{marker}="))).unwrap();
     line.trim_start_matches(&format!("{marker}=")).trim_end_matches('=').to_owned()
 }
@@ -236,7 +207,7 @@ async fn the_shell_follows_the_window_size_and_says_when_the_connection_is_lost(
     // page disconnected, and the shell and its background job are reaped like a CLI
     // session's; with the gateway gone, a new session's socket never opens.
     type_line(&browser, "sleep 1000 & echo bg-$((6*7))").await;
-    wait_for_output(&browser, "bg-42", WAIT).await;
+    browser.wait_for_terminal("bg-42", WAIT).await;
     browser.js("window.entrySocket.close()", vec![]).await;
     wait_for_state(&browser, "disconnected").await;
     assert!(!browser.js("return document.querySelector('#reconnect').hidden", vec![]).await.as_bool().unwrap());
@@ -278,7 +249,7 @@ async fn refusals_are_shown_and_create_no_exec(engine: Engine) {
     assert!(error.contains(&format!("container {} not found", outside.name)), "{error}");
     assert!(browser.text("#status").await.contains(&outside.name));
     assert!(!browser.js("return document.querySelector('#reconnect').hidden", vec![]).await.as_bool().unwrap());
-    assert!(!buffer(&browser).await.contains("not found"), "the CLOSE line went into the terminal");
+    assert!(!browser.terminal_text().await.contains("not found"), "the CLOSE line went into the terminal");
     assert_eq!(outside.exec_creates(), Vec::<String>::new());
 
     // A container that does not exist.
@@ -313,16 +284,16 @@ async fn a_web_session_is_listed_as_web_and_replays(engine: Engine) {
     open_terminal(&browser, &app, &container.name).await;
     ready_for_utf8(&browser).await;
     type_line(&browser, "echo 你好-$((6*7))").await;
-    wait_for_output(&browser, "# echo 你好-$((6*7))\n你好-42", WAIT).await;
+    browser.wait_for_terminal("# echo 你好-$((6*7))\n你好-42", WAIT).await;
     type_line(&browser, "echo term=$TERM").await;
-    wait_for_output(&browser, "\nterm=xterm-256color", WAIT).await;
+    browser.wait_for_terminal("\nterm=xterm-256color", WAIT).await;
     let live = crate::common::newest_session(&app.store).await;
     assert_eq!((live.client_kind.as_str(), live.status), ("web", SessionStatus::Live));
 
     type_line(&browser, "exit 4").await;
     let status = wait_for_state(&browser, "closed").await;
     assert!(status.contains("The shell exited with code 4.") && !status.contains(">>>"), "{status}");
-    assert!(!buffer(&browser).await.contains("exited with code"), "the CLOSE line went into the terminal");
+    assert!(!browser.terminal_text().await.contains("exited with code"), "the CLOSE line went into the terminal");
     assert!(!browser.js("return document.querySelector('#reconnect').hidden", vec![]).await.as_bool().unwrap());
     let row = crate::common::wait_for_newest(&app.store, WAIT, "the recorded session", crate::common::is_final).await;
     assert_eq!(row.id, live.id);

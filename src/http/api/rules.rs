@@ -16,7 +16,7 @@ use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;
 
 use super::extract::{Authenticated, AuthenticatedChange};
-use super::{ApiError, sees_everyone, session_id};
+use super::{ApiError, audit, sees_everyone, session_id, uuid_of};
 use crate::auth::Role;
 use crate::http::Gateway;
 use crate::store::{HitFilter, RuleHitRow};
@@ -136,17 +136,7 @@ async fn decide(
         _ => "review_deny",
     };
     let detail = format!("hit {id}, rule {:?}, command {:?}", hit.rule, hit.command);
-    store
-        .audit(
-            &principal.user,
-            principal.role.as_str(),
-            action,
-            Some(&hit.session_id),
-            &peer.to_string(),
-            Some(&detail),
-        )
-        .await
-        .map_err(ApiError::store)?;
+    audit(gateway, principal, action, &hit.session_id, peer, Some(&detail)).await?;
     let (hit, settled) = store
         .settle_hit(&id, outcome.as_str(), Some(&principal.user))
         .await
@@ -166,7 +156,5 @@ async fn decide(
 
 /// A hit id in its canonical form, or 400.
 fn hit_id(text: &str) -> Result<String, ApiError> {
-    uuid::Uuid::try_parse(text)
-        .map(|id| id.hyphenated().to_string())
-        .map_err(|_| ApiError::bad_request(format!("{text:?} is not a rule hit id (a UUID)")))
+    uuid_of("rule hit id", text)
 }

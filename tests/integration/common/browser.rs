@@ -159,6 +159,35 @@ impl Browser {
         self.text(selector).await
     }
 
+    /// Everything in the page's xterm.js terminal (`window.entryTerminal`), scrollback included,
+    /// one line per terminal line; lines the terminal wrapped are joined again.
+    pub async fn terminal_text(&self) -> String {
+        let script = "
+            const buffer = window.entryTerminal.buffer.active;
+            let text = '';
+            for (let i = 0; i < buffer.length; i++) {
+                const line = buffer.getLine(i);
+                const next = buffer.getLine(i + 1);
+                if (i > 0 && !line.isWrapped) text += '\\n';
+                text += line.translateToString(!(next && next.isWrapped));
+            }
+            return text;";
+        self.js(script, vec![]).await.as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Waits (at most `within`) until the page's terminal shows `needle`; returns all it shows.
+    pub async fn wait_for_terminal(&self, needle: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let text = self.terminal_text().await;
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(Instant::now() < deadline, "waited {within:?} for {needle:?} in the terminal:\n{text}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Waits for an element and clicks it.
     pub async fn click(&self, selector: &str) {
         let element = self.client.wait().for_element(Locator::Css(selector)).await.unwrap();
