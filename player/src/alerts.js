@@ -9,6 +9,7 @@
 import './alerts.css';
 import { api, describeError, query } from './lib/api.js';
 import { clearError, el, showError, showNotice } from './lib/dom.js';
+import { bindFilters } from './lib/filters.js';
 import { formatOffset, formatTime } from './lib/format.js';
 import { initHeader } from './lib/header.js';
 import { OUTCOMES, actionLabel, decisionButtons, decisionText, mayDecide, outcomeLabel } from './lib/reviews.js';
@@ -186,27 +187,15 @@ function decided(hit, verdict) {
   refresh();
 }
 
-form.addEventListener('submit', (event) => {
-  event.preventDefault();
-  state.params = { session: form.elements.session.value.trim(), outcome: form.elements.outcome.value };
-  history.pushState(null, '', '/alerts' + query(state.params));
-  showNotice();
-  reload();
-});
-
-form.addEventListener('reset', (event) => {
-  event.preventDefault();
-  state.params = { session: '', outcome: '' };
-  fillForm(state.params);
-  history.pushState(null, '', '/alerts');
-  showNotice();
-  reload();
-});
-
-window.addEventListener('popstate', () => {
-  state.params = paramsFromLocation();
-  fillForm(state.params);
-  reload();
+bindFilters(form, '/alerts', {
+  fromLocation: paramsFromLocation,
+  read: () => ({ session: form.elements.session.value.trim(), outcome: form.elements.outcome.value }),
+  fill: fillForm,
+  changed: (params, how) => {
+    state.params = params;
+    if (how !== 'history') showNotice();
+    reload();
+  },
 });
 
 older.addEventListener('click', loadOlder);

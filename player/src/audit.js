@@ -5,6 +5,7 @@ import './audit.css';
 import { api, describeError, query } from './lib/api.js';
 import { clearError, el, showError } from './lib/dom.js';
 import { formatTime } from './lib/format.js';
+import { bindFilters } from './lib/filters.js';
 import { initHeader } from './lib/header.js';
 
 const PAGE_SIZE = 100;
@@ -86,25 +87,16 @@ function renderEntry(entry) {
   );
 }
 
-form.addEventListener('submit', (event) => {
-  event.preventDefault();
-  state.session = form.elements.session.value.trim();
-  history.pushState(null, '', '/audit' + query({ session: state.session }));
-  reload();
-});
-
-form.addEventListener('reset', (event) => {
-  event.preventDefault();
-  form.elements.session.value = '';
-  state.session = '';
-  history.pushState(null, '', '/audit');
-  reload();
-});
-
-window.addEventListener('popstate', () => {
-  state.session = new URLSearchParams(location.search).get('session') || '';
-  form.elements.session.value = state.session;
-  reload();
+bindFilters(form, '/audit', {
+  fromLocation: () => ({ session: new URLSearchParams(location.search).get('session') || '' }),
+  read: () => ({ session: form.elements.session.value.trim() }),
+  fill: (filters) => {
+    form.elements.session.value = filters.session;
+  },
+  changed: (filters) => {
+    state.session = filters.session;
+    reload();
+  },
 });
 
 more.addEventListener('click', loadMore);

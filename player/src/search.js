@@ -10,6 +10,7 @@ import './search.css';
 import { api, describeError, query } from './lib/api.js';
 import { clearError, el, showError } from './lib/dom.js';
 import { formatOffset, formatTime, fromDatetimeLocal, toDatetimeLocal } from './lib/format.js';
+import { bindFilters } from './lib/filters.js';
 import { initHeader } from './lib/header.js';
 
 const PAGE_SIZE = 50;
@@ -190,25 +191,14 @@ function renderHit(hit) {
   );
 }
 
-form.addEventListener('submit', (event) => {
-  event.preventDefault();
-  state.params = readForm();
-  history.pushState(null, '', '/search' + query(state.params));
-  reload();
-});
-
-form.addEventListener('reset', (event) => {
-  event.preventDefault();
-  fillForm({});
-  state.params = { kind: 'all' };
-  history.pushState(null, '', '/search');
-  reload();
-});
-
-window.addEventListener('popstate', () => {
-  state.params = paramsFromLocation();
-  fillForm(state.params);
-  reload();
+bindFilters(form, '/search', {
+  fromLocation: paramsFromLocation,
+  read: readForm,
+  fill: fillForm,
+  changed: (params) => {
+    state.params = params;
+    reload();
+  },
 });
 
 older.addEventListener('click', loadOlder);

@@ -10,6 +10,7 @@ import './sessions.css';
 import { api, describeError, query } from './lib/api.js';
 import { clearError, el, showError, showNotice } from './lib/dom.js';
 import { formatBytes, formatDuration, formatTime, fromDatetimeLocal, sessionDuration, toDatetimeLocal } from './lib/format.js';
+import { bindFilters } from './lib/filters.js';
 import { initHeader, seesEveryone } from './lib/header.js';
 import { decisionText, fetchPending, showPending } from './lib/reviews.js';
 
@@ -310,27 +311,15 @@ searchForm.addEventListener('submit', (event) => {
   location.assign('/search' + query({ q, kind: searchForm.elements.kind.value }));
 });
 
-form.addEventListener('submit', (event) => {
-  event.preventDefault();
-  state.filters = readForm();
-  history.pushState(null, '', '/sessions' + query(state.filters));
-  showNotice();
-  reload();
-});
-
-form.addEventListener('reset', (event) => {
-  event.preventDefault();
-  fillForm({});
-  state.filters = {};
-  history.pushState(null, '', '/sessions');
-  showNotice();
-  reload();
-});
-
-window.addEventListener('popstate', () => {
-  state.filters = filtersFromLocation();
-  fillForm(state.filters);
-  reload();
+bindFilters(form, '/sessions', {
+  fromLocation: filtersFromLocation,
+  read: readForm,
+  fill: fillForm,
+  changed: (filters, how) => {
+    state.filters = filters;
+    if (how !== 'history') showNotice();
+    reload();
+  },
 });
 
 more.addEventListener('click', loadMore);

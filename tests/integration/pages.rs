@@ -26,6 +26,7 @@ in_both_browsers!(
     an_auditor_searches_output_and_opens_the_replay_paused_at_the_hit,
     an_admin_approves_a_held_command_from_the_sessions_page,
     an_admin_denies_a_held_command_from_the_live_page,
+    a_list_page_s_filters_follow_the_address,
     the_web_terminal_is_stopped_by_a_block_rule,
 );
 
@@ -494,5 +495,40 @@ async fn the_web_terminal_is_stopped_by_a_block_rule(engine: Engine) {
     browser.goto(&format!("{}/alerts", app.url())).await;
     let text = browser.wait_for_text("#alerts tbody tr[data-outcome='blocked']", "no-data-wipe", WAIT).await;
     assert!(text.contains("rm -rf /data") && text.contains("block"), "{text}");
+    browser.close().await;
+}
+
+/// The filter form of a list page (here the alerts page, through the one binding every list
+/// page uses) puts its filters in the address, clears them on reset, and shows an earlier
+/// entry's filters again on Back.
+async fn a_list_page_s_filters_follow_the_address(engine: Engine) {
+    let app = TestApp::start().await;
+    let auditor = app.token("audrey", Role::Auditor, &[]).await;
+    let browser = Browser::start(engine).await;
+    browser.sign_in(&app.url(), &auditor).await;
+    browser.goto(&format!("{}/alerts", app.url())).await;
+    let search =
+        || async { browser.js("return location.search", vec![]).await.as_str().unwrap_or_default().to_owned() };
+    let outcome =
+        || async { browser.js("return document.querySelector('#alert-filters [name=outcome]').value", vec![]).await };
+    browser.wait_until("the alerts page", WAIT, || async { browser.path().await == "/alerts" }).await;
+    browser
+        .js(
+            "const form = document.getElementById('alert-filters'); \
+             form.elements.outcome.value = 'blocked'; form.requestSubmit();",
+            vec![],
+        )
+        .await;
+    browser.wait_until("the filter in the address", WAIT, || async { search().await == "?outcome=blocked" }).await;
+    browser.js("document.getElementById('alert-filters').reset();", vec![]).await;
+    browser
+        .wait_until("the filter cleared", WAIT, || async { search().await.is_empty() && outcome().await == "" })
+        .await;
+    browser.js("history.back();", vec![]).await;
+    browser
+        .wait_until("the filter back", WAIT, || async {
+            search().await == "?outcome=blocked" && outcome().await == "blocked"
+        })
+        .await;
     browser.close().await;
 }
