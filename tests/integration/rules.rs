@@ -311,6 +311,25 @@ async fn a_review_runs_the_command_once_another_admin_approves_and_never_otherwi
     assert_eq!(alerts(boss.clone()).await["hits"].as_array().unwrap().len(), 4);
     assert_eq!(alerts(dev.clone()).await["hits"].as_array().unwrap().len(), 4);
     assert_eq!(alerts(other_dev.clone()).await["hits"].as_array().unwrap().len(), 0);
+    // Without a token nothing of it answers; the rules are for admins only.
+    let http = reqwest::Client::new();
+    for (method, path) in [
+        ("GET", "/api/v1/alerts".to_owned()),
+        ("GET", "/api/v1/rules".to_owned()),
+        ("POST", format!("/api/v1/reviews/{}/approve", hits[0].id)),
+    ] {
+        let url = format!("{}{path}", app.url());
+        let request = if method == "GET" { http.get(&url) } else { http.post(&url) };
+        assert_eq!(request.send().await.unwrap().status().as_u16(), 401, "{method} {path}");
+    }
+    let rules = |token: &str| http.get(format!("{}/api/v1/rules", app.url())).bearer_auth(token.to_owned()).send();
+    assert_eq!(rules(&dev).await.unwrap().status().as_u16(), 403);
+    let loaded: serde_json::Value = rules(&boss).await.unwrap().json().await.unwrap();
+    assert_eq!(loaded["rules"][0]["name"], "held", "{loaded}");
+    assert_eq!(
+        (loaded["rules"][0]["action"].as_str(), loaded["review_timeout_secs"].as_u64()),
+        (Some("review"), Some(2))
+    );
 }
 
 #[tokio::test]
