@@ -330,6 +330,17 @@ async fn a_review_runs_the_command_once_another_admin_approves_and_never_otherwi
         (loaded["rules"][0]["action"].as_str(), loaded["review_timeout_secs"].as_u64()),
         (Some("review"), Some(2))
     );
+    // An admin's own held command is decided by another admin, never by its own user.
+    let mut own = bash(&app, &container, &boss).await;
+    type_chars(&mut own, "echo held-$((70+7))").await;
+    own.type_text("\r").await;
+    own.read_until("waiting for approval", WAIT).await;
+    let hit = pending(&app).await;
+    let (status, body) = decide(&app, &boss, &hit.id, "approve").await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("forbidden")), "{body}");
+    let other_admin = app.token("bea", Role::Admin, &["*"]).await;
+    assert_eq!(decide(&app, &other_admin, &hit.id, "approve").await.0, 200);
+    own.read_until("held-77\r\n", WAIT).await;
 }
 
 #[tokio::test]
