@@ -103,9 +103,9 @@ async fn a_block_rule_stops_rm_rf_data_however_it_is_typed() {
     type_chars(&mut session, "/data").await;
     session.type_text("\r").await;
     session.read_until("(ask an admin)", WAIT).await;
-    // The continuation prompt is left by Ctrl-C.
-    session.type_text("\x03").await;
-    session.read_until("# ", WAIT).await;
+    // The continuation goes on with a harmless line: the blocked one left nothing behind.
+    let shown = run(&mut session, "/nonexistent-dir; echo cont-$((1+1))", "cont-2").await;
+    assert!(!shown.contains("data") && !shown.contains("Entry:"), "{shown:?}");
     run(&mut session, "echo cont-$((2+2))", "cont-4").await;
     assert!(data_kept(&container));
     // Pasted in one message, completion and Enter included: the gate waits for the shell's echo.
