@@ -16,6 +16,7 @@ pub mod index;
 pub mod layers;
 pub mod reaper;
 pub mod recorder;
+pub mod replay;
 pub mod rules;
 pub mod runtime;
 pub mod session;

@@ -13,9 +13,7 @@
 pub mod asciicast;
 pub mod disk;
 mod encoding;
-pub mod members;
 mod recovery;
-pub mod segments;
 mod sidecar;
 pub mod spool;
 pub mod storage;

@@ -33,6 +33,10 @@ use sha2::{Digest, Sha256};
 pub const MEMBER_BYTES: usize = 1 << 20;
 /// A batch at least this large becomes a member of its own (libdeflate, whole buffer).
 pub const BULK_BYTES: usize = 32 * 1024;
+/// A streaming member is finished once it holds this much text, so that a reader starting
+/// at a member (a segment of a replay) never decompresses more than about this much before
+/// the text it wants.
+pub const STREAM_MEMBER_TEXT: usize = 1 << 20;
 
 /// libdeflate's fastest level that compresses (its level 0 only stores).
 const LEVEL: CompressionLvl = match CompressionLvl::new(1) {
@@ -84,6 +88,8 @@ pub struct SpoolWriter {
     pending: Vec<u8>,
     /// Text bytes written (the decompressed length of the spool).
     text: u64,
+    /// Text in the open streaming member.
+    member_text: usize,
 }
 
 /// Either a streaming gzip member is open, or the spool rests between members.
@@ -112,7 +118,7 @@ impl SpoolWriter {
     pub fn create(path: &Path) -> io::Result<Self> {
         let file = crate::store::files::create_private(path)?;
         let inner = HashingFile { file, hasher: Sha256::new(), written: 0 };
-        Ok(Self { path: path.to_owned(), state: State::Resting(inner), pending: Vec::new(), text: 0 })
+        Ok(Self { path: path.to_owned(), state: State::Resting(inner), pending: Vec::new(), text: 0, member_text: 0 })
     }
 
     pub fn path(&self) -> &Path {
@@ -170,7 +176,8 @@ impl SpoolWriter {
         match &mut self.state {
             State::Open(encoder) => {
                 encoder.write_all(&self.pending)?;
-                encoder.flush()
+                self.member_text += self.pending.len();
+                if self.member_text >= STREAM_MEMBER_TEXT { self.end_member() } else { encoder.flush() }
             }
             _ => Err(broken()),
         }
@@ -178,6 +185,7 @@ impl SpoolWriter {
 
     /// Finishes the open streaming member, if any, and frees its compressor.
     fn end_member(&mut self) -> io::Result<()> {
+        self.member_text = 0;
         match std::mem::replace(&mut self.state, State::Broken) {
             State::Open(encoder) => self.state = State::Resting(encoder.finish()?),
             State::Resting(file) => self.state = State::Resting(file),
@@ -349,6 +357,28 @@ mod tests {
         assert!(bytes.len() as u64 > first);
         assert_eq!(finished.size, bytes.len() as u64);
         assert_eq!(decompress(&bytes).unwrap(), b"line 1\nline 2\n");
+    }
+
+    #[test]
+    fn a_streaming_member_is_finished_once_it_holds_a_mebibyte_of_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("busy.cast.gz");
+        let mut spool = SpoolWriter::create(&path).unwrap();
+        let batch = vec![b'y'; 1000];
+        let mut ended = 0;
+        for _ in 0..3000 {
+            spool.write(&batch).unwrap();
+            spool.flush().unwrap();
+            if matches!(spool.state, State::Resting(_)) {
+                ended += 1;
+                assert!(spool.member_text == 0);
+            }
+            assert!(spool.member_text < STREAM_MEMBER_TEXT);
+        }
+        // 3,000,000 bytes of small batches: two members ended, the third open.
+        assert_eq!(ended, 2);
+        spool.finish().unwrap();
+        assert_eq!(decompress(&std::fs::read(&path).unwrap()).unwrap().len(), 3_000_000);
     }
 
     #[test]

@@ -86,6 +86,27 @@ impl RecordingStorage for FsStorage {
         Ok(Box::pin(file.take(len)))
     }
 
+    async fn put(&self, location: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
+        let target = self.path_of(location)?;
+        if location.ends_with(".cast.gz") {
+            return Err(StorageError::ForeignLocation(location.to_owned()));
+        }
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            let dir = target.parent().unwrap_or(Path::new("."));
+            crate::store::files::private_dir(dir)?;
+            let partial = target.with_extension("partial");
+            let mut file = crate::store::files::create_private(&partial)?;
+            std::io::Write::write_all(&mut file, &bytes)?;
+            file.sync_all()?;
+            drop(file);
+            std::fs::rename(&partial, &target)?;
+            std::fs::File::open(dir)?.sync_all()
+        })
+        .await
+        .map_err(|e| StorageError::Io(std::io::Error::other(e)))??;
+        Ok(())
+    }
+
     fn kind(&self) -> &'static str {
         "fs"
     }
@@ -131,6 +152,17 @@ mod tests {
             storage.fetch_range(&location, start, len).await.unwrap().read_to_end(&mut bytes).await.unwrap();
             assert_eq!(bytes, expected, "{start}+{len}");
         }
+        let beside = super::super::beside(&location, ".segments.json.gz");
+        assert!(beside.ends_with("/a.segments.json.gz"), "{beside}");
+        storage.put(&beside, b"plan".to_vec()).await.unwrap();
+        let mut bytes = Vec::new();
+        storage.fetch(&beside).await.unwrap().read_to_end(&mut bytes).await.unwrap();
+        assert_eq!(bytes, b"plan");
+        assert!(matches!(storage.put(&location, b"x".to_vec()).await, Err(StorageError::ForeignLocation(_))));
+        assert!(matches!(
+            storage.put("file:///etc/x.json", b"x".to_vec()).await,
+            Err(StorageError::ForeignLocation(_))
+        ));
         let missing = format!("file://{}/missing.cast.gz", dir.path().display());
         assert!(matches!(storage.fetch_range(&missing, 0, 1).await, Err(StorageError::NotFound(_))));
         assert!(matches!(storage.fetch_range("file:///etc/passwd", 0, 1).await, Err(StorageError::ForeignLocation(_))));

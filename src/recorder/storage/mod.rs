@@ -5,7 +5,8 @@
 //! start storing before the end (S3 uploads multipart parts as the spool grows); `store`
 //! returns only once the whole object is durably stored. Guarantees: `store` never deletes or
 //! changes the spool; on error the caller keeps the spool and retries later; `fetch_range`
-//! reads only the bytes asked for (a file seek, an S3 ranged `GetObject`).
+//! reads only the bytes asked for (a file seek, an S3 ranged `GetObject`); `put` writes a small
+//! object beside a recording (its segment plan), never over a recording.
 
 mod fs;
 mod s3;
@@ -77,8 +78,18 @@ pub trait RecordingStorage: Send + Sync {
     /// as [`fetch`](Self::fetch).
     async fn fetch_range(&self, location: &str, start: u64, len: u64) -> Result<ObjectReader, StorageError>;
 
+    /// Stores `bytes` as a small object at `location` (one of this storage's, beside a
+    /// recording: its segment plan), replacing what is there; durable when it returns.
+    async fn put(&self, location: &str, bytes: Vec<u8>) -> Result<(), StorageError>;
+
     /// A short name for logs: `fs` or `s3`.
     fn kind(&self) -> &'static str;
+}
+
+/// The location of the object kept beside the recording at `location` with `suffix` (e.g.
+/// `.segments.json.gz`): the recording's name without `.cast.gz`, then `suffix`.
+pub fn beside(location: &str, suffix: &str) -> String {
+    format!("{}{suffix}", location.strip_suffix(".cast.gz").unwrap_or(location))
 }
 
 /// Waits until the spool is finished; returns its SHA-256.

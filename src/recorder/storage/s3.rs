@@ -141,15 +141,20 @@ impl S3Storage {
         }
     }
 
-    /// `GetObject` of `location` (of `range`, an HTTP `Range` value, if given), tried
-    /// [`FETCH_ATTEMPTS`] times. A range past the object's end (416) reads nothing.
-    async fn get_object(&self, location: &str, range: Option<String>) -> Result<ObjectReader, StorageError> {
-        let key = location
+    /// The key of `location` (`s3://bucket/key`) in this storage's bucket.
+    fn key_of<'a>(&self, location: &'a str) -> Result<&'a str, StorageError> {
+        location
             .strip_prefix("s3://")
             .and_then(|rest| rest.split_once('/'))
             .filter(|(bucket, key)| *bucket == self.bucket && !key.is_empty())
             .map(|(_, key)| key)
-            .ok_or_else(|| StorageError::ForeignLocation(location.to_owned()))?;
+            .ok_or_else(|| StorageError::ForeignLocation(location.to_owned()))
+    }
+
+    /// `GetObject` of `location` (of `range`, an HTTP `Range` value, if given), tried
+    /// [`FETCH_ATTEMPTS`] times. A range past the object's end (416) reads nothing.
+    async fn get_object(&self, location: &str, range: Option<String>) -> Result<ObjectReader, StorageError> {
+        let key = self.key_of(location)?;
         let mut delay = FIRST_BACKOFF;
         let mut attempt = 1;
         loop {
@@ -210,6 +215,19 @@ impl RecordingStorage for S3Storage {
         let last = start.saturating_add(len.max(1) - 1);
         let reader = self.get_object(location, Some(format!("bytes={start}-{last}"))).await?;
         Ok(Box::pin(reader.take(len)))
+    }
+
+    async fn put(&self, location: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
+        let key = self.key_of(location)?;
+        if key.ends_with(".cast.gz") {
+            return Err(StorageError::ForeignLocation(location.to_owned()));
+        }
+        let body = Bytes::from(bytes);
+        self.retry(key, "PutObject", false, || {
+            self.client.put_object().bucket(&self.bucket).key(key).body(ByteStream::from(body.clone())).send()
+        })
+        .await?;
+        Ok(())
     }
 
     fn kind(&self) -> &'static str {

@@ -3,6 +3,12 @@
 
 use super::*;
 use crate::recorder::asciicast::{encode_event, encode_header};
+use crate::replay::document::{index, segment};
+use crate::replay::timeline::IdleLimit;
+
+fn index_json(cuts: &Cuts, limit: IdleLimit, url: impl Fn(usize) -> String) -> serde_json::Value {
+    serde_json::to_value(index(cuts, limit, url)).unwrap()
+}
 
 /// A recording: its asciicast text, and the offset of each event's line.
 fn cast(header: &Header, events: &[Event]) -> (String, Vec<u64>) {
@@ -21,22 +27,27 @@ fn cut(header: &Header, events: &[Event], limits: SegmentLimits) -> (String, Cut
     for (event, offset) in events.iter().zip(&offsets) {
         segmenter.push(*offset, event);
     }
-    (text, segmenter.finish(header.duration))
+    let cuts = segmenter.cuts(segmenter.timeline(), text.len() as u64);
+    (text, cuts)
 }
 
-/// Every segment's document, parsed.
-fn segments(text: &str, cuts: &Cuts) -> Vec<serde_json::Value> {
+/// Every segment's document with `limit`, parsed.
+fn segments_with(text: &str, cuts: &Cuts, limit: IdleLimit) -> Vec<serde_json::Value> {
     (0..cuts.cuts.len())
         .map(|n| {
             let from = cuts.cuts[n].offset as usize;
             let to = cuts.cuts.get(n + 1).map_or(text.len(), |c| c.offset as usize);
-            serde_json::from_slice(&segment_json(cuts, n, &text[from..to]).unwrap()).unwrap()
+            serde_json::to_value(segment(cuts, n, &text[from..to], limit).unwrap()).unwrap()
         })
         .collect()
 }
 
+fn segments(text: &str, cuts: &Cuts) -> Vec<serde_json::Value> {
+    segments_with(text, cuts, IdleLimit::OFF)
+}
+
 /// The checks of asciinema-player 3.18's `validateIndex` and `normalizeSegment`.
-fn assert_player_accepts(index: &serde_json::Value, segments: &[serde_json::Value]) {
+pub(crate) fn assert_player_accepts(index: &serde_json::Value, segments: &[serde_json::Value]) {
     assert_eq!(index["version"], 1);
     let duration = index["duration"].as_f64().unwrap();
     let starts: Vec<f64> = index["segments"].as_array().unwrap().iter().map(|s| s["start"].as_f64().unwrap()).collect();
@@ -70,6 +81,13 @@ fn assert_player_accepts(index: &serde_json::Value, segments: &[serde_json::Valu
             assert_eq!(events.last().unwrap()[0].as_f64().unwrap(), duration, "the last event is at the duration");
         }
     }
+    // Every marker of the index is a marker event of its segment, in the same order.
+    let marker_events: Vec<serde_json::Value> = segments
+        .iter()
+        .flat_map(|s| s["events"].as_array().unwrap().iter().filter(|e| e[1] == "m").cloned().collect::<Vec<_>>())
+        .map(|e| serde_json::json!([e[0], e[2]]))
+        .collect();
+    assert_eq!(&marker_events, index["markers"].as_array().unwrap());
 }
 
 fn screen(terminal: &avt::Terminal) -> Vec<String> {
@@ -153,8 +171,12 @@ fn a_top_like_session_is_cut_by_time_and_every_seek_shows_the_full_replay_s_scre
     let (text, cuts) = cut(&header, &events, SegmentLimits::default());
     assert_eq!(cuts.cuts.len(), 5, "{:?}", cuts.cuts.iter().map(|c| c.start).collect::<Vec<_>>());
     assert_eq!(cuts.duration, 141.5);
-    assert_eq!(cuts.markers.len(), 4);
-    let index = index_json(&cuts, |n| format!("segments/{n}"));
+    let labels: Vec<&str> = cuts.timeline.markers.iter().map(|(_, l)| l.as_str()).collect();
+    assert_eq!(labels, ["tick 0", "tick 50", "resize to 100x30", "tick 100", "tick 150", "exit 0"]);
+    let index = index_json(&cuts, IdleLimit::OFF, |n| format!("segments/{n}"));
+    // The exit, at the very end, is marked a millisecond before it (the player draws no
+    // marker at the end).
+    assert_eq!(index["markers"][5], serde_json::json!([141.499, "exit 0"]));
     let segments = segments(&text, &cuts);
     assert_player_accepts(&index, &segments);
     for n in 0..segments.len() {
@@ -180,7 +202,7 @@ fn bulk_output_is_cut_by_size_and_events_at_one_time_stay_in_one_segment() {
     let (text, cuts) = cut(&header, &events, limits);
     assert!(cuts.cuts.len() >= 5, "{}", cuts.cuts.len());
     let segments = segments(&text, &cuts);
-    assert_player_accepts(&index_json(&cuts, |n| n.to_string()), &segments);
+    assert_player_accepts(&index_json(&cuts, IdleLimit::OFF, |n| n.to_string()), &segments);
     let counted: usize =
         segments.iter().map(|s| s["events"].as_array().unwrap().iter().filter(|e| e[2] != "").count()).sum();
     assert_eq!(counted, 300);
@@ -191,39 +213,78 @@ fn an_empty_or_one_event_recording_still_gives_what_the_player_accepts() {
     for events in [vec![], vec![out(0.0, "hi")], vec![out(2.5, "late")]] {
         let (text, cuts) = cut(&Header::new(80, 24), &events, SegmentLimits::default());
         assert_eq!(cuts.cuts.len(), 1);
-        assert_player_accepts(&index_json(&cuts, |n| n.to_string()), &segments(&text, &cuts));
+        assert_player_accepts(&index_json(&cuts, IdleLimit::OFF, |n| n.to_string()), &segments(&text, &cuts));
     }
 }
 
 #[test]
-fn a_stored_recording_is_planned_and_each_segment_read_from_its_member_alone() {
-    use std::io::Read;
+fn an_idle_limit_cuts_gaps_as_the_player_would_and_the_screens_stay_the_same() {
+    // Typing with long pauses: 0.3 s, then 40 s idle, then 3 s, then 100 s idle.
+    let mut events = Vec::new();
+    let mut time = 0.0;
+    for (i, pause) in [0.3, 40.0, 3.0, 100.0, 0.2, 0.7, 65.0].iter().enumerate() {
+        time += pause;
+        events.push(out(time, &format!("line {i}\r\n")));
+    }
+    events.push(Event { time: time + 1.0, kind: EventKind::Exit(0) });
+    let (text, cuts) = cut(&Header::new(80, 24), &events, SegmentLimits::default());
+    assert!(cuts.cuts.len() >= 3, "{}", cuts.cuts.len());
+    let limit = IdleLimit::seconds(2.0).unwrap();
+    let index = index_json(&cuts, limit, |n| n.to_string());
+    let compressed = segments_with(&text, &cuts, limit);
+    assert_player_accepts(&index, &compressed);
+    // The page's rule (compressTimes): each gap between events cut to 2 s.
+    let mut expected = Vec::new();
+    let (mut previous, mut shift) = (0.0f64, 0.0f64);
+    for event in &events {
+        let gap = event.time - previous;
+        if gap > 2.0 {
+            shift += gap - 2.0;
+        }
+        previous = event.time;
+        expected.push(((event.time - shift) * 1e6).round() / 1e6);
+    }
+    let times: Vec<f64> = compressed
+        .iter()
+        .flat_map(|s| {
+            s["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e[1] == "o" && e[2] != "")
+                .map(|e| e[0].as_f64().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(times, expected[..7]);
+    assert_eq!(index["duration"].as_f64().unwrap(), *expected.last().unwrap());
+    let uncut = segments(&text, &cuts);
+    for n in 0..compressed.len() {
+        assert_eq!(screens_at_end_of(&compressed, n), screens_at_end_of(&uncut, n), "segment {n}");
+    }
+}
+
+#[test]
+fn an_earlier_index_of_a_running_session_is_served_as_it_was() {
     let (header, events) = top_like();
-    let (text, _) = cast(&header, &events);
-    // Stored as the spool stores it: one gzip member per batch of lines.
-    let mut object = Vec::new();
-    for batch in text.as_bytes().chunks(20_000) {
-        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        std::io::Write::write_all(&mut encoder, batch).unwrap();
-        object.extend(encoder.finish().unwrap());
-    }
-    let limits = SegmentLimits { seconds: 30.0, output_bytes: 50_000 };
-    let planned = plan(&object[..], limits).unwrap();
-    let (_, whole) = cut(&header, &events, limits);
-    assert_eq!(planned.cuts, whole);
-    let mut documents = Vec::new();
-    for n in 0..planned.cuts.cuts.len() {
-        let (member, skip, len) = planned.span(n).unwrap();
-        let mut decoder = flate2::read::MultiGzDecoder::new(&object[member as usize..]);
-        std::io::copy(&mut (&mut decoder).take(skip), &mut std::io::sink()).unwrap();
-        let mut lines = String::new();
-        decoder.take(len).read_to_string(&mut lines).unwrap();
-        documents.push(serde_json::from_slice(&segment_json(&planned.cuts, n, &lines).unwrap()).unwrap());
-    }
-    assert_player_accepts(&index_json(&planned.cuts, |n| n.to_string()), &documents);
-    for n in 0..documents.len() {
-        let (from_snapshot, from_start) = screens_at_end_of(&documents, n);
-        assert_eq!(from_snapshot, from_start, "segment {n}");
-    }
-    assert!(plan(&b"not gzip"[..], limits).is_err());
+    let limits = SegmentLimits { seconds: 10.0, output_bytes: 1 << 20 };
+    let (text, cuts) = cut(&header, &events, limits);
+    // The index made when the recording had reached 50 s: its text is a prefix of the whole.
+    let early_events: Vec<Event> = events.iter().filter(|e| e.time <= 50.0).cloned().collect();
+    let (early_text, early) = cut(&header, &early_events, limits);
+    assert!(text.starts_with(&early_text));
+    let view = cuts.until(early_text.len() as u64, early.duration);
+    assert_eq!(view.cuts, early.cuts);
+    assert_eq!(view.timeline, early.timeline);
+    let index = index_json(&view, IdleLimit::OFF, |n| n.to_string());
+    assert_eq!(index, index_json(&early, IdleLimit::OFF, |n| n.to_string()));
+    let last = view.cuts.len() - 1;
+    let documents: Vec<serde_json::Value> = (0..view.cuts.len())
+        .map(|n| {
+            let from = view.cuts[n].offset as usize;
+            let to = if n == last { early_text.len() } else { view.cuts[n + 1].offset as usize };
+            serde_json::to_value(segment(&view, n, &text[from..to], IdleLimit::OFF).unwrap()).unwrap()
+        })
+        .collect();
+    assert_player_accepts(&index, &documents);
 }
