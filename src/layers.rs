@@ -7,7 +7,8 @@
 //! cmd                       the `entry` subcommands
 //!  └ http                   router, API handlers, pages, TLS, health, metrics
 //!     └ session             admission, relay and its event fan-out, live registry, kill, limits
-//!        └ rules            command rules: the gate on each Enter, reviews, notifications
+//!        └ rules  replay    command rules (the gate on each Enter, reviews, notifications);
+//!           │               segmented replay (plans beside recordings, segments on request)
 //!           └ auth  recorder  reaper  index
 //!              └ runtime  store  config  telemetry  client
 //!                 └ wire     terminal protocol and API types (uses nothing of Entry)
@@ -18,7 +19,7 @@ pub const LAYERS: &[&[&str]] = &[
     &["wire"],
     &["runtime", "store", "config", "telemetry", "client"],
     &["auth", "recorder", "reaper", "index"],
-    &["rules"],
+    &["rules", "replay"],
     &["session"],
     &["http"],
     &["cmd"],

@@ -24,3 +24,22 @@ impl Default for IndexConfig {
         Self { enabled: true, output_head: ByteSize(256 << 10), output_tail: ByteSize(256 << 10), queue_capacity: 1024 }
     }
 }
+
+/// Segmented replay (the replay page, `entry play --from`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReplayConfig {
+    /// A new segment starts after this much recording time…
+    #[serde(with = "humantime_serde")]
+    pub segment_every: std::time::Duration,
+    /// …or after this much output, whichever comes first.
+    pub segment_output: ByteSize,
+    /// Plans of stored recordings kept in memory (each about 2 KiB per segment).
+    pub plans_cached: usize,
+}
+
+impl Default for ReplayConfig {
+    fn default() -> Self {
+        Self { segment_every: std::time::Duration::from_secs(30), segment_output: ByteSize(2 << 20), plans_cached: 64 }
+    }
+}

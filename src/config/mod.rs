@@ -21,7 +21,7 @@ mod sections;
 mod size;
 
 pub use exec::*;
-pub use index::IndexConfig;
+pub use index::{IndexConfig, ReplayConfig};
 pub use rules::{NotifyConfig, RuleConfig, RuleOptions, SmtpConfig};
 pub use sections::*;
 pub use size::*;
@@ -60,6 +60,7 @@ pub struct Config {
     pub reaper: ReaperConfig,
     pub exec: ExecConfig,
     pub index: IndexConfig,
+    pub replay: ReplayConfig,
     /// `[[rules]]`: command rules, reloaded on SIGHUP.
     pub rules: Vec<RuleConfig>,
     pub rule_options: RuleOptions,
@@ -81,6 +82,7 @@ impl Default for Config {
             reaper: ReaperConfig::default(),
             exec: ExecConfig::default(),
             index: IndexConfig::default(),
+            replay: ReplayConfig::default(),
             rules: Vec::new(),
             rule_options: RuleOptions::default(),
             notify: NotifyConfig::default(),
@@ -103,6 +105,7 @@ const ENV_KEYS: &[&str] = &[
     "reaper",
     "exec",
     "index",
+    "replay",
     "rules",
     "rule_options",
     "notify",
@@ -160,6 +163,7 @@ impl Config {
             ("reaper.node_expiry", self.reaper.node_expiry, false),
             ("rule_options.review_timeout", self.rule_options.review_timeout, false),
             ("rule_options.echo_wait", self.rule_options.echo_wait, false),
+            ("replay.segment_every", self.replay.segment_every, true),
         ];
         all.extend(self.auth.webhook.as_ref().map(|w| ("auth.webhook.timeout", w.timeout, false)));
         all
@@ -222,6 +226,7 @@ impl std::fmt::Debug for Config {
             .field("reaper", &self.reaper)
             .field("exec", &self.exec)
             .field("index", &self.index)
+            .field("replay", &self.replay)
             .field("rules", &self.rules)
             .field("rule_options", &self.rule_options)
             .field("notify", &self.notify)

@@ -17,6 +17,7 @@ mod range;
 pub(super) mod replays;
 mod rules;
 mod search;
+mod segments;
 mod stream;
 mod terminal;
 mod throttle;
@@ -69,6 +70,8 @@ fn documented() -> OpenApiRouter<Arc<Gateway>> {
         .routes(routes!(list).map(read_only))
         .routes(routes!(show).map(read_only))
         .routes(routes!(recording).map(read_only))
+        .routes(routes!(segments::index).map(read_only))
+        .routes(routes!(segments::segment).map(read_only))
         .routes(routes!(kill).map(only("use POST to kill a session")))
         .routes(routes!(watch::watch).map(read_only))
         .routes(routes!(audit::audit_log).map(read_only))
@@ -131,6 +134,10 @@ impl ApiError {
     }
 
     fn storage(id: &str, location: &str, error: StorageError) -> Self {
+        Self::storage_of(id, location, &error)
+    }
+
+    fn storage_of(id: &str, location: &str, error: &StorageError) -> Self {
         match error {
             StorageError::NotFound(_) => {
                 tracing::error!(session.id = %id, location, "session API: recording missing from storage");

@@ -43,6 +43,8 @@ const SESSION_READ_BUFFER: usize = 8 * 1024;
 pub struct Gateway {
     engine: Arc<Engine>,
     replays: Arc<api::replays::ReplaySlots>,
+    /// Segment plans of recordings (with recording on).
+    plans: Option<Arc<crate::replay::plans::Plans>>,
 }
 
 /// Handlers reach the engine's parts (`gateway.store()`, `gateway.live()`, …) through it.
@@ -57,7 +59,13 @@ impl Deref for Gateway {
 impl Gateway {
     pub fn new(engine: Arc<Engine>) -> Self {
         let replays = api::replays::ReplaySlots::new(engine.config().gateway.max_replays_per_user);
-        Self { engine, replays }
+        let plans = engine.recorder().map(|recorder| {
+            let (tracker, shutdown) = (engine.tracker().clone(), engine.shutdown_token());
+            let plans = crate::replay::plans::Plans::new(engine.config(), recorder.storage(), tracker, shutdown);
+            recorder.set_after_store(Arc::clone(&plans) as Arc<dyn crate::recorder::AfterStore>);
+            plans
+        });
+        Self { engine, replays, plans }
     }
 
     /// The session engine.

@@ -21,7 +21,7 @@ struct Pages;
 /// asciinema-player runs its terminal emulator as WebAssembly compiled from its own bundle,
 /// which needs `'wasm-unsafe-eval'`; JavaScript `eval` stays forbidden.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; \
-     img-src 'self' data:; font-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+     img-src 'self' data:; font-src 'self' data:; connect-src 'self' blob:; object-src 'none'; base-uri 'none'; \
      form-action 'self'; frame-ancestors 'none'";
 
 /// Served in place of every page when the pages were not built.

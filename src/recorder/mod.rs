@@ -19,6 +19,7 @@ pub mod spool;
 pub mod storage;
 mod writer;
 
+pub use sidecar::spool_path;
 pub use writer::{FINAL_HOLD, FinalRowHold, SessionRecorder, Unrecordable};
 
 use std::path::PathBuf;
@@ -123,6 +124,14 @@ pub enum Frame {
     Marker(String),
 }
 
+/// Work done with a recording once it is stored and its row final, while its spool (the same
+/// bytes) is still on disk: the segment plan of replay. The spool is removed after it returns
+/// (or once the gateway's store grace is over).
+#[async_trait::async_trait]
+pub trait AfterStore: Send + Sync {
+    async fn stored(&self, session_id: &str, spool: &std::path::Path, location: &str);
+}
+
 /// Starts recordings and completes the ones a crash left behind.
 #[derive(Clone)]
 pub struct Recorder {
@@ -143,6 +152,7 @@ struct Inner {
     required: bool,
     tracker: TaskTracker,
     shutdown: CancellationToken,
+    after_store: std::sync::OnceLock<Arc<dyn AfterStore>>,
 }
 
 impl Recorder {
@@ -192,8 +202,14 @@ impl Recorder {
                 required: config.recording.required,
                 tracker,
                 shutdown,
+                after_store: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Sets the work done with each recording once stored (once; later calls are ignored).
+    pub fn set_after_store(&self, after_store: Arc<dyn AfterStore>) {
+        let _ = self.inner.after_store.set(after_store);
     }
 
     /// The storage recordings go to.

@@ -516,6 +516,13 @@ impl Writer {
                 }
             }
         }
+        if let Some(after_store) = self.inner.after_store.get() {
+            let spool = spool_path(&self.inner.spool_dir, session_id);
+            tokio::select! {
+                _ = after_store.stored(session_id, &spool, &stored.location) => {}
+                _ = self.shutdown_deadline() => {}
+            }
+        }
         self.sidecar.remove_files(&self.inner.spool_dir);
     }
 

@@ -11,40 +11,10 @@
 //! numbering holds. Exit events and the recording's own `"m"` lines are not events of a
 //! segment: the markers stand for them.
 
-use serde::Serialize;
-
-use super::segments::{Cuts, Snapshot};
+use super::segments::Cuts;
 use super::timeline::{Compressor, IdleLimit, micros};
 use crate::recorder::asciicast::{self, EventKind};
-
-/// The index document.
-#[derive(Debug, Serialize, PartialEq)]
-pub struct Index {
-    pub version: u8,
-    pub duration: f64,
-    pub term: Term,
-    pub markers: Vec<(f64, String)>,
-    pub segments: Vec<SegmentRef>,
-}
-
-#[derive(Debug, Serialize, PartialEq)]
-pub struct Term {
-    pub cols: u16,
-    pub rows: u16,
-}
-
-#[derive(Debug, Serialize, PartialEq)]
-pub struct SegmentRef {
-    pub start: f64,
-    pub url: String,
-}
-
-/// One segment's document.
-#[derive(Debug, Serialize, PartialEq)]
-pub struct Segment {
-    pub snapshot: Snapshot,
-    pub events: Vec<(f64, &'static str, String)>,
-}
+use crate::wire::replay::{IndexExtras, Segment, SegmentIndex, SegmentRef, Term};
 
 /// The recording's times with `limit` applied: segment starts, markers and the duration.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,15 +52,28 @@ impl Times {
     }
 }
 
-/// The index of `cuts` with `limit` applied, each segment's URL made by `url(number)`.
-pub fn index(cuts: &Cuts, limit: IdleLimit, url: impl Fn(usize) -> String) -> Index {
+/// The index of `cuts` with `limit` applied, each segment's URL made by `url(number)`;
+/// `running` and `text_len` as the caller knows them.
+pub fn index(
+    cuts: &Cuts,
+    limit: IdleLimit,
+    running: bool,
+    text_len: u64,
+    url: impl Fn(usize) -> String,
+) -> SegmentIndex {
     let times = Times::of(cuts, limit);
-    Index {
+    SegmentIndex {
         version: 1,
         duration: times.duration,
         term: Term { cols: cuts.cols, rows: cuts.rows },
         markers: times.markers,
         segments: times.starts.iter().enumerate().map(|(n, start)| SegmentRef { start: *start, url: url(n) }).collect(),
+        entry: IndexExtras {
+            idle_limit: limit.get(),
+            gaps: Compressor::new(&cuts.timeline, limit).cut_gaps(),
+            running,
+            text_len,
+        },
     }
 }
 
@@ -117,7 +100,7 @@ pub fn segment(cuts: &Cuts, number: usize, lines: &str, limit: IdleLimit) -> Res
     let mut compressor = Compressor::new(&cuts.timeline, limit);
     let mut previous = cut.start;
     compressor.time(previous);
-    let mut events: Vec<(f64, &'static str, String)> = Vec::new();
+    let mut events: Vec<(f64, String, String)> = Vec::new();
     // A cut of a recording without events points past its header: no lines here.
     for (i, line) in lines.lines().enumerate().filter(|(_, l)| l.trim_start().starts_with('[')) {
         let event = asciicast::parse_event(line, i + 1)?;
@@ -130,18 +113,18 @@ pub fn segment(cuts: &Cuts, number: usize, lines: &str, limit: IdleLimit) -> Res
             EventKind::Resize { cols, rows } => ("r", format!("{cols}x{rows}")),
             EventKind::Marker(_) | EventKind::Exit(_) => continue,
         };
-        events.push((time, code, data));
+        events.push((time, code.to_owned(), data));
     }
     // The markers of this segment, each after the events at its time.
     for (time, label) in times.markers.into_iter().filter(|(t, _)| in_range(*t)) {
         let at = events.partition_point(|(t, _, _)| *t <= time);
-        events.insert(at, (time, "m", label));
+        events.insert(at, (time, "m".to_owned(), label));
     }
     if number > 0 && events.first().is_none_or(|e| e.0 != start) {
-        events.insert(0, (start, "o", String::new()));
+        events.insert(0, (start, "o".to_owned(), String::new()));
     }
     if events.is_empty() || (last && events.last().is_some_and(|e| e.0 < end)) {
-        events.push((end, "o", String::new()));
+        events.push((end, "o".to_owned(), String::new()));
     }
     Ok(Segment { snapshot: cut.snapshot.clone(), events })
 }

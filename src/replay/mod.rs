@@ -12,6 +12,7 @@
 pub mod document;
 pub mod members;
 pub mod planner;
+pub mod plans;
 
 pub mod segments;
 pub mod timeline;

@@ -74,7 +74,9 @@ fn a_spool_is_planned_in_one_pass_and_each_segment_read_from_its_members_alone()
         let document = crate::replay::document::segment(&planned.cuts, n, &lines, IdleLimit::OFF).unwrap();
         documents.push(serde_json::to_value(document).unwrap());
     }
-    let index = serde_json::to_value(crate::replay::document::index(&planned.cuts, IdleLimit::OFF, |n| n.to_string()));
+    let index = serde_json::to_value(crate::replay::document::index(&planned.cuts, IdleLimit::OFF, false, 0, |n| {
+        n.to_string()
+    }));
     crate::replay::segments::tests::assert_player_accepts(&index.unwrap(), &documents);
     assert!(plan(&b"not gzip"[..], limits).is_err());
     let mut damaged = object.clone();

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::timeline::Timeline;
 use crate::recorder::asciicast::{Event, EventKind, Header};
+pub use crate::wire::replay::Snapshot;
 
 /// When a new segment starts: after this much recording time, or this much output.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -27,14 +28,6 @@ impl Default for SegmentLimits {
     fn default() -> Self {
         Self { seconds: 30.0, output_bytes: 2 << 20 }
     }
-}
-
-/// The screen a segment starts from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Snapshot {
-    pub cols: u16,
-    pub rows: u16,
-    pub init: String,
 }
 
 /// Where a segment starts: its time, the byte offset of its first event's line in the

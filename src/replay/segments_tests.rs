@@ -7,7 +7,7 @@ use crate::replay::document::{index, segment};
 use crate::replay::timeline::IdleLimit;
 
 fn index_json(cuts: &Cuts, limit: IdleLimit, url: impl Fn(usize) -> String) -> serde_json::Value {
-    serde_json::to_value(index(cuts, limit, url)).unwrap()
+    serde_json::to_value(index(cuts, limit, false, 0, url)).unwrap()
 }
 
 /// A recording: its asciicast text, and the offset of each event's line.

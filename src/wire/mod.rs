@@ -7,5 +7,6 @@
 
 pub mod api;
 pub mod protocol;
+pub mod replay;
 pub mod rules;
 pub mod search;

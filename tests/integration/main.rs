@@ -40,6 +40,7 @@ mod s3;
 mod search;
 mod search_cli;
 mod security;
+mod segments;
 mod source_address;
 mod store;
 mod terminal;

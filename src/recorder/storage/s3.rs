@@ -211,9 +211,13 @@ impl RecordingStorage for S3Storage {
     }
 
     async fn fetch_range(&self, location: &str, start: u64, len: u64) -> Result<ObjectReader, StorageError> {
-        // A Range cannot ask for nothing: zero bytes are asked as one, then cut.
-        let last = start.saturating_add(len.max(1) - 1);
-        let reader = self.get_object(location, Some(format!("bytes={start}-{last}"))).await?;
+        // A Range cannot ask for nothing: zero bytes are asked as one, then cut. A length past
+        // any object's size (`u64::MAX - start`: to the end) is asked open-ended.
+        let range = match start.checked_add(len.max(1) - 1).filter(|last| *last < i64::MAX as u64) {
+            Some(last) => format!("bytes={start}-{last}"),
+            None => format!("bytes={start}-"),
+        };
+        let reader = self.get_object(location, Some(range)).await?;
         Ok(Box::pin(reader.take(len)))
     }
 
