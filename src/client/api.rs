@@ -13,6 +13,7 @@ use reqwest::Url;
 use serde::de::DeserializeOwned;
 
 pub use crate::wire::api::{ErrorBody, KillDelivery, KillOutcome, SessionPage, SessionQuery, SessionView};
+use crate::wire::replay::{Segment, SegmentIndex};
 use crate::wire::rules::{AlertQuery, ReviewDecision, RuleHitList, RuleList};
 use crate::wire::search::{CommandList, SearchPage, SearchQuery};
 
@@ -158,6 +159,25 @@ impl ApiClient {
         Ok(Download { response })
     }
 
+    /// The index of a session's segmented replay, times on the session's own timeline (no
+    /// idle-time limit asked for).
+    pub async fn segment_index(&self, id: &str) -> Result<SegmentIndex, ApiError> {
+        self.get_json(self.url(&["sessions", checked(id)?, "segments"])).await
+    }
+
+    /// One segment of a segmented replay, at the `url` its index gave.
+    pub async fn segment(&self, url: &str) -> Result<Segment, ApiError> {
+        self.get_json_at(url).await
+    }
+
+    /// GETs the JSON at `path` (`/api/v1/…`, with its query if any), a path the gateway
+    /// itself gave, used exactly as given. It always goes to this client's gateway, whatever
+    /// `path` says: a path without the base URL's own path (`/bastion` of
+    /// `https://host/bastion`) gets it in front.
+    pub async fn get_json_at<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
+        self.get_json(self.path_url(path)).await
+    }
+
     /// One page of search hits across sessions (commands and output).
     pub async fn search(&self, query: &SearchQuery) -> Result<SearchPage, ApiError> {
         self.get_json(self.search_url(query)).await
@@ -203,6 +223,26 @@ impl ApiClient {
         let response = self.send(request).await?;
         let body = response.bytes().await.map_err(|e| ApiError::Body(describe(&e)))?;
         serde_json::from_slice(&body).map_err(ApiError::Decode)
+    }
+
+    /// The URL of `path` (`/api/v1/…[?query]`) on this gateway.
+    fn path_url(&self, path: &str) -> Url {
+        let path = path.split_once('#').map_or(path, |(path, _)| path);
+        let (path, query) = match path.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (path, None),
+        };
+        let mut url = self.base.clone();
+        let prefix = url.path().trim_end_matches('/').to_owned();
+        let path = path.trim_start_matches('/');
+        let under_prefix = path.strip_prefix(prefix.trim_start_matches('/')).is_some_and(|p| p.starts_with('/'));
+        if prefix.is_empty() || under_prefix {
+            url.set_path(&format!("/{path}"));
+        } else {
+            url.set_path(&format!("{prefix}/{path}"));
+        }
+        url.set_query(query);
+        url
     }
 
     fn search_url(&self, query: &SearchQuery) -> Url {
@@ -326,5 +366,22 @@ mod tests {
             client.url(&["sessions", "0190a0b0-c0d0-7e0f-8000-000000000001", "commands"]).as_str(),
             "http://127.0.0.1:8080/api/v1/sessions/0190a0b0-c0d0-7e0f-8000-000000000001/commands"
         );
+    }
+
+    #[test]
+    fn path_urls_stay_on_the_gateway() {
+        let client = ApiClient::new("http://127.0.0.1:8080", None).unwrap();
+        let path = "/api/v1/sessions/0190a0b0-c0d0-7e0f-8000-000000000001/segments/3?upto=1234&member=5";
+        assert_eq!(client.path_url(path).as_str(), format!("http://127.0.0.1:8080{path}"));
+        assert_eq!(client.path_url("/api/v1/x#frag").as_str(), "http://127.0.0.1:8080/api/v1/x");
+        // Another host or scheme in the path is only a path on this gateway.
+        assert_eq!(client.path_url("//evil.example/api").as_str(), "http://127.0.0.1:8080/evil.example/api");
+        assert_eq!(client.path_url("http://evil.example/x").host_str(), Some("127.0.0.1"));
+        assert_eq!(client.path_url("/api/v1/../../x").as_str(), "http://127.0.0.1:8080/x");
+        let prefixed = ApiClient::new("https://entry.example/bastion/", None).unwrap();
+        let expected = "https://entry.example/bastion/api/v1/sessions/s/segments/0";
+        assert_eq!(prefixed.path_url("/api/v1/sessions/s/segments/0").as_str(), expected);
+        assert_eq!(prefixed.path_url("/bastion/api/v1/sessions/s/segments/0").as_str(), expected);
+        assert_eq!(prefixed.path_url("/bastionx/api").as_str(), "https://entry.example/bastion/bastionx/api");
     }
 }

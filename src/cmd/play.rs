@@ -1,5 +1,12 @@
 //! `entry play <id>`: replays a session's recording on this terminal at its own pace (or
-//! faster, with pauses capped), streaming it from a gateway as it plays.
+//! faster, with pauses capped), streaming it from a gateway as it plays; with `--from TIME`,
+//! starts at TIME from the gateway's segments without reading what comes before ([`from`]).
+//!
+//! Guarantees: stdout carries the terminal stream only (the recording's output); messages go
+//! to stderr; a reader that goes away (`| head`) ends playback quietly.
+
+mod from;
+mod time;
 
 use std::time::Duration;
 
@@ -26,6 +33,10 @@ pub struct Args {
     /// if it has one).
     #[arg(long, value_parser = positive)]
     idle_limit: Option<f64>,
+    /// Start at this time of the session: 90, 12.5, 1h02m, 62m10s, 1:02:10 or 62:10. Shows the
+    /// screen as it was then and plays on from there.
+    #[arg(long, value_name = "TIME", value_parser = time::parse)]
+    from: Option<f64>,
 }
 
 fn positive(text: &str) -> Result<f64, String> {
@@ -37,6 +48,9 @@ fn positive(text: &str) -> Result<f64, String> {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let client = args.server.client()?;
+    if let Some(from) = args.from {
+        return from::run(&client, &args.id, from, Schedule::new(args.speed, args.idle_limit)).await;
+    }
     let mut download = client.recording(&args.id, false).await?;
     let mut schedule = Schedule::new(args.speed, args.idle_limit);
     let mut lines = Lines::default();
@@ -57,11 +71,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             }
             let Some((offset, text)) = played else { continue };
             tokio::time::sleep_until(deadline(start, offset)).await;
-            match write(&mut stdout, text.as_bytes()).await {
-                Ok(()) => {}
-                // The reader went away (`entry play … | head`): nothing more to do.
-                Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
-                Err(error) => return Err(error).context("writing to stdout"),
+            if !write(&mut stdout, text.as_bytes()).await? {
+                return Ok(());
             }
         }
         if at_end {
@@ -74,9 +85,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn write(stdout: &mut tokio::io::Stdout, bytes: &[u8]) -> std::io::Result<()> {
-    stdout.write_all(bytes).await?;
-    stdout.flush().await
+/// Writes and flushes `bytes`; `false` when the reader went away (`entry play … | head`), when
+/// there is nothing more to do.
+async fn write(stdout: &mut tokio::io::Stdout, bytes: &[u8]) -> anyhow::Result<bool> {
+    let written = async {
+        stdout.write_all(bytes).await?;
+        stdout.flush().await
+    };
+    match written.await {
+        Ok(()) => Ok(true),
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(error) => Err(error).context("writing to stdout"),
+    }
 }
 
 /// `start` plus `seconds`, saturating far in the future.
@@ -117,16 +137,29 @@ impl Schedule {
             return Ok(None);
         }
         let event = asciicast::parse_event(line, self.line_number)?;
-        let mut pause = (event.time - self.last_time).max(0.0);
+        let output = match event.kind {
+            EventKind::Output(text) => Some(text),
+            _ => None,
+        };
+        Ok(self.event(event.time, output))
+    }
+
+    /// Takes one event at `time` of the recording, with its text if it is output (every event
+    /// moves the clock on; only output is played); returns the output to play and when.
+    fn event(&mut self, time: f64, output: Option<String>) -> Option<(f64, String)> {
+        let mut pause = (time - self.last_time).max(0.0);
         if let Some(limit) = self.idle_limit {
             pause = pause.min(limit);
         }
-        self.last_time = self.last_time.max(event.time);
+        self.last_time = self.last_time.max(time);
         self.clock += pause;
-        match event.kind {
-            EventKind::Output(text) => Ok(Some((self.clock / self.speed, text))),
-            _ => Ok(None),
-        }
+        output.map(|text| (self.clock / self.speed, text))
+    }
+
+    /// Starts the clock at `time` of the recording, for playing from there: the next event
+    /// plays after its own pause since `time` (capped by the idle limit).
+    fn seek(&mut self, time: f64) {
+        self.last_time = self.last_time.max(time);
     }
 }
 
@@ -205,6 +238,19 @@ mod tests {
         assert_times(&play(&with_header_limit, 1.0, None), &[0.5, 2.6, 3.6]);
         // The command line's limit wins over the recording's.
         assert_times(&play(&with_header_limit, 1.0, Some(0.5)), &[0.5, 1.1, 2.1]);
+    }
+
+    #[test]
+    fn playing_from_a_time() {
+        // As `--from 10` does: the clock starts at 10 s; every event moves it on, output plays.
+        let mut schedule = Schedule::new(2.0, Some(1.0));
+        schedule.seek(10.0);
+        assert_eq!(schedule.event(10.5, Some("a".into())), Some((0.25, "a".into())));
+        assert_eq!(schedule.event(11.0, None), None);
+        assert_eq!(schedule.event(20.0, Some("b".into())), Some((1.0, "b".into())));
+        // Seeking never goes back.
+        schedule.seek(5.0);
+        assert_eq!(schedule.event(20.5, Some("c".into())), Some((1.25, "c".into())));
     }
 
     #[test]

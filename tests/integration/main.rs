@@ -29,6 +29,7 @@ mod load;
 mod login;
 mod operations;
 mod pages;
+mod play_from;
 mod range;
 mod reaper;
 mod recording;
