@@ -1,20 +1,26 @@
 // Replay page (/sessions/<id>[?t=SECONDS]): the session's recording in asciinema-player, with
-// markers at resizes and at the exit, a choice of idle-time limit and speed, download links,
-// the session's commands (click one to go there; the one playing is marked `current`) and its
-// metadata beside it. `?t=` (seconds from the session's start, as search hits give them) opens
-// the recording paused at that moment.
+// markers at resizes, marker events and the exit, a choice of idle-time limit and speed,
+// download links, the session's commands (click one to go there; the one playing is marked
+// `current`) and its metadata beside it. `?t=` (seconds from the session's start, as search
+// hits give them) opens the recording paused at that moment.
 //
-// Times of the API (`?t=`, a command's `at`) are on the session's own timeline; the player's
-// are on the timeline with idle gaps cut to the idle-time limit, so they are converted.
+// The recording is replayed segment by segment (the player's `format: 'segmented'`), so what
+// the page costs does not grow with the recording: the gateway's index lists the segments,
+// the player fetches each as it needs it. The page fetches the index once per load (every
+// fetch is audited) and hands the player a Blob URL of the same JSON. The gateway cuts idle
+// gaps to the chosen limit itself and its index says which gaps it cut: times of the API
+// (`?t=`, a command's `at`) are on the session's own timeline, and are converted to and from
+// the player's (lib/timeline.js).
 
 import 'asciinema-player/dist/bundle/asciinema-player.css';
 import './replay.css';
 import * as AsciinemaPlayer from 'asciinema-player';
-import { api, describeError, request, sessionIdFromPath } from './lib/api.js';
-import { compressedTime, markersOf, originalTime, parseAsciicast } from './lib/asciicast.js';
+import { api, describeError, query, sessionIdFromPath } from './lib/api.js';
 import { el, showError, showNotice } from './lib/dom.js';
-import { formatBytes, formatDuration, formatOffset, formatTime, sessionDuration } from './lib/format.js';
+import { formatOffset } from './lib/format.js';
 import { initHeader, seesEveryone } from './lib/header.js';
+import { badge, renderMeta } from './lib/session-meta.js';
+import { toPlayerTime, toSessionTime } from './lib/timeline.js';
 
 const id = sessionIdFromPath();
 const idleSelect = document.getElementById('idle');
@@ -26,8 +32,8 @@ const commandList = document.getElementById('commands');
 const TRACK_MS = 250;
 /**
  * Added to a position given on the session's timeline before seeking, so that the frame shown
- * has the event at exactly that time (the player and this page compute the cut timeline in
- * different units, and may round differently).
+ * has the event at exactly that time (the player counts milliseconds, the index seconds, and
+ * they may round differently).
  */
 const SEEK_NUDGE = 1e-6;
 /**
@@ -39,15 +45,17 @@ const START_SLACK = 0.1;
 
 const state = {
   me: null,
-  recording: null, // {header, events, text} from parseAsciicast
+  row: null, // the session's row, as last loaded
+  index: null, // the segmented index the player was made from (times on the player's timeline)
+  indexUrl: null, // the Blob URL of that index given to the player, revoked with it
   player: null,
-  limit: Infinity, // the idle-time limit the player was created with
   playing: false,
   start: startFromLocation(), // `?t=`: where to open, on the session's timeline, or null
   commands: [], // the session's commands, in order
   commandItems: [], // their <li> elements, in the same order
   current: -1, // the index of the command marked current, -1 for none
   loads: 0, // bumped by every load(), so late answers of an older one are dropped
+  fetches: 0, // bumped by every fetch of the index, so late answers of an older one are dropped
 };
 
 /**
@@ -61,42 +69,58 @@ function startFromLocation() {
   return Number.isFinite(t) && t > 0 ? t : null;
 }
 
-/** A time on the session's timeline as a position on the player's (idle gaps cut). */
-function playerTime(sessionSeconds) {
-  return compressedTime(state.recording.events, state.limit, sessionSeconds) + SEEK_NUDGE;
+/** The idle gaps `index` cut and its limit: `[gaps, limit]` (`[[], null]` without a limit). */
+function cutOf(index) {
+  return [index.entry?.gaps ?? [], index.entry?.idle_limit ?? null];
+}
+
+/** A time on the session's timeline as a position on `index`'s (idle gaps cut). */
+function playerTime(sessionSeconds, index = state.index) {
+  return toPlayerTime(...cutOf(index), sessionSeconds) + SEEK_NUDGE;
 }
 
 /** Where the player is, in seconds from the session's start; null without a player. */
 function sessionTime() {
-  if (!state.player || !state.recording) return null;
-  return originalTime(state.recording.events, state.limit, state.player.getCurrentTime() || 0);
+  if (!state.player || !state.index) return null;
+  return toSessionTime(...cutOf(state.index), state.player.getCurrentTime() || 0);
 }
 
-/** The idle-time limit in force: the select's, else the recording's own, else none. */
-function idleLimit() {
+/** The idle-time limit chosen, in seconds; null for none. */
+function chosenIdle() {
   const chosen = Number.parseFloat(idleSelect.value);
-  if (Number.isFinite(chosen)) return chosen;
-  return state.recording?.header.idle_time_limit ?? Infinity;
+  return Number.isFinite(chosen) ? chosen : null;
+}
+
+/** Fetches the session's segmented index with the chosen idle-time limit. */
+function fetchIndex() {
+  return api(`/api/v1/sessions/${id}/segments${query({ idle: chosenIdle() })}`);
 }
 
 /**
- * (Re)creates the player with the current options, at `position` (seconds on the player's
- * own timeline, i.e. with idle gaps already cut), paused unless `play` is true. `startAt`
- * (seconds on the session's timeline) is the player's own start option, given with the
- * matching `position` when the page opens at `?t=`.
+ * A Blob URL of `index` for the player. Its segment URLs are made absolute first: the player
+ * resolves them against the index's URL, and a path cannot be resolved against a blob: URL.
+ */
+function blobUrlOf(index) {
+  const segments = index.segments.map((segment) => ({ ...segment, url: new URL(segment.url, location.href).href }));
+  const json = JSON.stringify({ ...index, segments });
+  return URL.createObjectURL(new Blob([json], { type: 'application/json' }));
+}
+
+/**
+ * (Re)creates the player from the current index and speed, at `position` (seconds on the
+ * player's own timeline, i.e. with idle gaps already cut), paused unless `play` is true.
+ * `startAt` (the player's own start option, on its timeline too) is given with the same
+ * `position` when the page opens at `?t=`. The index's markers are the player's: the
+ * segmented loader takes no `markers` (nor `idleTimeLimit`) option.
  */
 function createPlayer(position = 0, play = false, startAt = undefined) {
-  const { text, events } = state.recording;
-  const limit = idleLimit();
-  const markers = markersOf(events, limit);
   removePlayer();
-  const player = AsciinemaPlayer.create({ data: text }, box, {
+  const url = blobUrlOf(state.index);
+  const player = AsciinemaPlayer.create({ url, format: 'segmented' }, box, {
     preload: true,
     controls: true, // always shown: play/pause, the seek bar with its markers
     fit: 'both',
-    idleTimeLimit: Number.isFinite(limit) ? limit : undefined,
     speed: Number.parseFloat(speedSelect.value) || 1,
-    markers,
     startAt,
     logger: playerLogger,
   });
@@ -108,27 +132,19 @@ function createPlayer(position = 0, play = false, startAt = undefined) {
   if (position > 0) player.seek(position).then(trackCurrent, () => {});
   if (play) player.play();
   state.player = player;
-  state.limit = limit;
+  state.indexUrl = url;
   window.entryPlayer = player;
-  window.entryMarkers = markers; // [time, label] pairs, as given to the player
+  window.entryMarkers = state.index.markers ?? []; // [time, label] pairs, as given to the player
   window.entrySessionTime = sessionTime; // for tests: the position on the session's timeline
-}
-
-/** Creates the player for a freshly loaded recording: at `?t=` (paused) if given. */
-function createFirstPlayer() {
-  if (state.start === null) {
-    createPlayer();
-    return;
-  }
-  const start = state.start + START_SLACK;
-  state.limit = idleLimit();
-  createPlayer(playerTime(start), false, start);
+  window.entryIndex = state.index; // for tests: the segmented index, as the gateway sent it
 }
 
 /** Removes the player, if any, and shows `message` in its box instead. */
 function removePlayer(message) {
   state.player?.dispose();
+  if (state.indexUrl) URL.revokeObjectURL(state.indexUrl);
   state.player = null;
+  state.indexUrl = null;
   state.playing = false;
   box.replaceChildren(...(message ? [el('p', { className: 'placeholder' }, message)] : []));
 }
@@ -148,7 +164,7 @@ const playerLogger = {
 
 // asciinema-player runs its terminal emulator as WebAssembly, compiled as the page loads: a
 // Content-Security-Policy without 'wasm-unsafe-eval' stops it. Say so rather than leaving a
-// dead black box (load() shows it again, as it clears older errors).
+// dead black box (clearErrors() shows it again, as it clears older errors).
 const WASM_BLOCKED =
   "The player cannot run: this gateway's Content-Security-Policy does not allow WebAssembly " +
   "(script-src 'wasm-unsafe-eval'), which asciinema-player needs. The recording can still be downloaded.";
@@ -159,64 +175,106 @@ document.addEventListener('securitypolicyviolation', (event) => {
   showError(WASM_BLOCKED);
 });
 
+/** Clears the `#error` box of older errors (not of the player being blocked). */
+function clearErrors() {
+  showError(wasmBlocked ? WASM_BLOCKED : '');
+}
+
+/** Recreates the player at the new speed, at the same position. */
+function speedChanged() {
+  if (!state.player || !state.index) return;
+  createPlayer(state.player.getCurrentTime() || 0, state.playing);
+}
+
 /**
- * Recreates the player after an option changed, at the same moment of the session: its
- * position is converted from the old idle-time limit's timeline to the new one's.
+ * Fetches the index with the new idle-time limit and recreates the player at the same moment
+ * of the session: its position is converted from the old index's timeline to the new one's.
  */
-function optionsChanged() {
-  if (!state.player || !state.recording) return;
-  const { events } = state.recording;
-  const original = originalTime(events, state.limit, state.player.getCurrentTime() || 0);
-  createPlayer(compressedTime(events, idleLimit(), original), state.playing);
+function idleChanged() {
+  loadRecording(Boolean(state.player && state.index));
 }
 
-idleSelect.addEventListener('change', optionsChanged);
-speedSelect.addEventListener('change', optionsChanged);
+idleSelect.addEventListener('change', idleChanged);
+speedSelect.addEventListener('change', speedChanged);
 
-/** Fetches the recording: `{text, partial}`. */
-async function fetchRecording() {
-  const response = await request(`/api/v1/sessions/${id}/recording`, { accept: 'application/x-asciicast' });
-  return { text: await response.text(), partial: response.headers.get('x-entry-recording') === 'partial' };
-}
-
-/** Loads (or reloads) the session's row and recording, and shows both. */
+/** Loads (or reloads) the session's row, commands and recording, and shows them. */
 async function load() {
   const loading = ++state.loads;
-  showError(wasmBlocked ? WASM_BLOCKED : '');
+  clearErrors();
   let row;
   try {
     row = await api(`/api/v1/sessions/${id}`);
   } catch (error) {
+    if (loading !== state.loads) return;
+    ++state.fetches; // an index still on its way is of no use now
+    state.index = null;
     showError(describeError(error, 'see this session'));
     removePlayer('No recording to show.');
     renderCommandsMessage('No commands to show.');
     return;
   }
+  if (loading !== state.loads) return;
+  state.row = row;
   renderTitle(row);
-  renderMeta(row);
+  renderMeta(row, document.getElementById('meta'));
   loadCommands(loading);
+  await loadRecording(false);
+}
 
-  let fetched;
+/**
+ * Fetches the index with the chosen idle-time limit and makes the player from it. With `keep`,
+ * the player goes on at the moment of the session the one it replaces was at (and plays on
+ * if it played), and a refusal leaves that one as it was; else it opens at `?t=` (paused) or
+ * at the start.
+ */
+async function loadRecording(keep) {
+  const fetching = ++state.fetches;
+  let index;
   try {
-    fetched = await fetchRecording();
+    index = await fetchIndex();
   } catch (error) {
+    if (fetching === state.fetches) recordingRefused(error, keep);
+    return;
+  }
+  if (fetching !== state.fetches) return;
+  const at = keep && state.player ? sessionTime() : null;
+  const play = keep && state.playing;
+  if (keep) clearErrors();
+  state.index = index;
+  showNotice(...(index.entry?.running ? runningNotice() : []));
+  if (!Array.isArray(index.segments) || index.segments.length === 0) {
+    removePlayer('The recording has no output yet.');
+  } else if (at !== null) {
+    createPlayer(playerTime(at), play);
+  } else if (state.start !== null) {
+    const start = playerTime(state.start + START_SLACK);
+    createPlayer(start, false, start);
+  } else {
+    createPlayer();
+  }
+}
+
+/**
+ * Shows why the index was refused. A recording not ready (a session still running on another
+ * node of the gateway, or that has printed nothing yet) is a notice with Reload, not an error.
+ * With `keep`, the player shown stays, and the idle select goes back to its limit.
+ */
+function recordingRefused(error, keep) {
+  if (keep && state.player && state.index) {
     showError(describeError(error, 'load the recording'));
-    removePlayer('No recording to show.');
+    const limit = cutOf(state.index)[1];
+    idleSelect.value = limit === null ? '' : String(limit);
     return;
   }
-  showNotice(...(fetched.partial ? partialNotice() : []));
-  try {
-    state.recording = parseAsciicast(fetched.text);
-  } catch (error) {
-    showError(`Could not read the recording: ${error.message}`);
-    removePlayer('No recording to show.');
-    return;
-  }
-  if (state.recording.events.length === 0) {
+  state.index = null;
+  if (error.status === 409 && error.code === 'recording_not_ready') {
+    showNotice(...reloadNotice(`The recording is not ready: ${error.message}. `, state.row?.status === 'live'));
     removePlayer('The recording has no output yet.');
     return;
   }
-  createFirstPlayer();
+  showNotice();
+  showError(describeError(error, 'load the recording'));
+  removePlayer('No recording to show.');
 }
 
 /**
@@ -283,7 +341,7 @@ function flagClass(flag) {
 
 /** Moves the player to `at` (seconds from the session's start), playing on if it played. */
 function seekTo(at) {
-  if (!state.player || !state.recording) return;
+  if (!state.player || !state.index) return;
   state.player.seek(playerTime(at)).then(trackCurrent, () => {});
 }
 
@@ -315,9 +373,17 @@ function reveal(item) {
 }
 
 /** The notice for a session still running: replay stops at what was recorded so far. */
-function partialNotice() {
-  const parts = ['This session is still running: replay shows it up to now. '];
-  if (seesEveryone(state.me?.role)) {
+function runningNotice() {
+  return reloadNotice('This session is still running: replay shows it up to now. ', true);
+}
+
+/**
+ * A notice about a recording that will grow: `lead`, a link to watch the session live
+ * (auditors and admins, when `live`), and a button that loads the page's data again.
+ */
+function reloadNotice(lead, live) {
+  const parts = [lead];
+  if (live && seesEveryone(state.me?.role)) {
     parts.push(el('a', { id: 'watch-live', href: `/sessions/${id}/live` }, 'Watch it live'), ' or ');
   }
   parts.push(el('button', { id: 'reload', type: 'button', className: 'secondary small', onclick: load }, 'Reload the recording'));
@@ -328,93 +394,6 @@ function renderTitle(row) {
   const title = document.getElementById('title');
   title.replaceChildren(`${row.user}@${row.container_name} `, badge(row.status));
   document.title = `Replay ${row.user}@${row.container_name} · Entry`;
-}
-
-function badge(status) {
-  return el('span', { className: `badge badge-${status}` }, status);
-}
-
-/** Quotes a command's words for display the way a shell would need them. */
-function shellWords(words) {
-  return words.map((word) => (/^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`)).join(' ');
-}
-
-/**
- * Who the exec ran as: the user asked for (`-u`), else the container's configured user; an
- * empty user is the image's default, root. Rows of older gateways say nothing (null).
- */
-function execUser(row) {
-  const effective = row.exec_user_effective;
-  if (effective === null || effective === undefined) return null;
-  const shown = effective === '' ? 'root (image default)' : effective;
-  const how = row.exec_user ? 'asked with -u' : "the container's user";
-  return [el('code', {}, shown), ` (${how})`];
-}
-
-/** The working directory asked for (`-w`), else the container's own (on rows that record it). */
-function workdir(row) {
-  if (row.workdir) return el('code', {}, row.workdir);
-  return row.exec_user_effective === null || row.exec_user_effective === undefined ? null : "(the container's)";
-}
-
-/** The variables the client added, one `NAME=value` per line; secret values are redacted. */
-function execEnv(env) {
-  if (env === null || env === undefined) return null;
-  const entries = Object.entries(env);
-  if (entries.length === 0) return 'none added';
-  return el('ul', { className: 'env' }, ...entries.map(([name, value]) => el('li', {}, el('code', {}, `${name}=${value}`))));
-}
-
-/** Appends `value` (a node, text, or an array of them) to a `dd`. */
-function fill(dd, value) {
-  dd.append(...(Array.isArray(value) ? value : [value]));
-  return dd;
-}
-
-const size = (cols, rows) => (cols && rows ? `${cols}×${rows}` : null);
-const bytes = (count) => (count === null || count === undefined ? null : el('span', { title: `${count} bytes` }, formatBytes(count)));
-
-/** The session's metadata as a definition list; absent values show as "—". */
-function renderMeta(row) {
-  const items = [
-    ['Session', el('code', {}, row.id)],
-    ['User', row.user],
-    ['Role', row.role],
-    ['Token', row.token_id ? el('code', {}, row.token_id) : null],
-    ['Container', row.container_name],
-    ['Container id', el('code', { title: row.container_id }, row.container_id.slice(0, 12))],
-    ['Image', row.container_image],
-    ['Command', row.command?.length ? el('code', {}, shellWords(row.command)) : '(default shell)'],
-    ['TTY', row.tty ? 'yes' : 'no'],
-    ['Exec user', execUser(row)],
-    ['Working directory', workdir(row)],
-    ['Environment', execEnv(row.exec_env)],
-    ['Node', row.node_id],
-    ['Client', row.client_kind],
-    ['Source address', row.source_addr],
-    ['Started', formatTime(row.started_at)],
-    ['Ended', row.ended_at ? formatTime(row.ended_at) : null],
-    ['Duration', formatDuration(sessionDuration(row)) + (row.ended_at ? '' : ' so far')],
-    ['Status', badge(row.status)],
-    ['Close reason', row.close_reason],
-    ['Close detail', row.close_detail],
-    ['Exit code', row.exit_code],
-    ['Terminal', [size(row.initial_cols, row.initial_rows), size(row.last_cols, row.last_rows)].filter(Boolean).join(' → ') || null],
-    ['Bytes in', bytes(row.bytes_in)],
-    ['Bytes out', bytes(row.bytes_out)],
-    ['Recording size', bytes(row.recording_size)],
-    ['Recording SHA-256', row.recording_sha256 ? el('code', { className: 'hash' }, row.recording_sha256) : null],
-    ['Recording error', row.recording_error],
-    ['Reaper status', row.reap_status],
-    ['Reaper killed', row.reap_killed],
-    ['Reaper detail', row.reap_detail],
-  ];
-  const list = document.getElementById('meta');
-  list.replaceChildren();
-  for (const [term, value] of items) {
-    const empty = value === null || value === undefined || value === '';
-    list.append(el('dt', {}, term), fill(el('dd', { className: empty ? 'none' : null }), empty ? '—' : value));
-  }
 }
 
 async function main() {

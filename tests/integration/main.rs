@@ -34,6 +34,7 @@ mod range;
 mod reaper;
 mod recording;
 mod replay_memory;
+mod replay_page;
 mod revoke;
 mod rules;
 mod rules_cli;

@@ -48,10 +48,10 @@ async fn app_with(edit: impl FnOnce(&mut entry::config::Config) + Send + 'static
 
 /// A `top`-like program: the alternate screen redrawn in place 30 times, colours and cursor
 /// moves, then the shell again.
-const TOP_LIKE: &str = r#"printf '\033[?1049h'; for i in $(seq 1 30); do printf '\033[H\033[1;7m top - tick %3d \033[m\033[K\r\n' $i; for r in 1 2 3 4 5 6 7 8; do printf '\033[3%dm%5d proc-%d\033[m %6d\033[K\r\n' $((r % 7)) $((100 + r)) $r $(( (i * 31 + r) % 997 )); done; sleep 0.12; done; printf '\033[?1049l'; echo top-done"#;
+pub(crate) const TOP_LIKE: &str = r#"printf '\033[?1049h'; for i in $(seq 1 30); do printf '\033[H\033[1;7m top - tick %3d \033[m\033[K\r\n' $i; for r in 1 2 3 4 5 6 7 8; do printf '\033[3%dm%5d proc-%d\033[m %6d\033[K\r\n' $((r % 7)) $((100 + r)) $r $(( (i * 31 + r) % 997 )); done; sleep 0.12; done; printf '\033[?1049l'; echo top-done"#;
 
 /// Runs `script` in bash (typed, then `exit 3`) as alice; returns the row once stored.
-async fn recorded(app: &TestApp, container: &TestContainer, script: &str, done: &str) -> SessionRow {
+pub(crate) async fn recorded(app: &TestApp, container: &TestContainer, script: &str, done: &str) -> SessionRow {
     let auth = bearer(&app.token("alice", Role::Developer, &["*"]).await);
     let mut session = app.connect(&[("container", &container.name), ("authorization", &auth)]).await;
     session.winch(100, 30).await;

@@ -1,0 +1,127 @@
+//! The replay page's segmented replay in Chromium and Firefox: after opening a `top`-like
+//! redraw session in the middle (`?t=`) and after a seek, the player's screen is the screen of
+//! a full replay of the recording at that moment (the recording played into `avt`, the terminal
+//! emulator asciinema-player runs as WebAssembly), and the page read the index and segments,
+//! never the whole recording.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common::browser::{Browser, Engine, in_both_browsers};
+use crate::common::{BASH_IMAGE, TestApp, TestContainer, WAIT};
+use crate::segments::{TOP_LIKE, recorded};
+use entry::auth::Role;
+
+in_both_browsers!(a_seek_into_a_redraw_session_shows_the_full_replay_s_screen);
+
+/// The player's screen, one string per row, trailing blanks trimmed.
+async fn player_screen(browser: &Browser) -> Vec<String> {
+    let script = "return [...document.querySelectorAll('.ap-term .ap-term-text .ap-line')].map(l => l.textContent)";
+    let rows: Vec<String> = serde_json::from_value(browser.js(script, vec![]).await).unwrap_or_default();
+    rows.into_iter().map(|row| row.replace('\u{a0}', " ").trim_end().to_owned()).collect()
+}
+
+/// The screen of the whole recording played into a terminal up to `time`, trimmed as above.
+fn full_replay_screen(cast: &str, time: f64) -> Vec<String> {
+    let mut lines = cast.lines();
+    let header: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    let size = |key: &str| header[key].as_u64().unwrap() as usize;
+    let mut terminal = avt::Terminal::new(size("width"), size("height")).unwrap();
+    for line in lines {
+        let event: Value = serde_json::from_str(line).unwrap();
+        if event[0].as_f64().unwrap() > time {
+            break;
+        }
+        let data = event[2].as_str().unwrap();
+        match event[1].as_str().unwrap() {
+            "o" => terminal.feed(data),
+            "r" => {
+                let (cols, rows) = data.split_once('x').unwrap();
+                terminal.resize(cols.parse().unwrap(), rows.parse().unwrap());
+            }
+            _ => {}
+        }
+    }
+    terminal.screen().visible_lines().map(|l| l.text().trim_end().to_owned()).collect()
+}
+
+/// A quiet moment inside the redraw: 40 ms after the last event of the frame showing `tick`,
+/// with the next event at least 40 ms later still.
+fn quiet_moment_after(cast: &str, tick: u32) -> f64 {
+    let times: Vec<(f64, String)> = cast
+        .lines()
+        .skip(1)
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e[1] == "o")
+        .map(|e| (e[0].as_f64().unwrap(), e[2].as_str().unwrap().to_owned()))
+        .collect();
+    let label = format!("tick {tick:3}");
+    let first = times.iter().position(|(_, data)| data.contains(&label)).expect("the frame is in the recording");
+    // The frame's last event: the last before the next frame's first.
+    let next = format!("tick {:3}", tick + 1);
+    let end = times[first..].iter().position(|(_, data)| data.contains(&next)).map_or(times.len(), |i| first + i);
+    let (last, next_time) = (times[end - 1].0, times.get(end).map_or(f64::INFINITY, |t| t.0));
+    assert!(next_time - last > 0.08, "no quiet moment after tick {tick}: {last} then {next_time}");
+    last + 0.04
+}
+
+async fn a_seek_into_a_redraw_session_shows_the_full_replay_s_screen(engine: Engine) {
+    let app = TestApp::builder()
+        .configure(|c| {
+            c.replay.segment_every = Duration::from_secs(1);
+        })
+        .start()
+        .await;
+    let container = TestContainer::start(BASH_IMAGE);
+    let row = recorded(&app, &container, TOP_LIKE, "top-done").await;
+    let auditor = app.token("audrey", Role::Auditor, &[]).await;
+    let cast = reqwest::Client::new()
+        .get(format!("{}/api/v1/sessions/{}/recording", app.url(), row.id))
+        .bearer_auth(&auditor)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+
+    let browser = Browser::start(engine).await;
+    browser.sign_in(&app.url(), &auditor).await;
+    // Opened in the middle of the redraw (the page opens 0.1 s past `?t=`).
+    let middle = quiet_moment_after(&cast, 12);
+    browser.goto(&format!("{}/sessions/{}?t={:.6}", app.url(), row.id, middle - 0.1)).await;
+    let position = "return typeof window.entrySessionTime === 'function' ? window.entrySessionTime() : null";
+    browser
+        .wait_until(&format!("the player at {middle} s"), WAIT, || async {
+            browser.js(position, vec![]).await.as_f64().is_some_and(|p| (p - middle).abs() < 0.01)
+        })
+        .await;
+    let expected = full_replay_screen(&cast, middle);
+    assert!(expected.iter().any(|l| l.contains("tick  12")), "{expected:?}");
+    browser
+        .wait_until("the frame of tick 12 on the player's screen", WAIT, || async {
+            player_screen(&browser).await == expected
+        })
+        .await;
+
+    // A seek further on, from the page's player: again the full replay's screen.
+    let later = quiet_moment_after(&cast, 23);
+    let gaps = browser.js("return window.entryIndex ? window.entryIndex.entry.gaps : null", vec![]).await;
+    assert_eq!(gaps, json!([]), "no idle gap is cut in this session: player time is session time");
+    browser.js("window.entryPlayer.seek(arguments[0])", vec![json!(later)]).await;
+    let expected = full_replay_screen(&cast, later);
+    assert!(expected.iter().any(|l| l.contains("tick  23")), "{expected:?}");
+    browser
+        .wait_until("the frame of tick 23 on the player's screen", WAIT, || async {
+            player_screen(&browser).await == expected
+        })
+        .await;
+    browser.close().await;
+
+    // The page read the index (one audited replay, segmented), not the whole recording.
+    let audit = app.store.audit_entries(Some(&row.id), None, 50).await.unwrap();
+    let page_replays: Vec<_> =
+        audit.iter().filter(|e| e.action == "replay" && e.detail.as_deref() == Some("segmented")).collect();
+    assert_eq!(page_replays.len(), 1, "{audit:?}");
+}
