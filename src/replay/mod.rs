@@ -13,6 +13,7 @@ pub mod document;
 pub mod members;
 pub mod planner;
 pub mod plans;
+pub mod screen;
 
 pub mod segments;
 pub mod timeline;

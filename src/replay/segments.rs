@@ -8,11 +8,13 @@
 //!
 //! Guarantees: a cut is made only at an event later than the one before it (so no event time
 //! straddles two segments); a cut's snapshot is the screen just before its first event, as
-//! escape sequences that recreate it (`avt`'s dump); memory is one terminal and the cuts, never
-//! the events.
+//! escape sequences that recreate it (`avt`'s dump, through [`Screen`], which skips emulating
+//! plain bulk output where that provably changes nothing); memory is one terminal and the
+//! cuts, never the events.
 
 use serde::{Deserialize, Serialize};
 
+use super::screen::Screen;
 use super::timeline::Timeline;
 use crate::recorder::asciicast::{Event, EventKind, Header};
 pub use crate::wire::replay::Snapshot;
@@ -72,7 +74,7 @@ impl Cuts {
 
 /// Reads a recording's events in order and decides its cuts.
 pub struct Segmenter {
-    terminal: avt::Terminal,
+    terminal: Screen,
     size: (u16, u16),
     limits: SegmentLimits,
     cols: u16,
@@ -87,7 +89,7 @@ pub struct Segmenter {
 impl Segmenter {
     pub fn new(header: &Header, limits: SegmentLimits) -> Self {
         let (cols, rows) = (header.width.max(1), header.height.max(1));
-        let terminal = new_terminal(cols, rows);
+        let terminal = Screen::new(cols, rows);
         Self {
             terminal,
             size: (cols, rows),
@@ -126,11 +128,11 @@ impl Segmenter {
         match &event.kind {
             EventKind::Output(data) => {
                 self.output += data.len();
-                self.terminal.feed(data.as_str());
+                self.terminal.feed(data);
             }
             EventKind::Resize { cols, rows } => {
                 self.size = ((*cols).max(1), (*rows).max(1));
-                self.terminal.resize(usize::from(self.size.0), usize::from(self.size.1));
+                self.terminal.resize(self.size.0, self.size.1);
             }
             EventKind::Marker(_) | EventKind::Input(_) | EventKind::Exit(_) => {}
         }
@@ -152,11 +154,6 @@ impl Segmenter {
         }
         Cuts { cols: self.cols, rows: self.rows, duration, timeline: timeline.clone(), cuts }
     }
-}
-
-fn new_terminal(cols: u16, rows: u16) -> avt::Terminal {
-    avt::Terminal::new(usize::from(cols), usize::from(rows))
-        .unwrap_or_else(|_| avt::Terminal::new(80, 24).unwrap_or_else(|_| unreachable!("80x24 is a valid size")))
 }
 
 #[cfg(test)]
