@@ -39,6 +39,9 @@ pub struct Config {
     /// Enters measured per gateway in the rules section, and the rules its rules gateway loads.
     pub rule_enters: usize,
     pub rules: usize,
+    /// MiB of output of each session whose replay page is opened (section `replay_page`),
+    /// ascending.
+    pub page_mib: Vec<usize>,
     /// Sections to run; empty means all.
     sections: Vec<String>,
 }
@@ -60,6 +63,15 @@ impl Config {
             .collect();
         sessions.sort_unstable();
         sessions.dedup();
+        let default_page_mib = if quick { "20,100" } else { "100,1024" };
+        let mut page_mib: Vec<usize> = std::env::var("ENTRY_BENCH_PAGE_MIB")
+            .unwrap_or_else(|_| default_page_mib.into())
+            .split(',')
+            .filter_map(|v| v.trim().parse().ok())
+            .filter(|&n| n > 0)
+            .collect();
+        page_mib.sort_unstable();
+        page_mib.dedup();
         // `cargo bench` passes `--bench`; other words name sections.
         let mut sections: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
         if let Ok(only) = std::env::var("ENTRY_BENCH_ONLY") {
@@ -85,6 +97,7 @@ impl Config {
             search_mib: var("ENTRY_BENCH_SEARCH_MIB", pick(1024, 32)).max(1),
             rule_enters: var("ENTRY_BENCH_RULE_ENTERS", pick(200, 100)).max(10),
             rules: var("ENTRY_BENCH_RULES", 100).max(1),
+            page_mib,
             sections,
         }
     }
@@ -129,6 +142,7 @@ impl Config {
             "search_mib": self.search_mib,
             "rule_enters": self.rule_enters,
             "rules": self.rules,
+            "page_mib": self.page_mib,
             "sections": self.sections,
         })
     }

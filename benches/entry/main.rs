@@ -4,20 +4,24 @@
 //!
 //! Sections: 1. output throughput, 2. keystroke latency, 3. concurrency (idle sessions,
 //! parallel streams), 4. recording size, 5. start-up, 6. replay of a large recording, 7. the
-//! command index's cost and search latency, 8. what command rules add at each Enter. Needs
-//! the local dockerd and the test images (`tests/images/build.sh`, built when missing),
-//! `docker`, and `s3s-fs` for the S3 variant. Prints a table with PASS/FAIL per target and
+//! command index's cost and search latency, 8. what command rules add at each Enter, 9. the
+//! replay page in a browser. Needs the local dockerd and the test images
+//! (`tests/images/build.sh`, built when missing), `docker`, `s3s-fs` for the S3 variant, and
+//! Chromium with chromedriver for the replay page. Prints a table with PASS/FAIL per target and
 //! writes the same figures to `bench-results.json` at the repository root. Configuration:
 //! README, "Benchmarks".
 
+mod chromium;
 mod client;
 mod concurrency;
 mod config;
 mod docker;
 mod gateway;
 mod latency;
+mod page_scripts;
 mod recording;
 mod replay;
+mod replay_page;
 mod report;
 mod rules;
 mod search;
@@ -87,7 +91,7 @@ impl Bench {
 
 type Section = (&'static str, fn(&mut Bench) -> futures::future::BoxFuture<'_, Result<()>>);
 
-const SECTIONS: [Section; 8] = [
+const SECTIONS: [Section; 9] = [
     ("startup", |b| Box::pin(startup::run(b))),
     ("throughput", |b| Box::pin(throughput::run(b))),
     ("latency", |b| Box::pin(latency::run(b))),
@@ -96,6 +100,7 @@ const SECTIONS: [Section; 8] = [
     ("replay", |b| Box::pin(replay::run(b))),
     ("search", |b| Box::pin(search::run(b))),
     ("rules", |b| Box::pin(rules::run(b))),
+    ("replay_page", |b| Box::pin(replay_page::run(b))),
 ];
 
 fn main() -> ExitCode {

@@ -34,6 +34,8 @@ struct Row {
     value: String,
     unit: &'static str,
     target: Option<(Goal, bool)>,
+    /// Printed in place of a target: why a figure is missing.
+    remark: Option<String>,
 }
 
 /// Figures of one run.
@@ -49,7 +51,7 @@ impl Report {
     /// A measured figure.
     pub fn add(&mut self, section: &'static str, key: &str, label: &str, value: f64, unit: &'static str) {
         self.values.insert(key.to_owned(), json!(round(value)));
-        self.rows.push(Row { section, label: label.to_owned(), value: trim(value), unit, target: None });
+        self.rows.push(Row { section, label: label.to_owned(), value: trim(value), unit, target: None, remark: None });
     }
 
     /// A measured figure with a target.
@@ -68,7 +70,16 @@ impl Report {
             key.to_owned(),
             json!({ "value": round(value), "target": goal.text(), "pass": pass, "label": label }),
         );
-        self.rows.push(Row { section, label: label.to_owned(), value: trim(value), unit, target: Some((goal, pass)) });
+        let target = Some((goal, pass));
+        self.rows.push(Row { section, label: label.to_owned(), value: trim(value), unit, target, remark: None });
+    }
+
+    /// A figure that was not measured, with why: a row saying so, the text under `key` in the
+    /// JSON.
+    pub fn remark(&mut self, section: &'static str, key: &str, label: &str, why: &str) {
+        self.values.insert(key.to_owned(), json!(why));
+        let remark = Some(why.to_owned());
+        self.rows.push(Row { section, label: label.to_owned(), value: "-".into(), unit: "", target: None, remark });
     }
 
     /// A value that is not a number (a command, a failure).
@@ -98,9 +109,12 @@ impl Report {
                 section = row.section;
                 let _ = writeln!(out, "\n== {section}");
             }
-            let target = match row.target {
-                Some((goal, pass)) => format!("  target {:<10} {}", goal.text(), if pass { "PASS" } else { "FAIL" }),
-                None => String::new(),
+            let target = match (row.target, &row.remark) {
+                (Some((goal, pass)), _) => {
+                    format!("  target {:<10} {}", goal.text(), if pass { "PASS" } else { "FAIL" })
+                }
+                (None, Some(remark)) => format!("  {remark}"),
+                (None, None) => String::new(),
             };
             let _ = writeln!(out, "  {:<width$}  {:>value_width$} {:<8}{target}", row.label, row.value, row.unit);
         }
@@ -119,11 +133,25 @@ impl Report {
     }
 }
 
+/// Decimals kept: 1 from 100 up, 3 below, and 3 significant digits under 0.1 (a ratio of
+/// 0.00017 is not 0).
+fn decimals(value: f64) -> usize {
+    let magnitude = value.abs();
+    if magnitude >= 100.0 {
+        1
+    } else if magnitude >= 0.1 || magnitude == 0.0 || !magnitude.is_finite() {
+        3
+    } else {
+        (2 - magnitude.log10().floor() as i64).clamp(3, 9) as usize
+    }
+}
+
 fn round(value: f64) -> f64 {
-    if value.abs() >= 100.0 { (value * 10.0).round() / 10.0 } else { (value * 1000.0).round() / 1000.0 }
+    let scale = 10f64.powi(decimals(value) as i32);
+    (value * scale).round() / scale
 }
 
 fn trim(value: f64) -> String {
-    let text = if value.abs() >= 100.0 { format!("{value:.1}") } else { format!("{value:.3}") };
+    let text = format!("{value:.*}", decimals(value));
     if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.').to_owned() } else { text }
 }
