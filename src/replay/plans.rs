@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::FutureExt;
@@ -55,10 +56,29 @@ pub enum Source {
     Spool(String),
 }
 
+/// Plans built by one gateway since it started.
+#[derive(Debug, Default)]
+struct Built {
+    from_spool: AtomicU64,
+    from_storage: AtomicU64,
+    failed: AtomicU64,
+}
+
 type Building = Shared<BoxFuture<'static, Result<Arc<SegmentPlan>, Arc<PlansError>>>>;
+
+/// Where a plan is built from.
+enum BuildFrom {
+    /// The stored recording (after the plan stored beside it, if any, is found unusable).
+    Storage,
+    /// The spool of a recording just stored (the same bytes), with the planner that read it
+    /// while the session ran, if any.
+    Spool { path: PathBuf, planner: Option<Planner> },
+}
 
 /// The plans of one gateway.
 pub struct Plans {
+    /// This, for the tasks it spawns.
+    me: std::sync::Weak<Plans>,
     storage: Arc<dyn RecordingStorage>,
     spool_dir: PathBuf,
     limits: SegmentLimits,
@@ -67,6 +87,7 @@ pub struct Plans {
     building: Mutex<HashMap<String, Building>>,
     live: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Live>>>>,
     builds: Arc<Semaphore>,
+    built: Built,
     tracker: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -97,7 +118,8 @@ impl Plans {
             seconds: config.replay.segment_every.as_secs_f64(),
             output_bytes: usize::try_from(config.replay.segment_output.0).unwrap_or(usize::MAX).max(1),
         };
-        Arc::new(Self {
+        Arc::new_cyclic(|me| Self {
+            me: me.clone(),
             storage,
             spool_dir: config.spool_dir(),
             limits,
@@ -106,9 +128,18 @@ impl Plans {
             building: Mutex::default(),
             live: Mutex::default(),
             builds: Arc::new(Semaphore::new(BUILDS)),
+            built: Built::default(),
             tracker,
             shutdown,
         })
+    }
+
+    /// Plans built since start: from spools just stored, from stored recordings, and builds
+    /// that failed.
+    pub fn builds(&self) -> (u64, u64, u64) {
+        let built = &self.built;
+        let load = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        (load(&built.from_spool), load(&built.from_storage), load(&built.failed))
     }
 
     /// The plan of the stored recording at `location`: from memory, else the one stored
@@ -122,16 +153,24 @@ impl Plans {
             if let Some(plan) = self.cached(location) {
                 return Ok(plan);
             }
-            building.entry(location.to_owned()).or_insert_with(|| self.spawn_build(location.to_owned())).clone()
+            let entry = building.entry(location.to_owned());
+            entry.or_insert_with(|| self.spawn_build(location.to_owned(), BuildFrom::Storage)).clone()
         };
         building.await
     }
 
     /// Builds (or loads) the plan of `location` on a tracked task; the task files the result.
-    fn spawn_build(self: &Arc<Self>, location: String) -> Building {
+    fn spawn_build(self: &Arc<Self>, location: String, from: BuildFrom) -> Building {
         let plans = Arc::clone(self);
         let task = self.tracker.spawn(async move {
-            let result = plans.load_or_build(&location).await.map(Arc::new).map_err(Arc::new);
+            let result = match from {
+                BuildFrom::Storage => plans.load_or_build(&location).await,
+                BuildFrom::Spool { path, planner } => plans.build_from_spool(&location, path, planner).await,
+            };
+            if result.is_err() {
+                plans.built.failed.fetch_add(1, Ordering::Relaxed);
+            }
+            let result = result.map(Arc::new).map_err(Arc::new);
             if let Ok(plan) = &result {
                 plans.keep(&location, Arc::clone(plan));
             }
@@ -160,6 +199,7 @@ impl Plans {
         })
         .await
         .map_err(|_| PlansError::Stopping)??;
+        self.built.from_storage.fetch_add(1, Ordering::Relaxed);
         tracing::info!(location, segments = plan.cuts.cuts.len(), took = ?started.elapsed(), "segment plan built");
         self.save(&plan_location, &plan).await;
         Ok(plan)
@@ -296,33 +336,45 @@ impl Plans {
     }
 
     /// Plans a recording just stored from its spool (the same bytes), continuing a running
-    /// session's planner if there is one, and stores the plan beside the recording.
+    /// session's planner if there is one, and stores the plan beside the recording. A viewer
+    /// who asks meanwhile waits for this build.
     pub async fn after_store(&self, session_id: &str, spool: &Path, location: &str) {
+        let Some(me) = self.me.upgrade() else { return };
         let live = self.live.lock().unwrap_or_else(PoisonError::into_inner).remove(session_id);
         let planner = match live {
             Some(live) => live.lock().await.planner.take(),
             None => None,
         };
-        let Ok(_permit) = self.builds.acquire().await else { return };
+        let building = {
+            let mut building = self.building.lock().unwrap_or_else(PoisonError::into_inner);
+            let from = BuildFrom::Spool { path: spool.to_owned(), planner };
+            building.entry(location.to_owned()).or_insert_with(|| me.spawn_build(location.to_owned(), from)).clone()
+        };
+        if let Err(error) = building.await {
+            tracing::warn!(session.id = %session_id, %error, "no segment plan for the stored recording; it is built on its first replay");
+        }
+    }
+
+    async fn build_from_spool(
+        &self,
+        location: &str,
+        spool: PathBuf,
+        planner: Option<Planner>,
+    ) -> Result<SegmentPlan, PlansError> {
+        let _permit = self.builds.acquire().await.map_err(|_| PlansError::Stopping)?;
         let mut planner = planner.unwrap_or_else(|| Planner::new(self.limits));
-        let (spool, stop) = (spool.to_owned(), self.shutdown.clone());
-        let built = tokio::task::spawn_blocking(move || -> Result<SegmentPlan, PlansError> {
+        let stop = self.shutdown.clone();
+        let plan = tokio::task::spawn_blocking(move || -> Result<SegmentPlan, PlansError> {
             let mut file = std::fs::File::open(&spool).map_err(PlansError::Spool)?;
             std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(planner.resume_at())).map_err(PlansError::Spool)?;
             let reader = Stoppable { inner: std::io::BufReader::new(file), stop };
             Ok(planner.advance(reader, true)?)
         })
-        .await;
-        match built {
-            Ok(Ok(plan)) => {
-                self.save(&beside(location, PLAN_SUFFIX), &plan).await;
-                self.keep(location, Arc::new(plan));
-            }
-            Ok(Err(error)) => {
-                tracing::warn!(session.id = %session_id, %error, "no segment plan for the stored recording; it is built on its first replay");
-            }
-            Err(_) => {}
-        }
+        .await
+        .map_err(|_| PlansError::Stopping)??;
+        self.built.from_spool.fetch_add(1, Ordering::Relaxed);
+        self.save(&beside(location, PLAN_SUFFIX), &plan).await;
+        Ok(plan)
     }
 }
 

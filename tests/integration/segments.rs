@@ -368,3 +368,34 @@ async fn segments_of_a_recording_in_s3_and_its_plan_beside_it() {
     tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut plan).await.unwrap();
     assert!(plan.len() > 100 && plan.starts_with(&[0x1f, 0x8b]), "{} bytes", plan.len());
 }
+
+/// `entry_replay_plans_built_total` from `/metrics`: (from the spool, from storage).
+async fn plans_built(app: &TestApp) -> (u64, u64) {
+    let text = reqwest::get(format!("{}/metrics", app.url())).await.unwrap().text().await.unwrap();
+    let value = |from: &str| {
+        let prefix = format!("entry_replay_plans_built_total{{from=\"{from}\"}} ");
+        text.lines().find_map(|l| l.strip_prefix(&prefix)).unwrap().parse::<u64>().unwrap()
+    };
+    (value("spool"), value("storage"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn viewers_who_ask_while_the_plan_is_built_wait_for_that_one_build() {
+    let app = app_with(|_| {}).await;
+    let container = TestContainer::start(BASH_IMAGE);
+    let auth = bearer(&app.token("alice", Role::Developer, &["*"]).await);
+    let command = r#"["sh","-c","seq 1 3000000 | cat"]"#;
+    let mut session =
+        app.connect(&[("container", &container.name), ("authorization", &auth), ("command", command)]).await;
+    assert_eq!(session.read_to_close(WAIT).await.exit_code(), Some(0));
+    let stored = |row: &SessionRow| crate::common::is_final(row) && row.recording_location.is_some();
+    let row = crate::common::wait_for_newest(&app.store, WAIT, "stored recording", stored).await;
+    // Three viewers at once, as soon as the row is final (the plan is being built then).
+    let token = app.token("audrey", Role::Auditor, &[]).await;
+    let path = format!("/api/v1/sessions/{}/segments", row.id);
+    let (a, b, c) = tokio::join!(get_ok(&app, &path, &token), get_ok(&app, &path, &token), get_ok(&app, &path, &token));
+    assert!(a == b && b == c, "the viewers got different indexes");
+    assert!(a["segments"].as_array().unwrap().len() >= 5, "{}", a["segments"]);
+    let (spool, storage) = plans_built(&app).await;
+    assert_eq!(spool + storage, 1, "built {spool} times from the spool and {storage} from storage");
+}
