@@ -72,7 +72,7 @@ enum BuildFrom {
     Storage,
     /// The spool of a recording just stored (the same bytes), with the planner that read it
     /// while the session ran, if any.
-    Spool { path: PathBuf, planner: Option<Planner> },
+    Spool { path: PathBuf, planner: Option<Box<Planner>> },
 }
 
 /// The plans of one gateway.
@@ -342,7 +342,7 @@ impl Plans {
         let Some(me) = self.me.upgrade() else { return };
         let live = self.live.lock().unwrap_or_else(PoisonError::into_inner).remove(session_id);
         let planner = match live {
-            Some(live) => live.lock().await.planner.take(),
+            Some(live) => live.lock().await.planner.take().map(Box::new),
             None => None,
         };
         let building = {
@@ -359,10 +359,10 @@ impl Plans {
         &self,
         location: &str,
         spool: PathBuf,
-        planner: Option<Planner>,
+        planner: Option<Box<Planner>>,
     ) -> Result<SegmentPlan, PlansError> {
         let _permit = self.builds.acquire().await.map_err(|_| PlansError::Stopping)?;
-        let mut planner = planner.unwrap_or_else(|| Planner::new(self.limits));
+        let mut planner = planner.map_or_else(|| Planner::new(self.limits), |planner| *planner);
         let stop = self.shutdown.clone();
         let plan = tokio::task::spawn_blocking(move || -> Result<SegmentPlan, PlansError> {
             let mut file = std::fs::File::open(&spool).map_err(PlansError::Spool)?;
