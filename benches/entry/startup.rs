@@ -3,7 +3,7 @@
 //! admin token, and again on the same directory), and from starting a session to the shell's
 //! first prompt byte: `entry enter -t`, the bench's WebSocket client, and the raw exec for
 //! comparison; a whole `entry enter -t c -- true` (and `-T`) against `docker exec -t c true`;
-//! and the argon2id token check every session pays.
+//! and the token check (a SHA-256 of the secret; argon2id before, 19.6 ms).
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -47,7 +47,7 @@ pub async fn run(bench: &mut Bench) -> Result<()> {
     let container = bench.container.name.clone();
     let mut prompts: [Vec<f64>; 7] = Default::default();
     let token = Token::generate();
-    let hash = token.hash().map_err(|e| anyhow::anyhow!("hashing a token: {e}"))?;
+    let hash = token.hash();
     for _ in 0..runs {
         prompts[0].push(ms(raw_prompt(bench, &container).await?));
         prompts[1].push(ms(ws_prompt(bench.gateway(GatewayKind::Fs)?, &container).await?));
@@ -68,7 +68,7 @@ pub async fn run(bench: &mut Bench) -> Result<()> {
         ("docker_exec_true_ms", "docker exec -t c true, whole process"),
         ("enter_true_ms", "entry enter -t c -- true, whole process"),
         ("enter_true_ms_no_tty", "entry enter -T c -- true, whole process"),
-        ("token_verify_ms", "argon2id check of one token (every session)"),
+        ("token_verify_ms", "check of one token's secret against its stored hash"),
     ];
     for ((key, label), values) in labels.iter().zip(&prompts) {
         bench.report.add(SECTION, key, label, median(values), "ms");

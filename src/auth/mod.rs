@@ -4,8 +4,10 @@
 //! explicit yes) is unauthorised; a valid one is checked against its role and container
 //! patterns before any exec exists; auditors never enter; Entry never enters its own
 //! container nor one labelled `entry.deny=true`, and enters a privileged container or one that
-//! mounts the Docker socket only for a token with `allow_privileged`. Tokens are compared only through their argon2id hashes (a secret that passed is
-//! then remembered for a minute as a keyed SHA-256, see `verified`).
+//! mounts the Docker socket only for a token with `allow_privileged`. Tokens are compared only
+//! through their stored hashes, SHA-256 (argon2id for tokens of earlier versions, rehashed on
+//! first use; a secret that passed is then remembered for a minute as a keyed SHA-256, see
+//! `verified`).
 
 mod failures;
 mod policy;
@@ -155,14 +157,29 @@ impl Authenticator {
         // The row is read every time: a revoked token is refused at once, cached or not.
         let Some(row) = self.store.token(token.id()).await? else { return Ok(None) };
         let cached = self.verified.recently_verified(token.id(), token.secret(), &row.secret_hash);
+        let slow = Token::is_slow_hash(&row.secret_hash);
         if !cached {
-            let (hash, check) = (row.secret_hash.clone(), token.clone());
-            if !self.verified.verify(move || check.verify(&hash)).await {
+            let matched = if slow {
+                let (hash, check) = (row.secret_hash.clone(), token.clone());
+                self.verified.verify(move || check.verify(&hash)).await
+            } else {
+                token.verify(&row.secret_hash)
+            };
+            if !matched {
                 return Err(AuthError::InvalidToken);
             }
         }
         if !row.usable(crate::store::now_millis()) {
             return Err(AuthError::InvalidToken);
+        }
+        if slow {
+            // An argon2id hash of an earlier version: stored again as SHA-256 (only if the row
+            // still holds the hash that matched), so later checks cost microseconds.
+            match self.store.rehash_token(&row.id, &row.secret_hash, &token.hash()).await {
+                Ok(true) => tracing::info!(token.id = %row.id, "token rehashed from argon2id to SHA-256"),
+                Ok(false) => {}
+                Err(error) => tracing::warn!(token.id = %row.id, %error, "could not rehash the token"),
+            }
         }
         if !cached {
             self.verified.remember(token.id(), token.secret(), &row.secret_hash);
@@ -194,7 +211,7 @@ impl Authenticator {
             return Err(CreateTokenError::BadEnvName(bad.clone()));
         }
         let token = Token::generate();
-        let secret_hash = token.hash().map_err(|e| CreateTokenError::Hash(e.to_string()))?;
+        let secret_hash = token.hash();
         let new = NewToken {
             id: token.id(),
             user,
@@ -220,8 +237,6 @@ pub enum CreateTokenError {
     BadExecUser(String),
     #[error("bad environment name {0:?}: letters, digits and '_', optionally ending in '*'")]
     BadEnvName(String),
-    #[error("hashing the token failed: {0}")]
-    Hash(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

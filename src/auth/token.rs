@@ -1,16 +1,22 @@
 //! Access token format, generation and hashing.
 //!
 //! A token reads `<id>.<secret>`: the id (`tk` + 10 base32 characters) finds the row, the
-//! secret (32 random bytes, base64url) is checked against its argon2id hash. Guarantees: the
-//! secret is never stored or logged; `Debug` of a [`Token`] hides it.
+//! secret (32 random bytes, base64url) is checked against its stored hash: `$sha256$<hex>`, the
+//! SHA-256 of the secret. A 256-bit random secret cannot be guessed or searched for offline, so
+//! a slow password hash adds nothing but cost (argon2id took 19.6 ms and 19 MiB per check, paid
+//! at every session start); tokens hashed with argon2id by earlier versions are still checked
+//! that way, and rehashed on their first use. Guarantees: the secret is never stored or logged;
+//! `Debug` of a [`Token`] hides it; a stored hash is compared in constant time.
 
 use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordVerifier};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::Rng;
 
 const ID_ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
+/// How a SHA-256 secret hash begins.
+const SHA256_PREFIX: &str = "$sha256$";
 
 /// A token as a client presents it.
 #[derive(Clone, PartialEq, Eq)]
@@ -56,19 +62,32 @@ impl Token {
         format!("{}.{}", self.id, self.secret)
     }
 
-    /// The argon2id hash of the secret, in PHC format.
-    pub fn hash(&self) -> Result<String, argon2::password_hash::Error> {
-        let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
-        Ok(Argon2::default().hash_password(self.secret.as_bytes(), &salt)?.to_string())
+    /// The hash of the secret to store: `$sha256$` and its SHA-256 in hex.
+    pub fn hash(&self) -> String {
+        use sha2::Digest;
+        format!("{SHA256_PREFIX}{}", hex::encode(sha2::Sha256::digest(self.secret.as_bytes())))
     }
 
-    /// Whether the secret matches a stored hash. A malformed hash never matches.
     /// The secret part (for the verified-secret cache only; never log it).
     pub(super) fn secret(&self) -> &str {
         &self.secret
     }
 
+    /// Whether a stored hash is an argon2id one (slow to check: a few a time, off the async
+    /// threads; rehashed once it matched).
+    pub fn is_slow_hash(hash: &str) -> bool {
+        !hash.starts_with(SHA256_PREFIX)
+    }
+
+    /// Whether the secret matches a stored hash (SHA-256 or argon2id). A malformed hash never
+    /// matches.
     pub fn verify(&self, hash: &str) -> bool {
+        if hash.starts_with(SHA256_PREFIX) {
+            let expected = self.hash();
+            // Constant time: every byte is compared whatever the first difference.
+            return expected.len() == hash.len()
+                && expected.bytes().zip(hash.bytes()).fold(0u8, |diff, (a, b)| diff | (a ^ b)) == 0;
+        }
         PasswordHash::new(hash)
             .map(|parsed| Argon2::default().verify_password(self.secret.as_bytes(), &parsed).is_ok())
             .unwrap_or(false)
@@ -85,11 +104,22 @@ mod tests {
         let text = token.reveal();
         let parsed = Token::parse(&text).unwrap();
         assert_eq!(parsed, token);
-        let hash = token.hash().unwrap();
+        let hash = token.hash();
+        assert!(hash.starts_with("$sha256$") && hash.len() == 8 + 64 && !Token::is_slow_hash(&hash));
         assert!(!hash.contains(&token.secret));
         assert!(parsed.verify(&hash));
         assert!(!Token::generate().verify(&hash));
         assert!(!token.verify("not a hash"));
+        assert!(!token.verify("$sha256$"));
+        assert!(!token.verify(&hash[..hash.len() - 1]));
+
+        // A token an earlier version hashed with argon2id still verifies.
+        use argon2::password_hash::{PasswordHasher, SaltString};
+        let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+        let legacy = Argon2::default().hash_password(token.secret.as_bytes(), &salt).unwrap().to_string();
+        assert!(Token::is_slow_hash(&legacy));
+        assert!(parsed.verify(&legacy));
+        assert!(!Token::generate().verify(&legacy));
         assert!(!format!("{token:?}").contains(&token.secret));
     }
 

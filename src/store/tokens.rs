@@ -216,6 +216,18 @@ impl Store {
     }
 
     /// Notes that a token was just used.
+    /// Replaces a token's stored hash `old` by `new`; `false` when the row no longer holds
+    /// `old` (rehashed meanwhile, or gone).
+    pub async fn rehash_token(&self, id: &str, old: &str, new: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE tokens SET secret_hash = $1 WHERE id = $2 AND secret_hash = $3")
+            .bind(new)
+            .bind(id)
+            .bind(old)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     pub async fn touch_token(&self, id: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE tokens SET last_used_at = $1 WHERE id = $2")
             .bind(now_millis())

@@ -181,3 +181,42 @@ async fn an_unreachable_docker_is_reported() {
     let (reason, line) = refused(&app, &[("container", "anything"), ("authorization", &admin)]).await;
     assert_eq!(reason, CloseReason::RuntimeUnavailable, "{line}");
 }
+
+#[tokio::test]
+async fn a_token_hashed_with_argon2id_by_an_earlier_version_works_and_is_stored_as_sha256_on_first_use() {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let app = TestApp::start().await;
+    // A token row as earlier versions wrote it: the secret's argon2id hash.
+    let (id, secret) = ("tkpreviuswab", "Q".repeat(43));
+    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    let legacy = argon2::Argon2::default().hash_password(secret.as_bytes(), &salt).unwrap().to_string();
+    let grants = entry::store::TokenGrants::default();
+    let allow = vec!["*".to_owned()];
+    let row = entry::store::NewToken {
+        id,
+        user: "olga",
+        role: "admin",
+        allow: &allow,
+        secret_hash: &legacy,
+        created_by: None,
+        grants: &grants,
+    };
+    app.store.insert_token(row).await.unwrap();
+    let me = |token: String| {
+        let request = reqwest::Client::new().get(format!("{}/api/v1/me", app.url())).bearer_auth(token).send();
+        async move { request.await.unwrap().status().as_u16() }
+    };
+    // A wrong secret is refused and changes nothing.
+    assert_eq!(me(format!("{id}.{}", "R".repeat(43))).await, 401);
+    assert_eq!(app.store.token(id).await.unwrap().unwrap().secret_hash, legacy);
+    // The right one is let in, and the row now holds its SHA-256.
+    assert_eq!(me(format!("{id}.{secret}")).await, 200);
+    let stored = app.store.token(id).await.unwrap().unwrap().secret_hash;
+    assert!(stored.starts_with("$sha256$") && !stored.contains(&secret), "{stored}");
+    assert_eq!(me(format!("{id}.{secret}")).await, 200);
+    assert_eq!(me(format!("{id}.{}", "R".repeat(43))).await, 401);
+    // New tokens are stored as SHA-256 from the start.
+    let fresh = app.token("alice", Role::Developer, &["*"]).await;
+    let hash = app.store.token(fresh.split('.').next().unwrap()).await.unwrap().unwrap().secret_hash;
+    assert!(hash.starts_with("$sha256$"), "{hash}");
+}

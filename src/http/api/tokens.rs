@@ -150,10 +150,6 @@ pub(super) async fn create(
         gateway.auth().create_token(&request.user, role, &allow, &grants, Some(&principal.user)).await.map_err(
             |error| match error {
                 CreateTokenError::Store(error) => ApiError::store(error),
-                CreateTokenError::Hash(why) => {
-                    tracing::error!(why, "token API: hashing a new token failed");
-                    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the token could not be created")
-                }
                 error => ApiError::bad_request(error.to_string()),
             },
         )?;
