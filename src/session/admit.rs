@@ -68,6 +68,9 @@ impl From<RuntimeError> for Refusal {
 
 /// How long to wait for a started exec's process to appear before assuming it runs.
 const START_PROBE: Duration = Duration::from_secs(2);
+/// How long a started exec is probed every [`PROBE_PAUSE`] before the pause doubles.
+const PROBE_FAST: Duration = Duration::from_millis(250);
+const PROBE_PAUSE: Duration = Duration::from_millis(2);
 
 impl Engine {
     /// Authenticates the request and finds and authorises its container. No exec exists yet.
@@ -83,6 +86,7 @@ impl Engine {
             .begin(source)
             .map_err(|throttled| Refusal::new(CloseReason::LimitExceeded, throttled.to_string()))?;
         let address = request.address.to_string();
+        let begun = std::time::Instant::now();
         let authenticated = match &request.cookie {
             Some(secret) => self.auth.authenticate_cookie(secret).await,
             None => self.auth.authenticate(request.token.as_deref(), &address).await,
@@ -108,7 +112,9 @@ impl Engine {
         if principal.role == Role::Auditor {
             return Err(AuthError::RoleMayNotEnter("auditor").into());
         }
+        let authenticated_in = begun.elapsed();
         let container = self.runtime.resolve(&request.address).await?;
+        tracing::debug!(?authenticated_in, found_in = ?begun.elapsed(), "session authorised");
         principal.may_enter(&container, self.own_container.as_deref()).map_err(|error| match error {
             // A container outside the caller's patterns is answered exactly as one that does
             // not exist: the refusal is no oracle of other teams' container names.
@@ -159,9 +165,14 @@ impl Engine {
         let probe = request.command.is_none();
         for command in candidates.into_iter().filter(|c| !c.is_empty()) {
             let spec = ExecSpec { cmd: command.clone(), ..base.clone() };
+            let begun = std::time::Instant::now();
             let exec_id = self.runtime.create_exec(&container.id, &spec).await?;
+            let created = begun.elapsed();
             let io = self.runtime.start_exec(&exec_id, spec.tty).await?;
-            if probe && !self.started(&exec_id).await {
+            let attached = begun.elapsed();
+            let came_up = !probe || self.started(&exec_id).await;
+            tracing::debug!(?created, ?attached, probed = ?begun.elapsed(), "exec started");
+            if !came_up {
                 tracing::info!(exec.id = %exec_id, command = ?command, "shell not in image, trying the next");
                 continue;
             }
@@ -176,9 +187,13 @@ impl Engine {
     }
 
     /// Whether a just-started exec's process came up (false only when it never started).
+    /// Its output waits for the answer, so the first [`PROBE_FAST`] are probed every
+    /// [`PROBE_PAUSE`] (runc takes some 50 ms to start a process; a doubling pause overshot
+    /// that by up to 30 ms, which every session's first prompt paid).
     async fn started(&self, exec_id: &str) -> bool {
-        let deadline = tokio::time::Instant::now() + START_PROBE;
-        let mut pause = Duration::from_millis(5);
+        let begun = tokio::time::Instant::now();
+        let deadline = begun + START_PROBE;
+        let mut pause = PROBE_PAUSE;
         loop {
             match self.runtime.inspect_exec(exec_id).await {
                 Ok(status) if status.never_started() => return false,
@@ -191,7 +206,9 @@ impl Engine {
                 return true;
             }
             tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(100));
+            if begun.elapsed() > PROBE_FAST {
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
         }
     }
 }

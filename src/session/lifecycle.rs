@@ -69,6 +69,7 @@ impl Engine {
             }
             Ok(request) => request,
         };
+        let begun = std::time::Instant::now();
         let (principal, container, _slot) = match self.authorise(&request, peer.ip()).await {
             Ok(found) => found,
             Err(refusal) => return Err((refusal, stream)),
@@ -123,6 +124,7 @@ impl Engine {
             live.tap.set_model(Arc::clone(index));
         }
         let consumers = self.consumers(recorder.as_ref(), index.as_ref(), &stats, &live.tap);
+        let prepared = begun.elapsed();
         // A session that cannot be audited is not started, whatever the recording mode.
         if let Err(error) = self.store.insert_session(&row).await {
             if let Some(recorder) = &recorder {
@@ -134,6 +136,7 @@ impl Engine {
         if let Some(problem) = &recording_problem {
             self.note_recording_error(session_id, problem).await;
         }
+        let audited = begun.elapsed();
         match self.start_exec(&request, &container, session_id).await {
             Err(refusal) => {
                 let ending = Ending::from(refusal);
@@ -151,9 +154,11 @@ impl Engine {
                     client = request.client.as_str(),
                     "session started"
                 );
+                let exec_started = begun.elapsed();
                 if let Err(error) = self.store.set_exec(session_id, &started.exec_id, &started.command).await {
                     tracing::warn!(%error, "cannot record the exec id");
                 }
+                tracing::debug!(?prepared, ?audited, ?exec_started, relaying = ?begun.elapsed(), "session start phases");
                 let exec_id = started.exec_id.clone();
                 let exec = Exec { id: started.exec_id, output: started.io.output, input: started.io.input };
                 let gate = index.as_ref().map(|index| {
