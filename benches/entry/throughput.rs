@@ -83,6 +83,8 @@ impl Variant {
 struct Samples {
     mib_s: Vec<f64>,
     gateway_cpu_s: Vec<f64>,
+    /// Through the segment plan built after the recording is stored.
+    gateway_cpu_with_plan_s: Vec<f64>,
     dockerd_cpu_s: Vec<f64>,
     finalise_s: Vec<f64>,
     dropped: u64,
@@ -123,6 +125,9 @@ pub async fn run(bench: &mut Bench) -> Result<()> {
                     let s = &mut samples[index];
                     s.mib_s.push(run.mib_s);
                     s.gateway_cpu_s.push(run.gateway_cpu_s);
+                    if let Some(cpu) = run.gateway_cpu_with_plan_s {
+                        s.gateway_cpu_with_plan_s.push(cpu);
+                    }
                     s.dockerd_cpu_s.push(run.dockerd_cpu_s);
                     s.dropped += run.dropped;
                     if let Some(f) = run.finalise_s {
@@ -146,6 +151,8 @@ pub async fn run(bench: &mut Bench) -> Result<()> {
 struct Run {
     mib_s: f64,
     gateway_cpu_s: f64,
+    /// The gateway's CPU until the recording's segment plan was built too.
+    gateway_cpu_with_plan_s: Option<f64>,
     dockerd_cpu_s: f64,
     dropped: u64,
     finalise_s: Option<f64>,
@@ -175,6 +182,7 @@ async fn one(bench: &mut Bench, variant: Variant, expected: u64) -> Result<Run> 
         return Ok(Run {
             mib_s,
             gateway_cpu_s: 0.0,
+            gateway_cpu_with_plan_s: None,
             dockerd_cpu_s,
             dropped: 0,
             finalise_s: None,
@@ -184,6 +192,7 @@ async fn one(bench: &mut Bench, variant: Variant, expected: u64) -> Result<Run> 
     };
     let gateway = bench.gateway(kind)?;
     let dropped_before = gateway.frames_dropped().await?;
+    let plans_before = plans_built(gateway).await?;
     let cpu = sys::cpu_seconds(gateway.pid());
     let mut messages = None;
     let elapsed = if variant.cli() {
@@ -206,13 +215,27 @@ async fn one(bench: &mut Bench, variant: Variant, expected: u64) -> Result<Run> 
     if row.bytes_out != expected as i64 {
         bail!("the session row says bytes_out {}, expected {expected}", row.bytes_out);
     }
+    // The segment plan is built after the row is final; its CPU is the recording's too.
+    let recorded = kind != GatewayKind::Off;
+    let gateway_cpu_with_plan_s = if recorded {
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while plans_built(gateway).await? <= plans_before {
+            if Instant::now() > deadline {
+                bail!("no segment plan was built within 600 s of the row going final");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Some(sys::cpu_seconds(gateway.pid()) - cpu)
+    } else {
+        None
+    };
     let dropped = gateway.frames_dropped().await?.saturating_sub(dropped_before);
     let recording_ratio = row.recording_size.map(|size| size as f64 / row.bytes_out.max(1) as f64);
     let mib_s = expected as f64 / MIB / elapsed.as_secs_f64();
-    let recorded = kind != GatewayKind::Off;
     Ok(Run {
         mib_s,
         gateway_cpu_s,
+        gateway_cpu_with_plan_s,
         dockerd_cpu_s,
         dropped,
         finalise_s: recorded.then_some(finalise_s),
@@ -293,6 +316,24 @@ fn summarise(bench: &mut Bench, samples: &[Samples], expected: u64) {
             let label = format!("gateway CPU per GiB, {key}");
             report.add(SECTION, &format!("gateway_cpu_s_per_gib_{key}"), &label, cpu, "s");
         }
+        if !s.gateway_cpu_with_plan_s.is_empty() {
+            let with_plan = median(&s.gateway_cpu_with_plan_s) / gib;
+            let label = format!("gateway CPU per GiB, {key}, with the segment plan");
+            report.add(SECTION, &format!("gateway_cpu_s_per_gib_{key}_with_plan"), &label, with_plan, "s");
+            if *variant == Variant::EntryFs {
+                let off_index = VARIANTS.iter().position(|v| *v == Variant::EntryOff).unwrap_or_default();
+                let off = median(&samples[off_index].gateway_cpu_s) / gib;
+                let label = "gateway CPU per GiB, recording everything (d, with plan) / recording off (c)";
+                report.target(
+                    SECTION,
+                    "gateway_cpu_ratio_recorded_vs_off",
+                    label,
+                    with_plan / off,
+                    "x",
+                    Goal::AtMost(1.5),
+                );
+            }
+        }
         if s.dropped > 0 {
             report.note(format!(
                 "{key}: the recorder dropped {} frames (queue full): its recording is incomplete, so its \
@@ -309,4 +350,17 @@ fn summarise(bench: &mut Bench, samples: &[Samples], expected: u64) {
             report.add(SECTION, &format!("recording_size_ratio_base64_{key}"), &label, median(&s.recording_ratio), "x");
         }
     }
+}
+
+/// Segment plans the gateway built or failed to build (`/metrics`).
+async fn plans_built(gateway: &crate::gateway::Gateway) -> Result<f64> {
+    let mut total = 0.0;
+    for series in [
+        "entry_replay_plans_built_total{from=\"spool\"}",
+        "entry_replay_plans_built_total{from=\"storage\"}",
+        "entry_replay_plan_failures_total",
+    ] {
+        total += gateway.metric(series).await?.unwrap_or(0.0);
+    }
+    Ok(total)
 }
