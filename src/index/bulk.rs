@@ -39,29 +39,7 @@ pub struct Bulk {
 /// line feeds.
 pub fn plan(text: &str, rows: usize) -> Option<Bulk> {
     let bytes = text.as_bytes();
-    let mut first_feed = None;
-    let mut feeds = 0usize;
-    let mut i = 0;
-    while i < bytes.len() {
-        // Runs of ordinary bytes are skipped in one tight loop.
-        match bytes[i..].iter().position(|&b| !ORDINARY[usize::from(b)]) {
-            Some(skip) => i += skip,
-            None => break,
-        }
-        match bytes[i] {
-            b'\n' => {
-                first_feed.get_or_insert(i);
-                feeds += 1;
-                i += 1;
-            }
-            b'\r' | b'\t' | 0x07 => i += 1,
-            // C1 controls written in UTF-8 (U+0080..U+009F) are controls to a terminal.
-            0xc2 if bytes.get(i + 1).is_some_and(|b| (0x80..=0x9f).contains(b)) => return None,
-            0xc2 => i += 1,
-            0x1b => i = csi(bytes, i)?.0,
-            _ => return None,
-        }
-    }
+    let (feeds, first_feed) = scan(bytes)?;
     // First line, then the skipped lines, then rows + 1 line feeds' worth for the screen.
     if feeds < rows + 3 {
         return None;
@@ -99,6 +77,40 @@ enum Csi {
     EraseLine,
     /// Cut by the end of the chunk: the rest comes with the next one.
     Incomplete,
+}
+
+/// Whether `text` is plain (what [`plan`] can split, given enough lines): held back by the
+/// model until it has enough lines, rather than emulated a small chunk at a time.
+pub fn is_plain(text: &str) -> bool {
+    scan(text.as_bytes()).is_some()
+}
+
+/// The line feeds of plain `bytes` and where the first is; `None` if not plain.
+fn scan(bytes: &[u8]) -> Option<(usize, Option<usize>)> {
+    let mut first_feed = None;
+    let mut feeds = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        // Runs of ordinary bytes are skipped in one tight loop.
+        match bytes[i..].iter().position(|&b| !ORDINARY[usize::from(b)]) {
+            Some(skip) => i += skip,
+            None => break,
+        }
+        match bytes[i] {
+            b'\n' => {
+                first_feed.get_or_insert(i);
+                feeds += 1;
+                i += 1;
+            }
+            b'\r' | b'\t' | 0x07 => i += 1,
+            // C1 controls written in UTF-8 (U+0080..U+009F) are controls to a terminal.
+            0xc2 if bytes.get(i + 1).is_some_and(|b| (0x80..=0x9f).contains(b)) => return None,
+            0xc2 => i += 1,
+            0x1b => i = csi(bytes, i)?.0,
+            _ => return None,
+        }
+    }
+    Some((feeds, first_feed))
 }
 
 /// The end of the plain escape sequence at `at` (SGR or erase-in-line), or `None`.

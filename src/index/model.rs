@@ -29,6 +29,10 @@ use crate::wire::search::CommandFlag;
 const MAX_COMMAND: usize = 8 * 1024;
 /// A submitted line whose echo never comes is read off the screen after this long (seconds).
 const ECHO_WAIT: f64 = 2.0;
+/// Plain output gathered before its lines are skipped, when it comes at most `BULK_GAP`
+/// seconds after the output before it.
+const BULK_BATCH: usize = 32 << 10;
+const BULK_GAP: f64 = 0.05;
 /// A full-screen program's screen is indexed at most this often (seconds).
 const ALTERNATE_EVERY: f64 = 1.0;
 /// What a command typed without echo is recorded as.
@@ -91,6 +95,8 @@ pub struct TerminalModel {
     alternate_indexed_at: f64,
     alternate_changed: bool,
     last_output_at: f64,
+    /// When the output before the latest came.
+    previous_output_at: f64,
     unsettled: bool,
     ready: Vec<Command>,
     stdin: String,
@@ -120,6 +126,7 @@ impl TerminalModel {
             alternate_indexed_at: f64::MIN,
             alternate_changed: false,
             last_output_at: 0.0,
+            previous_output_at: f64::MIN,
             unsettled: false,
             ready: Vec::new(),
             stdin: String::new(),
@@ -129,7 +136,7 @@ impl TerminalModel {
 
     /// The shell printed `text` at `at`.
     pub fn output(&mut self, at: f64, text: &str) {
-        self.last_output_at = at;
+        self.previous_output_at = std::mem::replace(&mut self.last_output_at, at);
         self.unsettled = true;
         let mut rest = text;
         // Each submitted line is read just before the line feed that echoes its Enter.
@@ -299,6 +306,15 @@ impl TerminalModel {
         }
         // Bulk output while nobody types: the lines that scroll off unseen are read as text.
         if self.line.is_none() && self.pending.is_empty() && !self.alternate {
+            // A terminal's output comes a few KiB at a time: plain text that follows other
+            // output closely is gathered into one batch of `BULK_BATCH`, so that the screen is
+            // cleared and its last lines emulated once a batch, not once a chunk. What is held
+            // is emulated at the next tick, key or look at the screen at the latest.
+            let streaming = at - self.previous_output_at < BULK_GAP;
+            if streaming && self.lazy.len() + text.len() < BULK_BATCH && bulk::is_plain(text) {
+                self.lazy.push_str(text);
+                return;
+            }
             let joined;
             let text = if self.lazy.is_empty() {
                 text

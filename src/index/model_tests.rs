@@ -385,3 +385,59 @@ fn after_ctrl_c_or_a_blocked_command_a_line_at_a_continuation_prompt_continues_n
     feed(&mut m, &[(2.1, "<", "ls"), (2.2, ">", "ls")]);
     assert_eq!(m.pending_line().map(|l| l.text), Some("ls".into()));
 }
+
+/// Output lines and screen after `text` printed in `chunk`-byte pieces, `gap` seconds apart.
+fn printed(text: &str, chunk: usize, gap: f64) -> (Vec<OutputLine>, Vec<String>) {
+    let mut m = model();
+    let mut lines = Vec::new();
+    let mut at = 1.0;
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    while start < bytes.len() {
+        let mut end = (start + chunk).min(bytes.len());
+        while !text.is_char_boundary(end) {
+            end += 1;
+        }
+        m.output(at, &text[start..end]);
+        lines.extend(m.take_output());
+        if gap >= 1.0 {
+            m.tick(at + 0.5);
+            lines.extend(m.take_output());
+        }
+        start = end;
+        at += gap;
+    }
+    let screen = m.screen_text();
+    lines.extend(m.finish_output(at));
+    (lines, screen)
+}
+
+#[test]
+fn plain_output_in_small_pieces_is_read_as_in_one_piece() {
+    let text: String = (0..3000).map(|i| format!("\x1b[3{}mline {i} of the build\x1b[0m\r\n", i % 7)).collect();
+    let (whole, whole_screen) = printed(&text, text.len(), 0.0);
+    for chunk in [100, 1024, 4096] {
+        let (pieces, screen) = printed(&text, chunk, 0.001);
+        let texts = |lines: &[OutputLine]| lines.iter().map(|l| l.text.clone()).collect::<Vec<_>>();
+        assert_eq!(texts(&pieces), texts(&whole), "{chunk}-byte pieces");
+        assert_eq!(screen, whole_screen, "{chunk}-byte pieces");
+    }
+}
+
+#[test]
+fn output_that_trickles_is_not_held_back_but_a_stream_is_gathered() {
+    // A line a second (ping): nothing is held back, so each line is where it was printed.
+    let mut m = model();
+    for i in 0..40 {
+        m.output(1.0 + f64::from(i), &format!("64 bytes from 10.0.0.1: icmp_seq={i}\r\n"));
+        assert!(m.lazy.is_empty(), "held back after line {i}");
+    }
+    // Output a millisecond apart is gathered (and read whole at the next look).
+    let mut m = model();
+    for i in 0..10 {
+        m.output(1.0 + f64::from(i) * 0.001, &format!("line {i}\r\n"));
+    }
+    assert!(m.lazy.contains("line 9"), "{:?}", m.lazy);
+    assert_eq!(m.screen_text()[9], "line 9");
+    assert!(m.lazy.is_empty());
+}
