@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::common::browser::{Browser, Engine, in_both_browsers};
 use crate::common::{BASH_IMAGE, TestApp, TestContainer, WAIT};
-use crate::segments::{TOP_LIKE, recorded};
+use crate::segments::{TOP_LIKE, recorded, screen_of_full_replay};
 use entry::auth::Role;
 
 in_both_browsers!(a_seek_into_a_redraw_session_shows_the_full_replay_s_screen);
@@ -20,30 +20,6 @@ async fn player_screen(browser: &Browser) -> Vec<String> {
     let script = "return [...document.querySelectorAll('.ap-term .ap-term-text .ap-line')].map(l => l.textContent)";
     let rows: Vec<String> = serde_json::from_value(browser.js(script, vec![]).await).unwrap_or_default();
     rows.into_iter().map(|row| row.replace('\u{a0}', " ").trim_end().to_owned()).collect()
-}
-
-/// The screen of the whole recording played into a terminal up to `time`, trimmed as above.
-fn full_replay_screen(cast: &str, time: f64) -> Vec<String> {
-    let mut lines = cast.lines();
-    let header: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
-    let size = |key: &str| header[key].as_u64().unwrap() as usize;
-    let mut terminal = avt::Terminal::new(size("width"), size("height")).unwrap();
-    for line in lines {
-        let event: Value = serde_json::from_str(line).unwrap();
-        if event[0].as_f64().unwrap() > time {
-            break;
-        }
-        let data = event[2].as_str().unwrap();
-        match event[1].as_str().unwrap() {
-            "o" => terminal.feed(data),
-            "r" => {
-                let (cols, rows) = data.split_once('x').unwrap();
-                terminal.resize(cols.parse().unwrap(), rows.parse().unwrap());
-            }
-            _ => {}
-        }
-    }
-    terminal.screen().visible_lines().map(|l| l.text().trim_end().to_owned()).collect()
 }
 
 /// A quiet moment inside the redraw: 40 ms after the last event of the frame showing `tick`,
@@ -97,7 +73,7 @@ async fn a_seek_into_a_redraw_session_shows_the_full_replay_s_screen(engine: Eng
             browser.js(position, vec![]).await.as_f64().is_some_and(|p| (p - middle).abs() < 0.01)
         })
         .await;
-    let expected = full_replay_screen(&cast, middle);
+    let expected = screen_of_full_replay(&cast, middle);
     assert!(expected.iter().any(|l| l.contains("tick  12")), "{expected:?}");
     browser
         .wait_until("the frame of tick 12 on the player's screen", WAIT, || async {
@@ -110,7 +86,7 @@ async fn a_seek_into_a_redraw_session_shows_the_full_replay_s_screen(engine: Eng
     let gaps = browser.js("return window.entryIndex ? window.entryIndex.entry.gaps : null", vec![]).await;
     assert_eq!(gaps, json!([]), "no idle gap is cut in this session: player time is session time");
     browser.js("window.entryPlayer.seek(arguments[0])", vec![json!(later)]).await;
-    let expected = full_replay_screen(&cast, later);
+    let expected = screen_of_full_replay(&cast, later);
     assert!(expected.iter().any(|l| l.contains("tick  23")), "{expected:?}");
     browser
         .wait_until("the frame of tick 23 on the player's screen", WAIT, || async {

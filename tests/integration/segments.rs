@@ -126,6 +126,12 @@ fn feed(terminal: &mut avt::Terminal, code: &str, data: &str) {
     }
 }
 
+/// Every output event of `segments`: (time, data).
+fn outputs(segments: &[Value]) -> Vec<(f64, String)> {
+    let events = segments.iter().flat_map(|s| s["events"].as_array().unwrap().iter());
+    events.filter(|e| e[1] == "o").map(|e| (e[0].as_f64().unwrap(), e[2].as_str().unwrap().to_owned())).collect()
+}
+
 /// The screen after segment `n` played from its own snapshot.
 fn screen_of_segment(segment: &Value) -> (Vec<String>, f64) {
     let snapshot = &segment["snapshot"];
@@ -142,7 +148,7 @@ fn screen_of_segment(segment: &Value) -> (Vec<String>, f64) {
 
 /// The screen of the whole recording (the asciicast of `GET …/recording`) played up to
 /// every event at or before `time`.
-fn screen_of_full_replay(cast: &str, time: f64) -> Vec<String> {
+pub(crate) fn screen_of_full_replay(cast: &str, time: f64) -> Vec<String> {
     let mut lines = cast.lines();
     let header: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
     let size = |key: &str| header[key].as_u64().unwrap() as usize;
@@ -178,18 +184,7 @@ async fn every_segment_of_a_top_like_session_shows_the_full_replay_s_screen() {
         assert_eq!(seeked, screen_of_full_replay(&cast, at), "segment {n}, at {at} s");
     }
     // Together the segments hold every output byte of the recording, once.
-    let output: String = segments
-        .iter()
-        .flat_map(|s| {
-            s["events"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|e| e[1] == "o")
-                .map(|e| e[2].as_str().unwrap().to_owned())
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let output: String = outputs(&segments).into_iter().map(|(_, data)| data).collect();
     let recorded: String = cast
         .lines()
         .skip(1)
@@ -241,18 +236,7 @@ async fn a_missing_plan_is_built_again_and_an_idle_limit_cuts_the_gaps() {
     assert!((plain_duration - cut_duration - cut_away).abs() < 1e-5, "{plain_duration} - {cut_duration} != {cut_away}");
     // Every event is where the player's own idleTimeLimit would put it.
     let times = |segments: &[Value]| -> Vec<f64> {
-        segments
-            .iter()
-            .flat_map(|s| {
-                s["events"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .filter(|e| e[1] == "o" && e[2] != "")
-                    .map(|e| e[0].as_f64().unwrap())
-                    .collect::<Vec<_>>()
-            })
-            .collect()
+        outputs(segments).into_iter().filter(|(_, data)| !data.is_empty()).map(|(t, _)| t).collect()
     };
     let (mut previous, mut shift) = (0.0, 0.0);
     let expected: Vec<f64> = times(&plain_segments)
