@@ -35,6 +35,10 @@ pub const PLAN_SUFFIX: &str = ".segments.json.gz";
 const LIVE_KEPT: usize = 256;
 /// The stored plan format.
 const FORMAT: u32 = 1;
+/// Recordings stored smaller than this are planned on their first replay, not when stored:
+/// planning one then takes milliseconds, and a thousand short sessions ending at once do not
+/// queue a thousand builds.
+pub const PLAN_ON_STORE_MIN: u64 = 256 << 10;
 
 /// Why a plan or a segment could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -337,10 +341,15 @@ impl Plans {
 
     /// Plans a recording just stored from its spool (the same bytes), continuing a running
     /// session's planner if there is one, and stores the plan beside the recording. A viewer
-    /// who asks meanwhile waits for this build.
+    /// who asks meanwhile waits for this build. Recordings under [`PLAN_ON_STORE_MIN`] are
+    /// left to their first replay.
     pub async fn after_store(&self, session_id: &str, spool: &Path, location: &str) {
         let Some(me) = self.me.upgrade() else { return };
         let live = self.live.lock().unwrap_or_else(PoisonError::into_inner).remove(session_id);
+        let size = tokio::fs::metadata(spool).await.map_or(0, |m| m.len());
+        if size < PLAN_ON_STORE_MIN {
+            return;
+        }
         let planner = match live {
             Some(live) => live.lock().await.planner.take().map(Box::new),
             None => None,

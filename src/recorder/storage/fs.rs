@@ -91,16 +91,16 @@ impl RecordingStorage for FsStorage {
         if location.ends_with(".cast.gz") {
             return Err(StorageError::ForeignLocation(location.to_owned()));
         }
+        // Derived data, made again when missing or unreadable: renamed into place whole, but
+        // not fsynced (a thousand sessions ending at once would otherwise queue the disk).
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             let dir = target.parent().unwrap_or(Path::new("."));
             crate::store::files::private_dir(dir)?;
             let partial = target.with_extension("partial");
             let mut file = crate::store::files::create_private(&partial)?;
             std::io::Write::write_all(&mut file, &bytes)?;
-            file.sync_all()?;
             drop(file);
-            std::fs::rename(&partial, &target)?;
-            std::fs::File::open(dir)?.sync_all()
+            std::fs::rename(&partial, &target)
         })
         .await
         .map_err(|e| StorageError::Io(std::io::Error::other(e)))??;

@@ -79,7 +79,8 @@ pub trait RecordingStorage: Send + Sync {
     async fn fetch_range(&self, location: &str, start: u64, len: u64) -> Result<ObjectReader, StorageError>;
 
     /// Stores `bytes` as a small object at `location` (one of this storage's, beside a
-    /// recording: its segment plan), replacing what is there; durable when it returns.
+    /// recording: its segment plan, which can always be made again), replacing what is there
+    /// whole; on a local disk it is not fsynced.
     async fn put(&self, location: &str, bytes: Vec<u8>) -> Result<(), StorageError>;
 
     /// A short name for logs: `fs` or `s3`.
