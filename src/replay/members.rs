@@ -113,10 +113,10 @@ impl Lines {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let text = String::from_utf8_lossy(&self.pending).into_owned();
+        let at = self.pending_at;
         self.pending_at += self.pending.len() as u64;
-        self.pending.clear();
-        line(self.pending_at - text.len() as u64, &text)
+        let text = String::from_utf8_lossy(&std::mem::take(&mut self.pending)).into_owned();
+        line(at, &text)
     }
 }
 

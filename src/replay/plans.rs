@@ -282,8 +282,7 @@ impl Plans {
         }
         let mut planner = live.planner.take().unwrap_or_else(|| Planner::new(self.limits));
         let advanced = tokio::task::spawn_blocking(move || -> Result<(Planner, SegmentPlan), PlansError> {
-            let mut file = std::fs::File::open(&spool).map_err(PlansError::Spool)?;
-            std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(planner.resume_at())).map_err(PlansError::Spool)?;
+            let file = open_at(&spool, planner.resume_at())?;
             let readable = length.saturating_sub(planner.resume_at());
             let view = planner.advance(file.take(readable), false)?;
             Ok((planner, view))
@@ -374,9 +373,8 @@ impl Plans {
         let mut planner = planner.map_or_else(|| Planner::new(self.limits), |planner| *planner);
         let stop = self.shutdown.clone();
         let plan = tokio::task::spawn_blocking(move || -> Result<SegmentPlan, PlansError> {
-            let mut file = std::fs::File::open(&spool).map_err(PlansError::Spool)?;
-            std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(planner.resume_at())).map_err(PlansError::Spool)?;
-            let reader = Stoppable { inner: std::io::BufReader::new(file), stop };
+            // The planner buffers what it reads.
+            let reader = Stoppable { inner: open_at(&spool, planner.resume_at())?, stop };
             Ok(planner.advance(reader, true)?)
         })
         .await
@@ -385,6 +383,13 @@ impl Plans {
         self.save(&beside(location, PLAN_SUFFIX), &plan).await;
         Ok(plan)
     }
+}
+
+/// The spool at `spool`, positioned at byte `at` (blocking).
+fn open_at(spool: &Path, at: u64) -> Result<std::fs::File, PlansError> {
+    let mut file = std::fs::File::open(spool).map_err(PlansError::Spool)?;
+    std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(at)).map_err(PlansError::Spool)?;
+    Ok(file)
 }
 
 /// A reader that fails once the gateway shuts down, so a long build on a blocking thread stops.

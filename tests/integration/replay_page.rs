@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::common::browser::{Browser, Engine, in_both_browsers};
 use crate::common::{BASH_IMAGE, TestApp, TestContainer, WAIT};
-use crate::segments::{TOP_LIKE, recorded, screen_of_full_replay};
+use crate::segments::{TOP_LIKE, recorded, recording_text, screen_of_full_replay};
 use entry::auth::Role;
 
 in_both_browsers!(a_seek_into_a_redraw_session_shows_the_full_replay_s_screen);
@@ -20,6 +20,17 @@ async fn player_screen(browser: &Browser) -> Vec<String> {
     let script = "return [...document.querySelectorAll('.ap-term .ap-term-text .ap-line')].map(l => l.textContent)";
     let rows: Vec<String> = serde_json::from_value(browser.js(script, vec![]).await).unwrap_or_default();
     rows.into_iter().map(|row| row.replace('\u{a0}', " ").trim_end().to_owned()).collect()
+}
+
+/// Waits until the player's screen is the full replay's at `at`, the frame of `tick`.
+async fn shows_the_full_replay_s_screen(browser: &Browser, cast: &str, at: f64, tick: u32) {
+    let expected = screen_of_full_replay(cast, at);
+    assert!(expected.iter().any(|l| l.contains(&format!("tick {tick:3}"))), "{expected:?}");
+    browser
+        .wait_until(&format!("the frame of tick {tick} on the player's screen"), WAIT, || async {
+            player_screen(browser).await == expected
+        })
+        .await;
 }
 
 /// A quiet moment inside the redraw: 40 ms after the last event of the frame showing `tick`,
@@ -52,15 +63,7 @@ async fn a_seek_into_a_redraw_session_shows_the_full_replay_s_screen(engine: Eng
     let container = TestContainer::start(BASH_IMAGE);
     let row = recorded(&app, &container, TOP_LIKE, "top-done").await;
     let auditor = app.token("audrey", Role::Auditor, &[]).await;
-    let cast = reqwest::Client::new()
-        .get(format!("{}/api/v1/sessions/{}/recording", app.url(), row.id))
-        .bearer_auth(&auditor)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let cast = recording_text(&app, &row.id, &auditor).await;
 
     let browser = Browser::start(engine).await;
     browser.sign_in(&app.url(), &auditor).await;
@@ -73,26 +76,14 @@ async fn a_seek_into_a_redraw_session_shows_the_full_replay_s_screen(engine: Eng
             browser.js(position, vec![]).await.as_f64().is_some_and(|p| (p - middle).abs() < 0.01)
         })
         .await;
-    let expected = screen_of_full_replay(&cast, middle);
-    assert!(expected.iter().any(|l| l.contains("tick  12")), "{expected:?}");
-    browser
-        .wait_until("the frame of tick 12 on the player's screen", WAIT, || async {
-            player_screen(&browser).await == expected
-        })
-        .await;
+    shows_the_full_replay_s_screen(&browser, &cast, middle, 12).await;
 
     // A seek further on, from the page's player: again the full replay's screen.
     let later = quiet_moment_after(&cast, 23);
     let gaps = browser.js("return window.entryIndex ? window.entryIndex.entry.gaps : null", vec![]).await;
     assert_eq!(gaps, json!([]), "no idle gap is cut in this session: player time is session time");
     browser.js("window.entryPlayer.seek(arguments[0])", vec![json!(later)]).await;
-    let expected = screen_of_full_replay(&cast, later);
-    assert!(expected.iter().any(|l| l.contains("tick  23")), "{expected:?}");
-    browser
-        .wait_until("the frame of tick 23 on the player's screen", WAIT, || async {
-            player_screen(&browser).await == expected
-        })
-        .await;
+    shows_the_full_replay_s_screen(&browser, &cast, later, 23).await;
     browser.close().await;
 
     // The page read the index (one audited replay, segmented), not the whole recording.

@@ -34,6 +34,13 @@ async fn get_ok(app: &TestApp, path: &str, token: &str) -> Value {
     body
 }
 
+/// The session's whole asciicast, as `GET …/recording` sends it.
+pub(crate) async fn recording_text(app: &TestApp, id: &str, token: &str) -> String {
+    let (status, cast) = get(app, &format!("/api/v1/sessions/{id}/recording"), Some(token)).await;
+    assert_eq!(status, 200, "{cast}");
+    cast.as_str().unwrap().to_owned()
+}
+
 /// A gateway cutting segments every second, flushing recordings every 200 ms.
 async fn app_with(edit: impl FnOnce(&mut entry::config::Config) + Send + 'static) -> TestApp {
     TestApp::builder()
@@ -181,8 +188,7 @@ async fn every_segment_of_a_top_like_session_shows_the_full_replay_s_screen() {
     let labels: Vec<&str> = index["markers"].as_array().unwrap().iter().map(|m| m[1].as_str().unwrap()).collect();
     assert!(labels.contains(&"resize to 90x25") && labels.last() == Some(&"exit 3"), "{labels:?}");
 
-    let (_, cast) = get(&app, &format!("/api/v1/sessions/{}/recording", row.id), Some(&auditor)).await;
-    let cast = cast.as_str().unwrap().to_owned();
+    let cast = recording_text(&app, &row.id, &auditor).await;
     for (n, segment) in segments.iter().enumerate() {
         let (seeked, at) = screen_of_segment(segment);
         assert_eq!(seeked, screen_of_full_replay(&cast, at), "segment {n}, at {at} s");
