@@ -84,6 +84,7 @@ impl Engine {
         let attempt = self
             .throttle
             .begin(source)
+            .await
             .map_err(|throttled| Refusal::new(CloseReason::LimitExceeded, throttled.to_string()))?;
         let address = request.address.to_string();
         let begun = std::time::Instant::now();

@@ -3,10 +3,11 @@
 //!
 //! Guarantees: a slot is taken and checked in one step (two racing sessions cannot both pass
 //! the last slot) and given back when its guard drops, however the session ends; a source
-//! address over its failure budget is refused before any token is checked (no argon2 work is
-//! spent on it) until its oldest failure leaves the window; a verification counts as a failure
-//! from the moment it starts until it succeeds, so a burst of parallel attempts from one source
-//! gets no more verifications than its budget; the throttle's memory is bounded.
+//! address over its failure budget is refused before any token is checked (no token lookup is
+//! spent on it) until its oldest failure leaves the window; a source's failures and its
+//! verifications under way never exceed its budget, so a burst of parallel guesses gets no
+//! more verifications than the budget, while a burst of valid ones waits its turn instead of
+//! being refused; the throttle's memory is bounded.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -86,6 +87,9 @@ impl Drop for Slot {
 
 /// Source addresses tracked at most; beyond it the quietest are forgotten first.
 const MAX_SOURCES: usize = 16_384;
+/// How long a verification waits for a place among its source's verifications under way
+/// before it is refused.
+const WAIT_FOR_PLACE: Duration = Duration::from_secs(5);
 
 /// A source address refused for failing to authenticate too often.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -95,18 +99,34 @@ pub struct Throttled {
     pub retry_after: Duration,
 }
 
-/// Failed authentications per source address in a sliding window.
+/// Failed authentications per source address in a sliding window, and the verifications of
+/// each source under way.
 #[derive(Debug)]
 pub struct AuthThrottle {
     max_failures: usize,
     window: Duration,
-    failures: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
+    sources: Mutex<HashMap<IpAddr, Source>>,
+    /// Woken whenever a verification ends.
+    ended: tokio::sync::Notify,
+}
+
+/// One source's failures in the window and its verifications under way.
+#[derive(Debug, Default)]
+struct Source {
+    failures: VecDeque<Instant>,
+    under_way: usize,
+}
+
+impl Source {
+    fn is_idle(&self) -> bool {
+        self.failures.is_empty() && self.under_way == 0
+    }
 }
 
 impl AuthThrottle {
     /// `max_failures = 0` turns the throttle off.
     pub fn new(max_failures: usize, window: Duration) -> Self {
-        Self { max_failures, window, failures: Mutex::new(HashMap::new()) }
+        Self { max_failures, window, sources: Mutex::new(HashMap::new()), ended: tokio::sync::Notify::new() }
     }
 
     /// Refuses `source` while it has used up its failures in the window; does not count.
@@ -115,66 +135,99 @@ impl AuthThrottle {
             return Ok(());
         }
         let now = Instant::now();
-        let mut failures = self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let Some(times) = failures.get_mut(&source) else { return Ok(()) };
-        self.expire(times, now);
-        self.refuse_if_spent(source, times, now)
+        let mut sources = self.lock();
+        let Some(state) = sources.get_mut(&source) else { return Ok(()) };
+        self.expire(&mut state.failures, now);
+        self.refuse_if_spent(source, &state.failures, now)
     }
 
-    /// Starts a verification of credentials from `source`: refused while `source` has used up
-    /// its failures, otherwise counted as a failure at once (so parallel attempts cannot all
-    /// pass the check before any of them fails). [`Attempt::refund`] gives it back.
-    pub fn begin(&self, source: IpAddr) -> Result<Attempt<'_>, Throttled> {
+    /// Starts a verification of credentials from `source`. Refused while `source` has used up
+    /// its failures; while its failures and its verifications under way together fill the
+    /// budget, it waits (up to [`WAIT_FOR_PLACE`]) for one of those to end, so a burst of
+    /// parallel guesses gets no more verifications than the budget while a burst of valid
+    /// ones is only queued. The returned attempt counts as a failure unless it is
+    /// [refunded](Attempt::refund).
+    pub async fn begin(self: &Arc<Self>, source: IpAddr) -> Result<Attempt, Throttled> {
         if self.max_failures == 0 {
-            return Ok(Attempt { throttle: self, source, at: None });
+            return Ok(Attempt { throttle: Arc::clone(self), source, counted: false });
         }
+        let deadline = tokio::time::Instant::now() + WAIT_FOR_PLACE;
+        loop {
+            let ended = self.ended.notified();
+            tokio::pin!(ended);
+            // Registered before the state is read, so an end between the two is not missed.
+            ended.as_mut().enable();
+            if self.try_begin(source)? {
+                return Ok(Attempt { throttle: Arc::clone(self), source, counted: true });
+            }
+            if tokio::time::timeout_at(deadline, ended).await.is_err() {
+                return Err(Throttled { source_addr: source, retry_after: Duration::from_secs(1) });
+            }
+        }
+    }
+
+    /// Counts a verification under way if there is room; `Ok(false)` when it must wait.
+    fn try_begin(&self, source: IpAddr) -> Result<bool, Throttled> {
         let now = Instant::now();
-        let mut failures = self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if failures.len() >= MAX_SOURCES && !failures.contains_key(&source) {
-            failures.retain(|_, times| {
-                self.expire(times, now);
-                !times.is_empty()
+        let mut sources = self.lock();
+        if sources.len() >= MAX_SOURCES && !sources.contains_key(&source) {
+            sources.retain(|_, state| {
+                self.expire(&mut state.failures, now);
+                !state.is_idle()
             });
-            if failures.len() >= MAX_SOURCES {
-                // Still full of active sources: forget the one whose last failure is oldest.
-                let quietest = failures.iter().min_by_key(|(_, times)| times.back().copied()).map(|(ip, _)| *ip);
+            if sources.len() >= MAX_SOURCES {
+                // Still full of active sources: forget the idle one whose last failure is oldest.
+                let quietest = sources
+                    .iter()
+                    .filter(|(_, state)| state.under_way == 0)
+                    .min_by_key(|(_, state)| state.failures.back().copied())
+                    .map(|(ip, _)| *ip);
                 if let Some(ip) = quietest {
-                    failures.remove(&ip);
+                    sources.remove(&ip);
                 }
             }
         }
-        let times = failures.entry(source).or_default();
-        self.expire(times, now);
-        self.refuse_if_spent(source, times, now)?;
-        times.push_back(now);
-        Ok(Attempt { throttle: self, source, at: Some(now) })
+        let state = sources.entry(source).or_default();
+        self.expire(&mut state.failures, now);
+        self.refuse_if_spent(source, &state.failures, now)?;
+        if state.failures.len() + state.under_way >= self.max_failures {
+            return Ok(false);
+        }
+        state.under_way += 1;
+        Ok(true)
     }
 
     /// Counts a failed authentication from `source` at once.
     #[cfg(test)]
-    pub fn failed(&self, source: IpAddr) {
-        // Over budget the failure is already counted in full.
-        let _ = self.begin(source);
+    pub fn failed(self: &Arc<Self>, source: IpAddr) {
+        if self.max_failures > 0 && matches!(self.try_begin(source), Ok(true)) {
+            self.end(source, true);
+        }
     }
 
-    fn refuse_if_spent(&self, source: IpAddr, times: &VecDeque<Instant>, now: Instant) -> Result<(), Throttled> {
-        if times.len() < self.max_failures {
+    fn refuse_if_spent(&self, source: IpAddr, failures: &VecDeque<Instant>, now: Instant) -> Result<(), Throttled> {
+        if failures.len() < self.max_failures {
             return Ok(());
         }
-        let oldest = times.front().copied().unwrap_or(now);
+        let oldest = failures.front().copied().unwrap_or(now);
         Err(Throttled { source_addr: source, retry_after: (oldest + self.window).saturating_duration_since(now) })
     }
 
-    fn refund(&self, source: IpAddr, at: Instant) {
-        let mut failures = self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(times) = failures.get_mut(&source) {
-            if let Some(position) = times.iter().rposition(|&t| t == at) {
-                times.remove(position);
-            }
-            if times.is_empty() {
-                failures.remove(&source);
+    /// Ends a verification of `source`, as a failure or not.
+    fn end(&self, source: IpAddr, failed: bool) {
+        {
+            let mut sources = self.lock();
+            if let Some(state) = sources.get_mut(&source) {
+                state.under_way = state.under_way.saturating_sub(1);
+                if failed {
+                    state.failures.push_back(Instant::now());
+                }
+                if state.is_idle() {
+                    sources.remove(&source);
+                }
             }
         }
+        self.ended.notify_waiters();
     }
 
     fn expire(&self, times: &mut VecDeque<Instant>, now: Instant) {
@@ -183,36 +236,48 @@ impl AuthThrottle {
         }
     }
 
-    /// Failures (and verifications under way) counted against `source` now.
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Source>> {
+        self.sources.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Failures and verifications under way counted against `source` now.
     #[cfg(test)]
     pub fn counted(&self, source: IpAddr) -> usize {
-        self.failures.lock().map_or(0, |failures| failures.get(&source).map_or(0, VecDeque::len))
+        self.lock().get(&source).map_or(0, |state| state.failures.len() + state.under_way)
     }
 
     /// Source addresses tracked now.
     #[cfg(test)]
     pub fn tracked(&self) -> usize {
-        self.failures.lock().map_or(0, |failures| failures.len())
+        self.lock().len()
     }
 }
 
-/// A verification under way, counted as a failure of its source until it is
-/// [refunded](Self::refund); dropped without that (failed, or abandoned), it stays counted.
+/// A verification under way. It ends as a failure of its source when dropped, unless it was
+/// [refunded](Self::refund) first.
 #[derive(Debug)]
 #[must_use = "an attempt that is dropped counts as a failure"]
-pub struct Attempt<'a> {
-    throttle: &'a AuthThrottle,
+pub struct Attempt {
+    throttle: Arc<AuthThrottle>,
     source: IpAddr,
-    /// When it was counted; `None` when the throttle is off.
-    at: Option<Instant>,
+    /// Whether it is counted under way (not when the throttle is off, or once ended).
+    counted: bool,
 }
 
-impl Attempt<'_> {
+impl Attempt {
     /// The credentials were good, or nothing was guessed (none presented, the store did not
-    /// answer): the failure counted at the start is given back.
-    pub fn refund(self) {
-        if let Some(at) = self.at {
-            self.throttle.refund(self.source, at);
+    /// answer): the verification ends without a failure.
+    pub fn refund(mut self) {
+        if std::mem::take(&mut self.counted) {
+            self.throttle.end(self.source, false);
+        }
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        if std::mem::take(&mut self.counted) {
+            self.throttle.end(self.source, true);
         }
     }
 }
@@ -249,7 +314,7 @@ mod tests {
 
     #[test]
     fn a_source_is_refused_after_its_failures_until_the_window_passes() {
-        let throttle = AuthThrottle::new(3, Duration::from_millis(300));
+        let throttle = Arc::new(AuthThrottle::new(3, Duration::from_millis(300)));
         let (attacker, other): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
         for _ in 0..3 {
             assert!(throttle.check(attacker).is_ok());
@@ -267,7 +332,7 @@ mod tests {
 
     #[test]
     fn memory_stays_bounded_under_a_spray_of_sources() {
-        let throttle = AuthThrottle::new(5, Duration::from_secs(60));
+        let throttle = Arc::new(AuthThrottle::new(5, Duration::from_secs(60)));
         for i in 0..(MAX_SOURCES as u32 + 500) {
             throttle.failed(IpAddr::from(i.to_be_bytes()));
         }
@@ -280,31 +345,69 @@ mod tests {
         assert!(throttle.check(newest).is_err());
     }
 
-    #[test]
-    fn attempts_under_way_count_so_a_burst_gets_only_the_budget() {
-        let throttle = AuthThrottle::new(3, Duration::from_secs(60));
+    /// Runs `attempts` verifications from one source at once, each ending after 20 ms as
+    /// `succeed` says; returns how many were let through.
+    async fn burst(throttle: &Arc<AuthThrottle>, ip: IpAddr, attempts: usize, succeed: bool) -> usize {
+        let tasks: Vec<_> = (0..attempts)
+            .map(|_| {
+                let throttle = Arc::clone(throttle);
+                tokio::spawn(async move {
+                    let attempt = throttle.begin(ip).await?;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    if succeed {
+                        attempt.refund();
+                    }
+                    Ok::<_, Throttled>(())
+                })
+            })
+            .collect();
+        let mut through = 0;
+        for task in tasks {
+            through += usize::from(task.await.unwrap().is_ok());
+        }
+        through
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_wrong_guesses_gets_only_the_budget() {
+        let throttle = Arc::new(AuthThrottle::new(3, Duration::from_secs(60)));
         let ip: IpAddr = "192.0.2.7".parse().unwrap();
-        // Ten attempts started before any ends: only three are let through.
-        let started: Vec<_> = (0..10).filter_map(|_| throttle.begin(ip).ok()).collect();
-        assert_eq!(started.len(), 3);
+        assert_eq!(burst(&throttle, ip, 10, false).await, 3);
         assert!(throttle.check(ip).is_err());
-        // Those that succeed give their place back; a failure keeps it.
-        let mut started = started.into_iter();
-        started.next().unwrap().refund();
-        started.next().unwrap().refund();
-        drop(started);
+        assert_eq!(throttle.counted(ip), 3);
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_valid_verifications_is_queued_not_refused() {
+        let throttle = Arc::new(AuthThrottle::new(3, Duration::from_secs(60)));
+        let ip: IpAddr = "192.0.2.8".parse().unwrap();
+        assert_eq!(burst(&throttle, ip, 30, true).await, 30);
+        assert_eq!(throttle.tracked(), 0, "nothing is left counted");
+        // One failure then keeps its place; the rest of the budget still admits.
+        throttle.begin(ip).await.map(drop).unwrap();
         assert_eq!(throttle.counted(ip), 1);
-        assert!(throttle.begin(ip).is_ok_and(|attempt| {
+        assert_eq!(burst(&throttle, ip, 10, true).await, 10);
+        assert_eq!(throttle.counted(ip), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_verification_waits_for_a_place_only_so_long() {
+        let throttle = Arc::new(AuthThrottle::new(2, Duration::from_secs(60)));
+        let ip: IpAddr = "192.0.2.10".parse().unwrap();
+        let held = (throttle.begin(ip).await.unwrap(), throttle.begin(ip).await.unwrap());
+        let refused = throttle.begin(ip).await.unwrap_err();
+        assert_eq!(refused.source_addr, ip);
+        held.0.refund();
+        held.1.refund();
+        assert!(throttle.begin(ip).await.is_ok_and(|attempt| {
             attempt.refund();
             true
         }));
-        assert_eq!(throttle.counted(ip), 1);
-        assert_eq!(throttle.tracked(), 1);
     }
 
     #[test]
     fn off_when_zero() {
-        let throttle = AuthThrottle::new(0, Duration::from_secs(60));
+        let throttle = Arc::new(AuthThrottle::new(0, Duration::from_secs(60)));
         let ip: IpAddr = "192.0.2.9".parse().unwrap();
         for _ in 0..100 {
             throttle.failed(ip);

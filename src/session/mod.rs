@@ -23,7 +23,7 @@ mod revoke;
 pub use admit::Refusal;
 pub use events::{Consumers, EventSink, SessionEvent};
 pub use kill::KillError;
-pub use limits::{AuthThrottle, Throttled};
+pub use limits::{Attempt, AuthThrottle, Throttled};
 pub use live::{LiveHandle, LiveSessions, OutputTap, Screen, Stop, TapEvent, WatchGuard};
 pub use relay::{Ending, SessionStats};
 pub use request::{ClientKind, EnterRequest, RequestError};
@@ -62,7 +62,7 @@ pub struct Engine {
     reaper: Reaper,
     live: Arc<LiveSessions>,
     slots: Arc<limits::SessionSlots>,
-    throttle: AuthThrottle,
+    throttle: Arc<AuthThrottle>,
     own_container: Option<String>,
     node_id: String,
     shutdown: CancellationToken,
@@ -94,7 +94,7 @@ impl Engine {
         let live = Arc::new(LiveSessions::default());
         let slots =
             Arc::new(limits::SessionSlots::new(config.gateway.max_sessions, config.gateway.max_sessions_per_user));
-        let throttle = AuthThrottle::new(config.auth.max_failures, config.auth.failure_window);
+        let throttle = Arc::new(AuthThrottle::new(config.auth.max_failures, config.auth.failure_window));
         Self {
             config,
             runtime,
@@ -145,7 +145,7 @@ impl Engine {
     }
 
     /// The failed-authentication throttle, shared by sessions and the API.
-    pub fn throttle(&self) -> &AuthThrottle {
+    pub fn throttle(&self) -> &Arc<AuthThrottle> {
         &self.throttle
     }
 

@@ -1,6 +1,7 @@
 //! Which address a request counts as, against a real gateway and dockerd: the failure
 //! throttle counts verifications under way, so a burst of parallel wrong tokens from one
-//! address gets no more checks than its budget (API and sessions); behind a proxy listed in
+//! address gets no more checks than its budget (API and sessions) while a burst of valid ones
+//! is queued, never refused; behind a proxy listed in
 //! `auth.trusted_proxies`, `X-Forwarded-For` gives the source for the throttle, the session
 //! row and the audit log, and from any other peer the header is ignored.
 
@@ -64,6 +65,40 @@ async fn a_burst_of_parallel_wrong_tokens_gets_no_more_verifications_than_the_bu
     let refused = reasons.iter().filter(|&&r| r == CloseReason::LimitExceeded).count();
     assert_eq!((checked, refused), (2, 6), "{reasons:?}");
     assert_eq!(container.exec_creates(), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_of_parallel_valid_tokens_is_queued_past_the_budget_not_refused() {
+    let app = TestApp::builder()
+        .configure(|c| {
+            c.auth.max_failures = 2;
+            c.auth.failure_window = Duration::from_secs(60);
+        })
+        .start()
+        .await;
+    let container = TestContainer::start(SH_IMAGE);
+    let token = app.token("dave", Role::Developer, &["*"]).await;
+    let good = bearer(&token);
+    let http = reqwest::Client::new();
+    let url = format!("{}/api/v1/sessions", app.url());
+    let statuses: Vec<u16> = join_all(
+        (0..24)
+            .map(|_| async { http.get(&url).header("authorization", &good).send().await.unwrap().status().as_u16() }),
+    )
+    .await;
+    assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
+    let reasons: Vec<CloseReason> = join_all((0..12).map(|_| async {
+        let mut session =
+            app.connect(&[("container", &container.name), ("authorization", &good), ("command", r#"["true"]"#)]).await;
+        session.read_to_close(WAIT).await.reason()
+    }))
+    .await;
+    assert!(reasons.iter().all(|&r| r == CloseReason::Exited), "{reasons:?}");
+    // The budget is untouched: two wrong tokens are still checked before the source is refused.
+    let wrong = bearer(&wrong_secret(&token));
+    for expected in [401, 401, 429] {
+        assert_eq!(http.get(&url).header("authorization", &wrong).send().await.unwrap().status(), expected);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -12,8 +12,9 @@ use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
 
+use super::throttle::PendingAttempt;
 use super::{ApiError, login};
 use crate::auth::Principal;
 use crate::http::Gateway;
@@ -27,7 +28,7 @@ impl FromRequestParts<Arc<Gateway>> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, gateway: &Arc<Gateway>) -> Result<Self, Self::Rejection> {
-        Ok(Self(authenticate(gateway, &parts.headers).await?.0))
+        Ok(Self(authenticate(gateway, parts).await?.0))
     }
 }
 
@@ -40,7 +41,7 @@ impl FromRequestParts<Arc<Gateway>> for AuthenticatedChange {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, gateway: &Arc<Gateway>) -> Result<Self, Self::Rejection> {
-        let (principal, by_cookie) = authenticate(gateway, &parts.headers).await?;
+        let (principal, by_cookie) = authenticate(gateway, parts).await?;
         if by_cookie {
             login::same_origin(&gateway.config().gateway, &parts.headers, false)?;
         }
@@ -48,8 +49,18 @@ impl FromRequestParts<Arc<Gateway>> for AuthenticatedChange {
     }
 }
 
-/// The principal and whether the sign-in cookie (not a bearer token) vouched for it.
-async fn authenticate(gateway: &Gateway, headers: &HeaderMap) -> Result<(Principal, bool), ApiError> {
+/// The principal and whether the sign-in cookie (not a bearer token) vouched for it. The
+/// request's verification under way (see `throttle`) ends here: a failure when the answer is
+/// 401, else given back.
+async fn authenticate(gateway: &Gateway, parts: &Parts) -> Result<(Principal, bool), ApiError> {
+    let checked = check_credentials(gateway, &parts.headers).await;
+    if let Some(pending) = parts.extensions.get::<PendingAttempt>() {
+        pending.settle(checked.as_ref().is_err_and(|error| error.status == StatusCode::UNAUTHORIZED));
+    }
+    checked
+}
+
+async fn check_credentials(gateway: &Gateway, headers: &HeaderMap) -> Result<(Principal, bool), ApiError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
