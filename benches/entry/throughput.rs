@@ -356,6 +356,7 @@ fn summarise(bench: &mut Bench, samples: &[Samples], expected: u64) {
 async fn plans_built(gateway: &crate::gateway::Gateway) -> Result<f64> {
     let mut total = 0.0;
     for series in [
+        "entry_replay_plans_built_total{from=\"writer\"}",
         "entry_replay_plans_built_total{from=\"spool\"}",
         "entry_replay_plans_built_total{from=\"storage\"}",
         "entry_replay_plan_failures_total",

@@ -68,7 +68,7 @@ fn families(gateway: &Gateway) -> Vec<Family> {
     let bytes = vec![(Some(("direction", "in")), bytes_in), (Some(("direction", "out")), bytes_out)];
     let auth = crate::auth::failures().into_iter().map(|(reason, n)| (Some(("reason", reason)), n)).collect();
     let live = u64::try_from(gateway.live().len()).unwrap_or(u64::MAX);
-    let plans_built = gateway.plans.as_ref().map_or((0, 0, 0), |plans| plans.builds());
+    let [writer, spool, storage, plan_failures] = gateway.plans.as_ref().map_or([0; 4], |plans| plans.builds());
     let hits = crate::rules::counters::hits().into_iter().map(|(o, n)| (Some(("outcome", o)), n)).collect();
     let notified = crate::rules::counters::notifications().into_iter().map(|(r, n)| (Some(("result", r)), n)).collect();
     let (reloaded, reload_refused) = crate::rules::counters::reloads();
@@ -118,11 +118,15 @@ fn families(gateway: &Gateway) -> Vec<Family> {
         ),
         Family {
             name: "entry_replay_plans_built",
-            help: "Segment plans built, from the spool of a recording just stored or from a stored recording",
+            help: "Segment plans built: as a recording was written, from the spool of a recording just stored, or from a stored recording",
             kind: Counter,
-            samples: vec![(Some(("from", "spool")), plans_built.0), (Some(("from", "storage")), plans_built.1)],
+            samples: vec![
+                (Some(("from", "writer")), writer),
+                (Some(("from", "spool")), spool),
+                (Some(("from", "storage")), storage),
+            ],
         },
-        Family::single("entry_replay_plan_failures", "Segment plans that could not be built", Counter, plans_built.2),
+        Family::single("entry_replay_plan_failures", "Segment plans that could not be built", Counter, plan_failures),
         Family::single(
             "entry_reaped_sessions",
             "Sessions whose processes the reaper ended",

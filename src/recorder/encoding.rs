@@ -10,7 +10,7 @@ use std::io;
 use std::time::Duration;
 
 use super::asciicast::{Event, EventKind, encode_bytes_event, encode_event, encode_header};
-use super::spool::{FinishedSpool, SpoolWriter};
+use super::spool::{MemberObserver, Observed, SpoolWriter};
 use super::{Frame, RecordingMeta};
 use crate::wire::protocol::WindowSize;
 
@@ -146,9 +146,25 @@ impl Encoding {
         !self.header_written || self.dirty || self.spool.as_ref().is_some_and(SpoolWriter::is_open)
     }
 
-    /// Completes the spool; `None` when it failed earlier.
-    pub fn finish(mut self) -> Option<io::Result<FinishedSpool>> {
-        self.spool.take().map(SpoolWriter::finish)
+    /// Completes the spool, giving back its observer if one was attached; `None` when it
+    /// failed earlier.
+    pub fn finish(mut self) -> Option<io::Result<Observed>> {
+        self.spool.take().map(SpoolWriter::finish_observed)
+    }
+
+    /// Attaches the observer `make` returns to the spool once it holds `after` bytes of text
+    /// (see [`SpoolWriter::observe`]); does nothing if one is attached or the spool failed.
+    pub fn observe_after(
+        &mut self,
+        after: u64,
+        make: impl FnOnce(&std::path::Path, u64) -> Option<Box<dyn MemberObserver>>,
+    ) {
+        let Some(spool) = self.spool.as_mut().filter(|spool| !spool.observed() && spool.text_len() >= after) else {
+            return;
+        };
+        if let Err(error) = spool.observe(make) {
+            self.failed(error);
+        }
     }
 
     fn event(&mut self, event: Event) {

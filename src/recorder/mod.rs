@@ -124,12 +124,31 @@ pub enum Frame {
     Marker(String),
 }
 
-/// Work done with a recording once it is stored and its row final, while its spool (the same
-/// bytes) is still on disk: the segment plan of replay. The spool is removed after it returns
-/// (or once the gateway's store grace is over).
+/// Work done with a recording while it is written and once it is stored and its row final,
+/// while its spool (the same bytes) is still on disk: the segment plan of replay. The spool is
+/// removed after `stored` returns (or once the gateway's store grace is over).
 #[async_trait::async_trait]
 pub trait AfterStore: Send + Sync {
-    async fn stored(&self, session_id: &str, spool: &std::path::Path, location: &str);
+    /// The text a recording holds before [`observer`](Self::observer) is asked for one (`None`:
+    /// never).
+    fn observe_after(&self) -> Option<u64> {
+        None
+    }
+
+    /// An observer of the spool at `spool` from here on (it holds `written` bytes of whole
+    /// members now). Called on the recording's blocking thread.
+    fn observer(&self, _spool: &std::path::Path, _written: u64) -> Option<Box<dyn spool::MemberObserver>> {
+        None
+    }
+
+    /// The recording is stored at `location`; `observer` is the one attached to its spool.
+    async fn stored(
+        &self,
+        session_id: &str,
+        spool: &std::path::Path,
+        location: &str,
+        observer: Option<Box<dyn spool::MemberObserver>>,
+    );
 }
 
 /// Starts recordings and completes the ones a crash left behind.

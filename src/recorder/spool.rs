@@ -10,7 +10,9 @@
 //! member would cost twenty. A quiet session's member is finished and its compressor (about
 //! 300 KiB) freed; the next write starts a new member. A spool is therefore a multi-member gzip
 //! file (RFC 1952, section 2.2), which `gzip -d`, `asciinema cat` and every reader here decode
-//! whole.
+//! whole. A [`MemberObserver`] attached to a spool sees each member's start and text as they
+//! are written, so work that needs members (replay's segment plan) is done without reading
+//! the file back.
 //!
 //! Guarantees: bytes below the last reported flushed length never change; the SHA-256 and
 //! size returned by `finish` are those of the complete file, and its `text_size` the number
@@ -60,6 +62,23 @@ fn gzip_member(text: &[u8]) -> io::Result<Vec<u8>> {
     })
 }
 
+/// Sees a spool's members as they are written. Called on the writing (blocking) thread; it
+/// cannot fail the spool.
+pub trait MemberObserver: Send + Sync {
+    /// A member starts at compressed offset `offset`; its text follows through
+    /// [`text`](Self::text) until the next member starts.
+    fn member(&mut self, offset: u64);
+    /// Text of the current member, in order.
+    fn text(&mut self, text: &[u8]);
+    /// The spool is complete and `size` bytes long.
+    fn end(&mut self, size: u64);
+    /// The observer itself, for whoever attached it to take back.
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send>;
+}
+
+/// A finished spool and the observer that followed it, if any.
+pub type Observed = (FinishedSpool, Option<Box<dyn MemberObserver>>);
+
 /// Counts and hashes what passes through to the file.
 struct HashingFile {
     file: File,
@@ -90,6 +109,7 @@ pub struct SpoolWriter {
     text: u64,
     /// Text in the open streaming member.
     member_text: usize,
+    observer: Option<Box<dyn MemberObserver>>,
 }
 
 /// Either a streaming gzip member is open, or the spool rests between members.
@@ -118,7 +138,36 @@ impl SpoolWriter {
     pub fn create(path: &Path) -> io::Result<Self> {
         let file = crate::store::files::create_private(path)?;
         let inner = HashingFile { file, hasher: Sha256::new(), written: 0 };
-        Ok(Self { path: path.to_owned(), state: State::Resting(inner), pending: Vec::new(), text: 0, member_text: 0 })
+        Ok(Self {
+            path: path.to_owned(),
+            state: State::Resting(inner),
+            pending: Vec::new(),
+            text: 0,
+            member_text: 0,
+            observer: None,
+        })
+    }
+
+    /// The text written so far (its decompressed length, pending text included).
+    pub fn text_len(&self) -> u64 {
+        self.text
+    }
+
+    /// Whether an observer is attached.
+    pub fn observed(&self) -> bool {
+        self.observer.is_some()
+    }
+
+    /// Ends the open member, then attaches the observer `make` returns, given the spool's path
+    /// and its length, which then holds whole members only (the observer reads them itself);
+    /// every member written after is passed to the observer.
+    pub fn observe(&mut self, make: impl FnOnce(&Path, u64) -> Option<Box<dyn MemberObserver>>) -> io::Result<()> {
+        if let Err(error) = self.end_member() {
+            self.state = State::Broken;
+            return Err(error);
+        }
+        self.observer = make(&self.path, self.written()?);
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
@@ -159,6 +208,11 @@ impl SpoolWriter {
 
     fn bulk(&mut self) -> io::Result<()> {
         self.end_member()?;
+        let start = self.written()?;
+        if let Some(observer) = &mut self.observer {
+            observer.member(start);
+            observer.text(&self.pending);
+        }
         let member = gzip_member(&self.pending)?;
         match &mut self.state {
             State::Resting(file) => file.write_all(&member),
@@ -171,7 +225,13 @@ impl SpoolWriter {
             let State::Resting(file) = std::mem::replace(&mut self.state, State::Broken) else {
                 return Err(broken());
             };
+            if let Some(observer) = &mut self.observer {
+                observer.member(file.written);
+            }
             self.state = State::Open(GzEncoder::new(file, Compression::fast()));
+        }
+        if let Some(observer) = &mut self.observer {
+            observer.text(&self.pending);
         }
         match &mut self.state {
             State::Open(encoder) => {
@@ -227,7 +287,12 @@ impl SpoolWriter {
 
     /// Completes the gzip stream and syncs the file to disk. A spool nothing was written to
     /// gets one empty member, so that it is still a gzip file.
-    pub fn finish(mut self) -> io::Result<FinishedSpool> {
+    pub fn finish(self) -> io::Result<FinishedSpool> {
+        self.finish_observed().map(|(finished, _)| finished)
+    }
+
+    /// [`finish`](Self::finish), giving back the observer (told the spool's end).
+    pub fn finish_observed(mut self) -> io::Result<Observed> {
         self.compress()?;
         self.end_member()?;
         let State::Resting(mut inner) = std::mem::replace(&mut self.state, State::Broken) else {
@@ -239,7 +304,11 @@ impl SpoolWriter {
         inner.file.flush()?;
         inner.file.sync_all()?;
         let sha256 = hex::encode(inner.hasher.finalize());
-        Ok(FinishedSpool { size: inner.written, sha256, text_size: self.text })
+        let mut observer = self.observer.take();
+        if let Some(observer) = &mut observer {
+            observer.end(inner.written);
+        }
+        Ok((FinishedSpool { size: inner.written, sha256, text_size: self.text }, observer))
     }
 }
 

@@ -26,7 +26,7 @@ use tokio::time::Instant;
 
 use super::encoding::Encoding;
 use super::sidecar::{Sidecar, spool_path};
-use super::spool::SpoolWriter;
+use super::spool::{MemberObserver, SpoolWriter};
 use super::storage::SpoolProgress;
 use super::{Frame, Inner, Recorder, RecordingError, RecordingMeta, storage_key};
 use crate::store::{SessionStatus, StoredRecording};
@@ -384,7 +384,7 @@ impl Writer {
             store_task.abort();
             return;
         };
-        let finished = match tokio::task::spawn_blocking(move || encoding.finish()).await {
+        let (finished, observer) = match tokio::task::spawn_blocking(move || encoding.finish()).await {
             Ok(Some(Ok(finished))) => finished,
             Ok(Some(Err(error))) => return self.fail_finish(error.to_string(), store_task).await,
             Ok(None) => return store_task.abort(),
@@ -395,7 +395,7 @@ impl Writer {
             tracing::warn!(session.id = %session_id, %error, "cannot update the spool sidecar");
         }
         progress.send_replace(SpoolProgress { flushed: finished.size, finished: Some(finished.sha256.clone()) });
-        self.store(store_task, progress, end.status, finished.text_size).await;
+        self.store(store_task, progress, end.status, finished.text_size, observer).await;
     }
 
     /// Encodes a batch of messages (emptying `batch`).
@@ -404,7 +404,17 @@ impl Writer {
         let work: Vec<Message> = std::mem::take(batch);
         super::QUEUE_DEPTH.fetch_sub(frames, Ordering::Relaxed);
         // The frames' bytes go back to the queue's budget once encoded (the messages drop).
-        self.on_blocking_thread(move |encoding| work.into_iter().for_each(|m| encoding.frame(m.at, m.frame))).await;
+        let after_store = self.inner.after_store.get().cloned();
+        self.on_blocking_thread(move |encoding| {
+            work.into_iter().for_each(|m| encoding.frame(m.at, m.frame));
+            // A recording grown large enough gets its observer (replay's segment planner).
+            if let Some(after_store) = after_store {
+                if let Some(after) = after_store.observe_after() {
+                    encoding.observe_after(after, |spool, written| after_store.observer(spool, written));
+                }
+            }
+        })
+        .await;
         self.check_spool();
     }
 
@@ -449,6 +459,7 @@ impl Writer {
         progress: watch::Sender<SpoolProgress>,
         status: SessionStatus,
         text_size: u64,
+        observer: Option<Box<dyn MemberObserver>>,
     ) {
         let session_id = &self.session_id;
         let spool_file = spool_path(&self.inner.spool_dir, session_id);
@@ -473,7 +484,7 @@ impl Writer {
             match result {
                 Ok(Ok(stored)) => {
                     tracing::info!(session.id = %session_id, location = %stored.location, size = stored.size, "recording stored");
-                    return self.note_stored(&stored, status, text_size).await;
+                    return self.note_stored(&stored, status, text_size, observer).await;
                 }
                 Ok(Err(error)) => {
                     tracing::warn!(session.id = %session_id, %error, "storing the recording failed; retrying");
@@ -494,7 +505,13 @@ impl Writer {
     /// spool. While the store is unreachable the store keeps the write and retries it; the
     /// spool is removed once it landed. A gateway that stops first, or a write the store
     /// refuses, leaves the spool (already stored, so the next start only writes the row).
-    async fn note_stored(&self, stored: &super::storage::StoredObject, status: SessionStatus, text_size: u64) {
+    async fn note_stored(
+        &self,
+        stored: &super::storage::StoredObject,
+        status: SessionStatus,
+        text_size: u64,
+        observer: Option<Box<dyn MemberObserver>>,
+    ) {
         let (store, session_id) = (&self.inner.store, &self.session_id);
         let (location, sha256) = (stored.location.clone(), stored.sha256.clone());
         let recording = StoredRecording { location, size: stored.size, sha256, text_size: Some(text_size) };
@@ -519,7 +536,7 @@ impl Writer {
         if let Some(after_store) = self.inner.after_store.get() {
             let spool = spool_path(&self.inner.spool_dir, session_id);
             tokio::select! {
-                _ = after_store.stored(session_id, &spool, &stored.location) => {}
+                _ = after_store.stored(session_id, &spool, &stored.location, observer) => {}
                 _ = self.shutdown_deadline() => {}
             }
         }

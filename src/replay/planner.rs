@@ -5,7 +5,8 @@
 //!
 //! Guarantees: memory is the segmenter (one terminal and the cuts), one line, and at most
 //! [`HELD_TEXT`] of one member's text; the plan of an object is the same whether it was read in
-//! one pass or resumed at any member (cuts depend only on the events); a member still being
+//! one pass, resumed at any member, or fed member by member by the spool's writer (cuts depend
+//! only on the events); a member still being
 //! written (a live spool's last, which ends without its gzip trailer) is read as far as it
 //! decodes and only into the plan returned, never into the planner's state, unless it holds
 //! more than [`HELD_TEXT`], in which case the next call starts over from the first byte.
@@ -18,6 +19,7 @@ use super::members::{Counted, Lines, MemberMap};
 use super::segments::{Cuts, SegmentLimits, Segmenter};
 use super::timeline::Timeline;
 use crate::recorder::asciicast::{self, ParseError};
+use crate::recorder::spool::MemberObserver;
 
 /// The text of one member held back until it is known to be whole.
 pub const HELD_TEXT: usize = 8 << 20;
@@ -103,6 +105,33 @@ impl Planner {
     /// or to where a spool is written so far) and returns the plan of everything read.
     /// `finished` says the object is complete: its last line needs no line feed.
     pub fn advance<R: Read>(&mut self, object: R, finished: bool) -> Result<SegmentPlan, PlanError> {
+        let open = self.read(object)?;
+        if finished && open.is_none() {
+            let mut lines = std::mem::take(&mut self.lines);
+            let result = lines.finish(|at, line| self.line(at, line));
+            self.lines = lines;
+            result?;
+        }
+        let plan = self.plan(open)?;
+        if self.stale {
+            *self = Self::new(self.limits);
+        }
+        Ok(plan)
+    }
+
+    /// Reads `object` (from [`resume_at`](Self::resume_at)), which must hold whole members
+    /// only (a spool its writer has just ended a member of), into the state. Unlike
+    /// [`advance`](Self::advance), it makes no plan: the object may hold no event yet.
+    pub fn catch_up<R: Read>(&mut self, object: R) -> Result<(), PlanError> {
+        match self.read(object)? {
+            None if !self.stale => Ok(()),
+            _ => Err(PlanError::Read(io::Error::new(io::ErrorKind::UnexpectedEof, "the spool ends inside a member"))),
+        }
+    }
+
+    /// Reads whole members into the state; returns the member that did not end, if any (its
+    /// compressed and decompressed start, and its text so far).
+    fn read<R: Read>(&mut self, object: R) -> Result<Option<(u64, u64, Vec<u8>)>, PlanError> {
         // `consumed` counts from the reader's first byte, which is the object's byte `base`.
         let base = self.resume;
         let mut input = Counted::new(io::BufReader::with_capacity(64 << 10, object));
@@ -145,17 +174,25 @@ impl Planner {
             }
             self.resume = base + input.consumed;
         }
-        if finished && open.is_none() {
-            let mut lines = std::mem::take(&mut self.lines);
-            let result = lines.finish(|at, line| self.line(at, line));
-            self.lines = lines;
-            result?;
-        }
-        let plan = self.plan(open)?;
-        if self.stale {
-            *self = Self::new(self.limits);
-        }
-        Ok(plan)
+        Ok(open)
+    }
+
+    /// A member the spool's writer starts at compressed offset `offset`; its text follows
+    /// through [`written_text`](Self::written_text). For a planner fed by the writer, which
+    /// knows its members whole and their text before compressing it: nothing is read back.
+    pub fn written_member(&mut self, offset: u64) {
+        self.members.starts.push((offset, self.members.text_len));
+    }
+
+    /// Text of the member last started by [`written_member`](Self::written_member).
+    pub fn written_text(&mut self, text: &[u8]) -> Result<(), PlanError> {
+        self.commit(text)
+    }
+
+    /// The writer completed the spool at `size` bytes: the next [`advance`](Self::advance)
+    /// reads nothing more.
+    pub fn written_to(&mut self, size: u64) {
+        self.resume = size;
     }
 
     /// Reads the text of a whole member into the state.
@@ -218,6 +255,52 @@ impl Planner {
         let mut bounds: Vec<Option<u64>> = cuts.cuts.iter().skip(1).map(|next| members.bound(next.offset)).collect();
         bounds.push(None);
         Ok(SegmentPlan { limits: self.limits, cuts, reads, bounds, text_len })
+    }
+}
+
+/// A recording's planner fed by its spool's writer, member by member as they are written:
+/// the recording is neither read back nor decompressed to plan it. A line it cannot read
+/// makes it give up; the plan is then built from the spool as before.
+pub struct WrittenPlanner {
+    planner: Option<Planner>,
+}
+
+impl WrittenPlanner {
+    /// Follows the writer from where `planner` has read the spool to.
+    pub fn new(planner: Planner) -> Self {
+        Self { planner: Some(planner) }
+    }
+
+    /// The planner, unless it gave up.
+    pub fn into_planner(self) -> Option<Planner> {
+        self.planner
+    }
+}
+
+impl MemberObserver for WrittenPlanner {
+    fn member(&mut self, offset: u64) {
+        if let Some(planner) = &mut self.planner {
+            planner.written_member(offset);
+        }
+    }
+
+    fn text(&mut self, text: &[u8]) {
+        if let Some(planner) = &mut self.planner {
+            if let Err(error) = planner.written_text(text) {
+                tracing::warn!(%error, "the segment plan is not built as the recording is written");
+                self.planner = None;
+            }
+        }
+    }
+
+    fn end(&mut self, size: u64) {
+        if let Some(planner) = &mut self.planner {
+            planner.written_to(size);
+        }
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
+        self
     }
 }
 

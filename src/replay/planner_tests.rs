@@ -16,6 +16,17 @@ fn member(text: &[u8]) -> Vec<u8> {
 
 /// A session of `rounds` rounds: typed keys (small flushes), then a burst of output.
 fn spool_recording(dir: &std::path::Path, rounds: u32) -> (std::path::PathBuf, String, Vec<u64>) {
+    let (path, text, flushed, _) = observed_spool_recording(dir, rounds, None);
+    (path, text, flushed)
+}
+
+/// [`spool_recording`], with a [`WrittenPlanner`] of `limits` attached at round `observe.0`
+/// (after as many keys as `observe.1` says): its planner.
+fn observed_spool_recording(
+    dir: &std::path::Path,
+    rounds: u32,
+    observe: Option<(u32, u32, SegmentLimits)>,
+) -> (std::path::PathBuf, String, Vec<u64>, Option<Planner>) {
     let path = dir.join("s.cast.gz");
     let mut spool = SpoolWriter::create(&path).unwrap();
     let mut text = String::from_utf8(encode_header(&Header::new(80, 24))).unwrap();
@@ -23,6 +34,16 @@ fn spool_recording(dir: &std::path::Path, rounds: u32) -> (std::path::PathBuf, S
     let mut flushed = Vec::new();
     for round in 0..rounds {
         for key in 0..5 {
+            if let Some((_, _, limits)) = observe.filter(|&(r, k, _)| (r, k) == (round, key)) {
+                spool
+                    .observe(|path, written| {
+                        let mut planner = Planner::new(limits);
+                        planner.catch_up(std::fs::File::open(path).unwrap().take(written)).unwrap();
+                        assert_eq!(planner.resume_at(), written, "the spool holds whole members only");
+                        Some(Box::new(WrittenPlanner::new(planner)))
+                    })
+                    .unwrap();
+            }
             let mut line = Vec::new();
             let time = f64::from(round) * 7.0 + f64::from(key) * 0.1;
             encode_event(&Event { time, kind: EventKind::Input("k".into()) }, &mut line);
@@ -39,8 +60,9 @@ fn spool_recording(dir: &std::path::Path, rounds: u32) -> (std::path::PathBuf, S
         flushed.push(spool.flush().unwrap());
         text.push_str(std::str::from_utf8(&burst).unwrap());
     }
-    spool.finish().unwrap();
-    (path, text, flushed)
+    let (_, observer) = spool.finish_observed().unwrap();
+    let planner = observer.map(|observer| observer.into_any().downcast::<WrittenPlanner>().unwrap());
+    (path, text, flushed, planner.map(|written| written.into_planner().unwrap()))
 }
 
 /// Segment `n`'s text read as the API reads it: from its member, up to its bound.
@@ -135,4 +157,19 @@ fn an_open_member_adds_its_events_to_the_view_but_not_to_the_planner() {
     complete.extend(member(third.as_bytes()));
     let resumed = planner.advance(&complete[whole_len as usize..], true).unwrap();
     assert_eq!(resumed, plan(&complete[..], SegmentLimits::default()).unwrap());
+}
+
+#[test]
+fn a_plan_fed_by_the_writer_is_the_plan_read_from_the_stored_spool() {
+    let limits = SegmentLimits { seconds: 15.0, output_bytes: 60_000 };
+    // Attached at the start, after a burst (between bulk members) and while a streaming
+    // member of typed keys is open.
+    for observe in [(0, 0), (2, 0), (3, 3)] {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _, _, planner) = observed_spool_recording(dir.path(), 8, Some((observe.0, observe.1, limits)));
+        let object = std::fs::read(&path).unwrap();
+        let fed = planner.unwrap().advance(std::io::empty(), true).unwrap();
+        assert_eq!(fed, plan(&object[..], limits).unwrap(), "attached at {observe:?}");
+        assert!(fed.cuts.cuts.len() >= 4);
+    }
 }

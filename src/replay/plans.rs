@@ -22,9 +22,10 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::planner::{PlanError, Planner, SegmentPlan, Span};
+use super::planner::{PlanError, Planner, SegmentPlan, Span, WrittenPlanner};
 use super::segments::SegmentLimits;
 use crate::config::Config;
+use crate::recorder::spool::MemberObserver;
 use crate::recorder::storage::{RecordingStorage, StorageError, beside};
 
 /// Plans built at once (each is one blocking thread decompressing and emulating a terminal).
@@ -63,6 +64,7 @@ pub enum Source {
 /// Plans built by one gateway since it started.
 #[derive(Debug, Default)]
 struct Built {
+    from_writer: AtomicU64,
     from_spool: AtomicU64,
     from_storage: AtomicU64,
     failed: AtomicU64,
@@ -75,8 +77,9 @@ enum BuildFrom {
     /// The stored recording (after the plan stored beside it, if any, is found unusable).
     Storage,
     /// The spool of a recording just stored (the same bytes), with the planner that read it
-    /// while the session ran, if any.
-    Spool { path: PathBuf, planner: Option<Box<Planner>> },
+    /// while the session ran, if any; `written` when the spool's writer fed that planner
+    /// everything.
+    Spool { path: PathBuf, planner: Option<Box<Planner>>, written: bool },
 }
 
 /// The plans of one gateway.
@@ -138,12 +141,12 @@ impl Plans {
         })
     }
 
-    /// Plans built since start: from spools just stored, from stored recordings, and builds
-    /// that failed.
-    pub fn builds(&self) -> (u64, u64, u64) {
+    /// Plans built since start: as recordings were written, from spools just stored, from
+    /// stored recordings, and builds that failed.
+    pub fn builds(&self) -> [u64; 4] {
         let built = &self.built;
         let load = |n: &AtomicU64| n.load(Ordering::Relaxed);
-        (load(&built.from_spool), load(&built.from_storage), load(&built.failed))
+        [load(&built.from_writer), load(&built.from_spool), load(&built.from_storage), load(&built.failed)]
     }
 
     /// The plan of the stored recording at `location`: from memory, else the one stored
@@ -169,7 +172,9 @@ impl Plans {
         let task = self.tracker.spawn(async move {
             let result = match from {
                 BuildFrom::Storage => plans.load_or_build(&location).await,
-                BuildFrom::Spool { path, planner } => plans.build_from_spool(&location, path, planner).await,
+                BuildFrom::Spool { path, planner, written } => {
+                    plans.build_from_spool(&location, path, planner, written).await
+                }
             };
             if result.is_err() {
                 plans.built.failed.fetch_add(1, Ordering::Relaxed);
@@ -338,24 +343,31 @@ impl Plans {
         .map_err(|_| PlansError::Stopping)?
     }
 
-    /// Plans a recording just stored from its spool (the same bytes), continuing a running
-    /// session's planner if there is one, and stores the plan beside the recording. A viewer
-    /// who asks meanwhile waits for this build. Recordings under [`PLAN_ON_STORE_MIN`] are
-    /// left to their first replay.
-    pub async fn after_store(&self, session_id: &str, spool: &Path, location: &str) {
+    /// Plans a recording just stored and stores the plan beside the recording: finishes the
+    /// planner its writer fed (`written`), else reads its spool (the same bytes), continuing a
+    /// running session's planner if there is one. A viewer who asks meanwhile waits for this
+    /// build. Recordings under [`PLAN_ON_STORE_MIN`] that were not planned as written are left
+    /// to their first replay.
+    pub async fn after_store(&self, session_id: &str, spool: &Path, location: &str, written: Option<Box<Planner>>) {
         let Some(me) = self.me.upgrade() else { return };
         let live = self.live.lock().unwrap_or_else(PoisonError::into_inner).remove(session_id);
-        let size = tokio::fs::metadata(spool).await.map_or(0, |m| m.len());
-        if size < PLAN_ON_STORE_MIN {
-            return;
-        }
-        let planner = match live {
-            Some(live) => live.lock().await.planner.take().map(Box::new),
-            None => None,
+        let from_writer = written.is_some();
+        let planner = match (written, live) {
+            (Some(written), _) => Some(written),
+            (None, live) => {
+                let size = tokio::fs::metadata(spool).await.map_or(0, |m| m.len());
+                if size < PLAN_ON_STORE_MIN {
+                    return;
+                }
+                match live {
+                    Some(live) => live.lock().await.planner.take().map(Box::new),
+                    None => None,
+                }
+            }
         };
         let building = {
             let mut building = self.building.lock().unwrap_or_else(PoisonError::into_inner);
-            let from = BuildFrom::Spool { path: spool.to_owned(), planner };
+            let from = BuildFrom::Spool { path: spool.to_owned(), planner, written: from_writer };
             building.entry(location.to_owned()).or_insert_with(|| me.spawn_build(location.to_owned(), from)).clone()
         };
         if let Err(error) = building.await {
@@ -368,6 +380,7 @@ impl Plans {
         location: &str,
         spool: PathBuf,
         planner: Option<Box<Planner>>,
+        written: bool,
     ) -> Result<SegmentPlan, PlansError> {
         let _permit = self.builds.acquire().await.map_err(|_| PlansError::Stopping)?;
         let mut planner = planner.map_or_else(|| Planner::new(self.limits), |planner| *planner);
@@ -379,7 +392,8 @@ impl Plans {
         })
         .await
         .map_err(|_| PlansError::Stopping)??;
-        self.built.from_spool.fetch_add(1, Ordering::Relaxed);
+        let counter = if written { &self.built.from_writer } else { &self.built.from_spool };
+        counter.fetch_add(1, Ordering::Relaxed);
         self.save(&beside(location, PLAN_SUFFIX), &plan).await;
         Ok(plan)
     }
@@ -409,7 +423,34 @@ impl<R: Read> Read for Stoppable<R> {
 
 #[async_trait::async_trait]
 impl crate::recorder::AfterStore for Plans {
-    async fn stored(&self, session_id: &str, spool: &Path, location: &str) {
-        self.after_store(session_id, spool, location).await;
+    /// A recording is planned as it is written once it holds [`PLAN_ON_STORE_MIN`] of text;
+    /// smaller ones on their first replay.
+    fn observe_after(&self) -> Option<u64> {
+        Some(PLAN_ON_STORE_MIN)
+    }
+
+    /// Reads the spool's whole members written so far (at most about
+    /// `PLAN_ON_STORE_MIN` + one member of text), then follows the writer.
+    fn observer(&self, spool: &Path, written: u64) -> Option<Box<dyn MemberObserver>> {
+        let mut planner = Planner::new(self.limits);
+        let read = open_at(spool, 0).and_then(|file| {
+            let reader = Stoppable { inner: file.take(written), stop: self.shutdown.clone() };
+            planner.catch_up(reader).map_err(PlansError::from)
+        });
+        match read {
+            Ok(()) => Some(Box::new(WrittenPlanner::new(planner))),
+            Err(error) => {
+                tracing::warn!(%error, spool = %spool.display(), "the segment plan is not built as the recording is written");
+                None
+            }
+        }
+    }
+
+    async fn stored(&self, session_id: &str, spool: &Path, location: &str, observer: Option<Box<dyn MemberObserver>>) {
+        let written = observer
+            .and_then(|observer| observer.into_any().downcast::<WrittenPlanner>().ok())
+            .and_then(|written| written.into_planner())
+            .map(Box::new);
+        self.after_store(session_id, spool, location, written).await;
     }
 }
