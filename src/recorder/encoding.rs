@@ -119,9 +119,9 @@ impl Encoding {
         self.held_bytes = 0;
     }
 
-    /// Makes what was written decodable from the file: a sync flush while the session is
-    /// busy; when nothing came since the last flush, the gzip member is finished and its
-    /// compressor freed (and the line buffer with it). Returns the file's length, `None` when the spool failed.
+    /// Makes what was written decodable from the file (a gzip member of its own); when nothing
+    /// came since the last flush, the batch and line buffers are freed. Returns the file's
+    /// length, `None` when the spool failed.
     pub fn flush(&mut self) -> Option<u64> {
         let spool = self.spool.as_mut()?;
         let result = if self.dirty {

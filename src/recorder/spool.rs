@@ -2,15 +2,14 @@
 //! decodable on an interval so that a crash of the gateway loses at most one interval; and the
 //! repair of a spool left behind by a crash.
 //!
-//! Text waits in memory until the next flush (or until [`MEMBER_BYTES`] have come). A large
-//! batch (a busy session, [`BULK_BYTES`] or more) is compressed at once into one whole gzip
-//! member by libdeflate at level 1, with the calling (blocking) thread's compressor:
-//! several times faster than a streaming deflate. A small batch (a person typing) goes through
-//! a streaming gzip member with a sync flush, which costs a few bytes per flush where a new
-//! member would cost twenty. A quiet session's member is finished and its compressor (about
-//! 300 KiB) freed; the next write starts a new member. A spool is therefore a multi-member gzip
-//! file (RFC 1952, section 2.2), which `gzip -d`, `asciinema cat` and every reader here decode
-//! whole. A [`MemberObserver`] attached to a spool sees each member's start and text as they
+//! Text waits in memory until the next flush (or until [`MEMBER_BYTES`] have come). Each batch
+//! is then compressed at once into one whole gzip member by libdeflate at level 1, with the
+//! calling (blocking) thread's compressor: several times faster than a streaming deflate, and
+//! no session holds a compressor of its own (a streaming one is about 300 KiB, and a thousand
+//! sessions typing at once would hold a thousand). A person typing costs about 20 bytes of
+//! member header and trailer per flush. A spool is therefore a multi-member gzip file (RFC 1952,
+//! section 2.2), which `gzip -d`, `asciinema cat` and every reader here decode whole, and a
+//! reader can start at any member: none holds more than [`MEMBER_BYTES`] of text. A [`MemberObserver`] attached to a spool sees each member's start and text as they
 //! are written, so work that needs members (replay's segment plan) is done without reading
 //! the file back.
 //!
@@ -25,20 +24,14 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use flate2::Compression;
 use flate2::read::MultiGzDecoder;
-use flate2::write::GzEncoder;
 use libdeflater::{CompressionLvl, Compressor};
 use sha2::{Digest, Sha256};
 
-/// Text held in memory at most before it is compressed.
+/// Text held in memory at most before it is compressed: the most text a member holds, so a
+/// reader starting at a member (a segment of a replay) never decompresses more than about this
+/// much before the text it wants.
 pub const MEMBER_BYTES: usize = 1 << 20;
-/// A batch at least this large becomes a member of its own (libdeflate, whole buffer).
-pub const BULK_BYTES: usize = 32 * 1024;
-/// A streaming member is finished once it holds this much text, so that a reader starting
-/// at a member (a segment of a replay) never decompresses more than about this much before
-/// the text it wants.
-pub const STREAM_MEMBER_TEXT: usize = 1 << 20;
 
 /// libdeflate's fastest level that compresses (its level 0 only stores).
 const LEVEL: CompressionLvl = match CompressionLvl::new(1) {
@@ -102,22 +95,13 @@ impl Write for HashingFile {
 /// A spool being written.
 pub struct SpoolWriter {
     path: PathBuf,
-    state: State,
+    /// `None` after a failed write (every call then fails).
+    file: Option<HashingFile>,
     /// Text written since the last compression.
     pending: Vec<u8>,
     /// Text bytes written (the decompressed length of the spool).
     text: u64,
-    /// Text in the open streaming member.
-    member_text: usize,
     observer: Option<Box<dyn MemberObserver>>,
-}
-
-/// Either a streaming gzip member is open, or the spool rests between members.
-enum State {
-    Open(GzEncoder<HashingFile>),
-    Resting(HashingFile),
-    /// Only while switching, or after a failed write (every call then fails).
-    Broken,
 }
 
 /// A finished spool.
@@ -137,15 +121,12 @@ impl SpoolWriter {
     /// Creates (truncating) the spool file, 0600.
     pub fn create(path: &Path) -> io::Result<Self> {
         let file = crate::store::files::create_private(path)?;
-        let inner = HashingFile { file, hasher: Sha256::new(), written: 0 };
-        Ok(Self {
-            path: path.to_owned(),
-            state: State::Resting(inner),
-            pending: Vec::new(),
-            text: 0,
-            member_text: 0,
-            observer: None,
-        })
+        let file = HashingFile { file, hasher: Sha256::new(), written: 0 };
+        Ok(Self { path: path.to_owned(), file: Some(file), pending: Vec::new(), text: 0, observer: None })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// The text written so far (its decompressed length, pending text included).
@@ -158,25 +139,18 @@ impl SpoolWriter {
         self.observer.is_some()
     }
 
-    /// Ends the open member, then attaches the observer `make` returns, given the spool's path
-    /// and its length, which then holds whole members only (the observer reads them itself);
-    /// every member written after is passed to the observer.
+    /// Attaches the observer `make` returns, given the spool's path and its length (whole
+    /// members only: the observer reads them itself); every member written after is passed to
+    /// the observer.
     pub fn observe(&mut self, make: impl FnOnce(&Path, u64) -> Option<Box<dyn MemberObserver>>) -> io::Result<()> {
-        if let Err(error) = self.end_member() {
-            self.state = State::Broken;
-            return Err(error);
-        }
-        self.observer = make(&self.path, self.written()?);
+        let written = self.written()?;
+        self.observer = make(&self.path, written);
         Ok(())
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Appends bytes (whole asciicast lines).
     pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        if matches!(self.state, State::Broken) {
+        if self.file.is_none() {
             return Err(broken());
         }
         self.pending.extend_from_slice(bytes);
@@ -187,79 +161,31 @@ impl SpoolWriter {
         Ok(())
     }
 
-    /// Compresses the pending text: a bulk batch as a member of its own, a small one into the
-    /// open streaming member (with a sync flush).
+    /// Compresses the pending text into a gzip member of its own and appends it to the file.
     fn compress(&mut self) -> io::Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let result = if self.pending.len() >= BULK_BYTES { self.bulk() } else { self.stream() };
+        let file = self.file.as_mut().ok_or_else(broken)?;
+        if let Some(observer) = &mut self.observer {
+            observer.member(file.written);
+            observer.text(&self.pending);
+        }
+        let result = gzip_member(&self.pending).and_then(|member| file.write_all(&member));
         match result {
             Ok(()) => {
                 self.pending.clear();
                 Ok(())
             }
             Err(error) => {
-                self.state = State::Broken;
+                self.file = None;
                 Err(error)
             }
         }
     }
 
-    fn bulk(&mut self) -> io::Result<()> {
-        self.end_member()?;
-        let start = self.written()?;
-        if let Some(observer) = &mut self.observer {
-            observer.member(start);
-            observer.text(&self.pending);
-        }
-        let member = gzip_member(&self.pending)?;
-        match &mut self.state {
-            State::Resting(file) => file.write_all(&member),
-            _ => Err(broken()),
-        }
-    }
-
-    fn stream(&mut self) -> io::Result<()> {
-        if let State::Resting(_) = self.state {
-            let State::Resting(file) = std::mem::replace(&mut self.state, State::Broken) else {
-                return Err(broken());
-            };
-            if let Some(observer) = &mut self.observer {
-                observer.member(file.written);
-            }
-            self.state = State::Open(GzEncoder::new(file, Compression::fast()));
-        }
-        if let Some(observer) = &mut self.observer {
-            observer.text(&self.pending);
-        }
-        match &mut self.state {
-            State::Open(encoder) => {
-                encoder.write_all(&self.pending)?;
-                self.member_text += self.pending.len();
-                if self.member_text >= STREAM_MEMBER_TEXT { self.end_member() } else { encoder.flush() }
-            }
-            _ => Err(broken()),
-        }
-    }
-
-    /// Finishes the open streaming member, if any, and frees its compressor.
-    fn end_member(&mut self) -> io::Result<()> {
-        self.member_text = 0;
-        match std::mem::replace(&mut self.state, State::Broken) {
-            State::Open(encoder) => self.state = State::Resting(encoder.finish()?),
-            State::Resting(file) => self.state = State::Resting(file),
-            State::Broken => return Err(broken()),
-        }
-        Ok(())
-    }
-
     fn written(&self) -> io::Result<u64> {
-        match &self.state {
-            State::Open(encoder) => Ok(encoder.get_ref().written),
-            State::Resting(file) => Ok(file.written),
-            State::Broken => Err(broken()),
-        }
+        self.file.as_ref().map(|file| file.written).ok_or_else(broken)
     }
 
     /// Makes everything written so far decodable from the file; returns the file's length.
@@ -268,25 +194,20 @@ impl SpoolWriter {
         self.written()
     }
 
-    /// Flushes, finishes the open member and frees its compressor and the batch buffer (the
-    /// session is quiet); returns the file's length.
+    /// Flushes and frees the batch buffer (the session is quiet); returns the file's length.
     pub fn rest(&mut self) -> io::Result<u64> {
         self.compress()?;
         self.pending = Vec::new();
-        if let Err(error) = self.end_member() {
-            self.state = State::Broken;
-            return Err(error);
-        }
         self.written()
     }
 
-    /// Whether memory is held: text waiting, or a streaming member open.
+    /// Whether text waits in memory.
     pub fn is_open(&self) -> bool {
-        !self.pending.is_empty() || matches!(self.state, State::Open(_))
+        !self.pending.is_empty()
     }
 
-    /// Completes the gzip stream and syncs the file to disk. A spool nothing was written to
-    /// gets one empty member, so that it is still a gzip file.
+    /// Completes the spool and syncs the file to disk. A spool nothing was written to gets
+    /// one empty member, so that it is still a gzip file.
     pub fn finish(self) -> io::Result<FinishedSpool> {
         self.finish_observed().map(|(finished, _)| finished)
     }
@@ -294,21 +215,18 @@ impl SpoolWriter {
     /// [`finish`](Self::finish), giving back the observer (told the spool's end).
     pub fn finish_observed(mut self) -> io::Result<Observed> {
         self.compress()?;
-        self.end_member()?;
-        let State::Resting(mut inner) = std::mem::replace(&mut self.state, State::Broken) else {
-            return Err(broken());
-        };
-        if inner.written == 0 {
-            inner.write_all(&gzip_member(b"")?)?;
+        let mut file = self.file.take().ok_or_else(broken)?;
+        if file.written == 0 {
+            file.write_all(&gzip_member(b"")?)?;
         }
-        inner.file.flush()?;
-        inner.file.sync_all()?;
-        let sha256 = hex::encode(inner.hasher.finalize());
+        file.file.flush()?;
+        file.file.sync_all()?;
+        let sha256 = hex::encode(file.hasher.finalize());
         let mut observer = self.observer.take();
         if let Some(observer) = &mut observer {
-            observer.end(inner.written);
+            observer.end(file.written);
         }
-        Ok((FinishedSpool { size: inner.written, sha256, text_size: self.text }, observer))
+        Ok((FinishedSpool { size: file.written, sha256, text_size: self.text }, observer))
     }
 }
 
@@ -429,34 +347,11 @@ mod tests {
     }
 
     #[test]
-    fn a_streaming_member_is_finished_once_it_holds_a_mebibyte_of_text() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("busy.cast.gz");
-        let mut spool = SpoolWriter::create(&path).unwrap();
-        let batch = vec![b'y'; 1000];
-        let mut ended = 0;
-        for _ in 0..3000 {
-            spool.write(&batch).unwrap();
-            spool.flush().unwrap();
-            if matches!(spool.state, State::Resting(_)) {
-                ended += 1;
-                assert!(spool.member_text == 0);
-            }
-            assert!(spool.member_text < STREAM_MEMBER_TEXT);
-        }
-        // 3,000,000 bytes of small batches: two members ended, the third open.
-        assert_eq!(ended, 2);
-        spool.finish().unwrap();
-        assert_eq!(decompress(&std::fs::read(&path).unwrap()).unwrap().len(), 3_000_000);
-    }
-
-    #[test]
     fn bulk_batches_and_typed_lines_interleave_into_one_readable_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("mixed.cast.gz");
         let mut spool = SpoolWriter::create(&path).unwrap();
         let bulk: Vec<u8> = (0..9 * 4000).map(|i| b"abcdefgh\n"[i % 9]).collect();
-        assert!(bulk.len() >= BULK_BYTES);
         let mut expected = Vec::new();
         for round in 0..3 {
             let typed = format!("typed {round}\n");
@@ -481,6 +376,24 @@ mod tests {
         assert_eq!(finished.text_size, expected.len() as u64);
         assert!(decompress(&bytes).unwrap() == expected, "the finished spool differs");
         assert!(bytes.len() * 20 < expected.len(), "compressed: {} of {}", bytes.len(), expected.len());
+    }
+
+    #[test]
+    fn each_flush_of_typing_costs_a_member_header_and_trailer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("typed.cast.gz");
+        let mut spool = SpoolWriter::create(&path).unwrap();
+        let line = b"[12.345678, \"i\", \"l\"]\n[12.346789, \"o\", \"l\"]\n";
+        for _ in 0..600 {
+            spool.write(line).unwrap();
+            spool.flush().unwrap();
+        }
+        let finished = spool.finish().unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(decompress(&bytes).unwrap(), line.repeat(600));
+        // 18 bytes of gzip header and trailer per member, and the line barely compressed alone.
+        let per_flush = finished.size as f64 / 600.0;
+        assert!(per_flush < line.len() as f64 + 24.0, "{per_flush} bytes per flush of {} bytes", line.len());
     }
 
     #[test]

@@ -162,8 +162,7 @@ fn an_open_member_adds_its_events_to_the_view_but_not_to_the_planner() {
 #[test]
 fn a_plan_fed_by_the_writer_is_the_plan_read_from_the_stored_spool() {
     let limits = SegmentLimits { seconds: 15.0, output_bytes: 60_000 };
-    // Attached at the start, after a burst (between bulk members) and while a streaming
-    // member of typed keys is open.
+    // Attached at the start, after a burst, and between typed keys.
     for observe in [(0, 0), (2, 0), (3, 3)] {
         let dir = tempfile::tempdir().unwrap();
         let (path, _, _, planner) = observed_spool_recording(dir.path(), 8, Some((observe.0, observe.1, limits)));
