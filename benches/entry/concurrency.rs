@@ -196,7 +196,7 @@ pub async fn run(bench: &mut Bench) -> Result<()> {
     }
     if let Some(per_kib) = per_session {
         let label = "gateway RSS per idle session, most sessions";
-        bench.report.target(SECTION, "idle_session_rss_kib", label, per_kib, "KiB", Goal::AtMost(150.0));
+        bench.report.target(SECTION, "idle_session_rss_kib", label, per_kib, "KiB", Goal::AtMost(64.0));
     }
     close_all(bench, &mut gateway, open).await?;
     streams::run(bench, &mut gateway, &containers).await?;

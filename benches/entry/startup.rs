@@ -16,6 +16,7 @@ use entry::auth::Token;
 use crate::client::{Ws, cli_enter};
 use crate::docker::{RawExec, cli_exec};
 use crate::gateway::{ENTRY, Gateway, Recording};
+use crate::report::Goal;
 use crate::sys::median;
 use crate::{Bench, GatewayKind};
 
@@ -72,6 +73,14 @@ pub async fn run(bench: &mut Bench) -> Result<()> {
     ];
     for ((key, label), values) in labels.iter().zip(&prompts) {
         bench.report.add(SECTION, key, label, median(values), "ms");
+    }
+    let raw = median(&prompts[0]);
+    if raw > 0.0 {
+        let label = "Entry WS client / raw exec, first prompt byte";
+        bench.report.add(SECTION, "enter_first_prompt_ratio_ws", label, median(&prompts[1]) / raw, "x");
+        let label = "entry enter -t / raw exec, first prompt byte";
+        let ratio = median(&prompts[2]) / raw;
+        bench.report.target(SECTION, "enter_first_prompt_ratio", label, ratio, "x", Goal::AtMost(1.3));
     }
     Ok(())
 }

@@ -221,7 +221,10 @@ impl ModelTask {
                     let text = joined.as_deref().unwrap_or(&data);
                     position += text.len() as u64;
                     last_at = at;
-                    self.model.output(at, &String::from_utf8_lossy(text));
+                    // Checked a word at a time (the lossy decoder goes a byte at a time).
+                    let text = std::str::from_utf8(text)
+                        .map_or_else(|_| String::from_utf8_lossy(text), std::borrow::Cow::Borrowed);
+                    self.model.output(at, &text);
                 }
                 Some(Message::Input(data, at)) => {
                     last_at = at;

@@ -90,7 +90,10 @@ impl Lines {
         let mut rest = text;
         while let Some(end) = rest.iter().position(|b| *b == b'\n') {
             self.pending.extend_from_slice(&rest[..end]);
-            line(self.pending_at, &String::from_utf8_lossy(&self.pending))?;
+            // Checked a word at a time (the lossy decoder goes a byte at a time).
+            let text = std::str::from_utf8(&self.pending)
+                .map_or_else(|_| String::from_utf8_lossy(&self.pending), std::borrow::Cow::Borrowed);
+            line(self.pending_at, &text)?;
             self.pending_at += self.pending.len() as u64 + 1;
             self.pending.clear();
             rest = &rest[end + 1..];
