@@ -64,6 +64,10 @@ impl Gateway {
             ("ENTRY_GATEWAY__MAX_SESSIONS_PER_USER".to_owned(), "0".to_owned()),
             // ... all from 127.0.0.1, over the per-address connection cap.
             ("ENTRY_GATEWAY__MAX_CONNECTIONS_PER_ADDRESS".to_owned(), "0".to_owned()),
+            // The 10,000-session level is over the gateway's default session and connection
+            // caps (4,096 and 10,000).
+            ("ENTRY_GATEWAY__MAX_SESSIONS".to_owned(), "0".to_owned()),
+            ("ENTRY_GATEWAY__MAX_CONNECTIONS".to_owned(), "0".to_owned()),
         ];
         match recording {
             // The relay alone: no recording and no command index.

@@ -200,6 +200,28 @@ fn put(cells: &mut Vec<char>, col: usize, ch: char) {
     }
 }
 
+/// Whether the escape sequences of `text` (text that is not plain) are all complete by its
+/// end: `Some(true)` when its last one is, `Some(false)` when it may not be (or it holds a C1
+/// control, which may start one), `None` when it has none (it leaves things as they were).
+pub fn ends_cleanly(text: &str) -> Option<bool> {
+    let bytes = text.as_bytes();
+    if bytes.windows(2).any(|w| w[0] == 0xc2 && (0x80..=0x9f).contains(&w[1])) {
+        return Some(false);
+    }
+    let last = bytes.iter().rposition(|b| *b == 0x1b)?;
+    let rest = &bytes[last + 1..];
+    Some(match rest.first() {
+        None => false,
+        // CSI: parameters and intermediates, then a final byte.
+        Some(b'[') => rest[1..].iter().any(|b| (0x40..=0x7e).contains(b)),
+        // OSC, DCS, SOS, PM, APC: a string ended by BEL (an ST would be the last ESC).
+        Some(b']' | b'P' | b'X' | b'^' | b'_') => rest.contains(&0x07),
+        // Character set designations take one more byte.
+        Some(b'(' | b')' | b'*' | b'+' | b'-' | b'.' | b'/' | b'#' | b'%' | b' ') => rest.len() >= 2,
+        Some(_) => true,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@
 //! recording (with the raw input) stays the ground truth.
 
 pub mod bulk;
+pub mod dormant;
 pub mod feed;
 pub mod hits;
 pub mod keys;

@@ -20,6 +20,7 @@ use std::collections::{HashSet, VecDeque};
 use avt::{ScreenKind, Terminal};
 
 use super::bulk;
+use super::dormant::Dormant;
 use super::keys::{Key, keys};
 use super::output::{OutputLine, OutputText};
 use super::screen::{ScreenLines, cursor_line, cursor_line_start};
@@ -33,6 +34,9 @@ const ECHO_WAIT: f64 = 2.0;
 /// seconds after the output before it.
 const BULK_BATCH: usize = 32 << 10;
 const BULK_GAP: f64 = 0.05;
+/// Seconds without output or keys after which a settled session's terminal sleeps (its dump
+/// stands in for it until the next event, see [`super::dormant`]).
+pub const SLEEP_AFTER: f64 = 5.0;
 /// A full-screen program's screen is indexed at most this often (seconds).
 const ALTERNATE_EVERY: f64 = 1.0;
 /// What a command typed without echo is recorded as.
@@ -80,7 +84,12 @@ struct TypedLine {
 
 /// The terminal model and command reader of one session.
 pub struct TerminalModel {
-    terminal: Terminal,
+    /// Asleep (as its dump) while the session is idle, see [`dormant`](super::dormant).
+    terminal: Dormant,
+    /// Whether the output so far ended outside any escape sequence.
+    clean: bool,
+    /// When the last output or key came.
+    last_event_at: f64,
     lines: ScreenLines,
     output: OutputText,
     tty: bool,
@@ -111,7 +120,9 @@ impl TerminalModel {
         let terminal = Terminal::new(usize::from(cols.max(1)), usize::from(rows.max(1)))
             .unwrap_or_else(|_| Terminal::new(80, 24).unwrap_or_else(|_| unreachable!("80x24 is a valid size")));
         Self {
-            terminal,
+            terminal: Dormant::new(terminal),
+            clean: true,
+            last_event_at: 0.0,
             lines: ScreenLines::default(),
             output: OutputText::new(caps.head, caps.tail),
             tty,
@@ -136,6 +147,7 @@ impl TerminalModel {
 
     /// The shell printed `text` at `at`.
     pub fn output(&mut self, at: f64, text: &str) {
+        self.last_event_at = at;
         self.previous_output_at = std::mem::replace(&mut self.last_output_at, at);
         self.unsettled = true;
         let mut rest = text;
@@ -158,6 +170,7 @@ impl TerminalModel {
 
     /// The user typed `data` at `at`.
     pub fn input(&mut self, at: f64, data: &[u8]) {
+        self.last_event_at = at;
         self.catch_up(at);
         if !self.tty {
             return self.stdin_lines(at, data);
@@ -168,8 +181,9 @@ impl TerminalModel {
         let keys = keys(data);
         let enters = keys.iter().filter(|k| **k == Key::Enter).count();
         let pasted = enters > 1 || keys.iter().skip_while(|k| **k != Key::Enter).any(|k| matches!(k, Key::Text(_)));
-        let mut prefix = match (&self.line, pasted) {
-            (Some(line), true) => self.command_text(&cursor_line(&self.terminal).0, line.prompt.as_deref()),
+        let cursor = (pasted && self.line.is_some()).then(|| cursor_line(self.terminal.get()).0);
+        let mut prefix = match (&self.line, cursor) {
+            (Some(line), Some(cursor)) => self.command_text(&cursor, line.prompt.as_deref()),
             _ => String::new(),
         };
         for key in keys {
@@ -209,17 +223,27 @@ impl TerminalModel {
     /// The terminal changed size.
     pub fn resize(&mut self, cols: u16, rows: u16) {
         self.catch_up(self.last_output_at);
-        self.terminal.resize_with(usize::from(cols.max(1)), usize::from(rows.max(1)), &mut self.lines);
+        self.terminal.get().resize_with(usize::from(cols.max(1)), usize::from(rows.max(1)), &mut self.lines);
     }
 
     /// Time passes (called about once a second): submitted lines whose echo never came are read,
-    /// and the screen's settled lines are indexed.
+    /// and the screen's settled lines are indexed. A session idle for [`SLEEP_AFTER`] with
+    /// nothing left to read has its terminal put to sleep.
     pub fn tick(&mut self, at: f64) {
         self.catch_up(self.last_output_at);
         while self.pending.front().is_some_and(|line| at - line.at >= ECHO_WAIT) {
             self.read_submitted();
         }
         self.settle(at, false);
+        let settled = !self.unsettled && !self.alternate_changed && self.line.is_none() && self.pending.is_empty();
+        if settled && self.clean && self.lazy.is_empty() && at - self.last_event_at >= SLEEP_AFTER {
+            self.terminal.sleep();
+        }
+    }
+
+    /// Whether the terminal sleeps (for tests).
+    pub fn is_asleep(&self) -> bool {
+        self.terminal.is_asleep()
     }
 
     /// The session is over: everything left is read and indexed.
@@ -256,12 +280,13 @@ impl TerminalModel {
         if !self.tty || self.alternate {
             return None;
         }
+        let cursor = cursor_line(self.terminal.get()).0;
         let line = self.line.as_ref();
         if let Some(line) = line.filter(|l| !l.typed.is_empty() && !is_subsequence(&l.typed, &l.echo)) {
             return Some(PendingLine { text: line.typed.trim().to_owned(), unechoed: true });
         }
         let prompt = line.and_then(|l| l.prompt.as_deref());
-        let mut text = self.command_text(&cursor_line(&self.terminal).0, prompt);
+        let mut text = self.command_text(&cursor, prompt);
         if let Some(pasted) = line.and_then(|l| l.pasted.as_deref()).filter(|p| p.contains('\n')) {
             text.push('\n');
             text.push_str(pasted);
@@ -286,6 +311,7 @@ impl TerminalModel {
     /// The screen as escape sequences that recreate it on a terminal of the same size.
     pub fn dump(&mut self) -> String {
         self.catch_up(self.last_output_at);
+        // Asleep, the dump is at hand: a watcher joining an idle session does not wake it.
         self.terminal.dump()
     }
 
@@ -297,7 +323,7 @@ impl TerminalModel {
     /// The visible screen's text, a line per row (for tests and checks).
     pub fn screen_text(&mut self) -> Vec<String> {
         self.catch_up(self.last_output_at);
-        self.terminal.screen().visible_lines().map(|line| line.text().trim_end().to_owned()).collect()
+        self.terminal.get().screen().visible_lines().map(|line| line.text().trim_end().to_owned()).collect()
     }
 
     fn feed(&mut self, at: f64, text: &str) {
@@ -371,7 +397,11 @@ impl TerminalModel {
         if text.is_empty() {
             return;
         }
-        self.terminal.feed_with(text, &mut self.lines);
+        self.terminal.get().feed_with(text, &mut self.lines);
+        self.clean = match bulk::ends_cleanly(text) {
+            Some(clean) => clean,
+            None => self.clean,
+        };
         let echo = text.chars().filter(|c| !c.is_control());
         if let Some(line) = &mut self.line {
             extend_capped(&mut line.echo, echo.clone());
@@ -379,7 +409,7 @@ impl TerminalModel {
         for line in &mut self.pending {
             extend_capped(&mut line.echo, echo.clone());
         }
-        let alternate = self.terminal.active_screen_kind() == ScreenKind::Alternate;
+        let alternate = self.terminal.get().active_screen_kind() == ScreenKind::Alternate;
         if alternate != self.alternate {
             self.switched(at, alternate);
         } else if alternate {
@@ -389,7 +419,7 @@ impl TerminalModel {
 
     /// The line being typed, started (and its prompt learned) at its first key.
     fn typing(&mut self) -> &mut TypedLine {
-        let prompt = self.line.is_none().then(|| cursor_line(&self.terminal).1);
+        let prompt = self.line.is_none().then(|| cursor_line(self.terminal.get()).1);
         self.line.get_or_insert_with(|| TypedLine { prompt, ..TypedLine::default() })
     }
 
@@ -411,8 +441,8 @@ impl TerminalModel {
         if !line.typed.is_empty() && line.echo.len() < MAX_COMMAND && !is_subsequence(&line.typed, &line.echo) {
             return self.emit(line.at, UNECHOED.to_owned(), vec![CommandFlag::Unechoed]);
         }
-        let (whole, _) = cursor_line(&self.terminal);
-        let row = cursor_line_start(&self.terminal);
+        let terminal = self.terminal.get();
+        let (whole, row) = (cursor_line(terminal).0, cursor_line_start(terminal));
         self.lines.mark(row, &whole);
         let prompt = line.prompt.as_deref();
         let text = self.command_text(&whole, prompt);
@@ -515,7 +545,7 @@ impl TerminalModel {
             return;
         }
         self.unsettled = false;
-        for text in self.lines.settled(&self.terminal, all) {
+        for text in self.lines.settled(self.terminal.get(), all) {
             self.output.push(self.last_output_at, text);
         }
     }

@@ -441,3 +441,54 @@ fn output_that_trickles_is_not_held_back_but_a_stream_is_gathered() {
     assert_eq!(m.screen_text()[9], "line 9");
     assert!(m.lazy.is_empty());
 }
+
+#[test]
+fn an_idle_session_s_terminal_sleeps_and_wakes_where_it_was() {
+    let mut m = model();
+    let mut awake = model();
+    let steps = [
+        (0.1, ">", "\x1b[1;32muser@c\x1b[0m:/$ "),
+        (1.0, "<", "echo one\r"),
+        (1.1, ">", "echo one\r\none\r\n\x1b[1;32muser@c\x1b[0m:/$ "),
+    ];
+    for model in [&mut m, &mut awake] {
+        play_steps(model, &steps);
+    }
+    // Ticks within SLEEP_AFTER of the last event keep it awake; a later one puts it to sleep.
+    m.tick(1.1 + SLEEP_AFTER / 2.0);
+    assert!(!m.is_asleep());
+    m.tick(1.2 + SLEEP_AFTER);
+    assert!(m.is_asleep());
+    assert_eq!(m.dump(), awake.dump(), "a watcher gets the same screen from the sleeping terminal");
+    assert!(m.is_asleep(), "the dump did not wake it");
+    // The next command is read as on a terminal that never slept.
+    let more = [(20.0, "<", "ls\r"), (20.1, ">", "ls\r\nbin etc\r\n\x1b[1;32muser@c\x1b[0m:/$ ")];
+    play_steps(&mut m, &more);
+    play_steps(&mut awake, &more);
+    assert!(!m.is_asleep());
+    assert_eq!(m.dump(), awake.dump());
+    let (slept, stayed) = (m.take_commands(), awake.take_commands());
+    assert_eq!(texts(&slept), texts(&stayed));
+    assert_eq!(texts(&slept), ["echo one", "ls"]);
+}
+
+#[test]
+fn a_terminal_inside_an_unfinished_escape_sequence_stays_awake() {
+    let mut m = model();
+    play_steps(&mut m, &[(0.1, ">", "$ "), (0.2, ">", "\x1b]0;a title not ended yet")]);
+    m.tick(0.2 + 2.0 * SLEEP_AFTER);
+    assert!(!m.is_asleep());
+    play_steps(&mut m, &[(30.0, ">", "\x07\x1b[m$ ")]);
+    m.tick(30.0 + SLEEP_AFTER);
+    assert!(m.is_asleep());
+}
+
+/// Plays steps without finishing the session.
+fn play_steps(model: &mut TerminalModel, steps: &[(f64, &str, &str)]) {
+    for (at, dir, data) in steps {
+        match *dir {
+            "<" => model.input(*at, data.as_bytes()),
+            _ => model.output(*at, data),
+        }
+    }
+}
