@@ -260,3 +260,37 @@ async fn a_late_watcher_of_top_starts_from_the_exact_screen() {
     session.type_text("exit\r").await;
     session.read_to_close(WAIT).await;
 }
+
+#[tokio::test]
+async fn a_session_idle_past_the_model_s_sleep_is_watched_and_indexed_as_before() {
+    let app = TestApp::start().await;
+    let container = TestContainer::start(BASH_IMAGE);
+    let auth = bearer(&app.token("dev", Role::Developer, &["*"]).await);
+    let auditor = bearer(&app.token("audrey", Role::Auditor, &["*"]).await);
+    let mut session =
+        app.connect(&[("container", &container.compose()), ("authorization", &auth), ("command", r#"["bash"]"#)]).await;
+    session.winch(90, 25).await;
+    let mut seen = session.read_until("# ", WAIT).await.stdout_text();
+    // Every byte the client saw, up to the prompt after the output, so its screen is known.
+    type_chars(&mut session, "PS1='P> '").await;
+    session.type_text("\r").await;
+    seen += &session.read_until("\r\nP> ", WAIT).await.stdout_text();
+    type_chars(&mut session, "printf '\\e[1;33mbefore-%s\\e[m\\n' $((2*3))").await;
+    session.type_text("\r").await;
+    seen += &session.read_until("before-6\x1b[m\r\nP> ", WAIT).await.stdout_text();
+    // Idle past the terminal model's sleep (it ticks every 500 ms).
+    let idle = Duration::from_secs_f64(entry::index::model::SLEEP_AFTER + 1.5);
+    tokio::time::sleep(idle).await;
+    let id = wait_for_newest(&app.store, WAIT, "a live row", |_| true).await.id;
+    let url = format!("ws://{}/api/v1/sessions/{id}/watch", app.addr);
+    let mut watcher = Session::connect(&url, &[("authorization", &auditor)]).await;
+    let dump = watcher.read_until("before-6", WAIT).await.stdout_text();
+    assert_eq!(screen_after(90, 25, &dump), screen_after(90, 25, &seen), "the sleeping model's screen");
+    // Woken by the next keys, it reads the command as it always did.
+    run(&mut session, "echo after-$((4+4))", "after-8").await;
+    session.type_text("exit\r").await;
+    session.read_to_close(WAIT).await;
+    let row = wait_for_newest(&app.store, WAIT, "final row", is_final).await;
+    let texts: Vec<String> = commands(&app, &row.id).await.into_iter().map(|(_, text, _)| text).collect();
+    assert_eq!(texts, ["PS1='P> '", "printf '\\e[1;33mbefore-%s\\e[m\\n' $((2*3))", "echo after-$((4+4))", "exit"]);
+}
