@@ -221,10 +221,7 @@ impl ModelTask {
                     let text = joined.as_deref().unwrap_or(&data);
                     position += text.len() as u64;
                     last_at = at;
-                    // Checked a word at a time (the lossy decoder goes a byte at a time).
-                    let text = std::str::from_utf8(text)
-                        .map_or_else(|_| String::from_utf8_lossy(text), std::borrow::Cow::Borrowed);
-                    self.model.output(at, &text);
+                    self.model.output(at, &crate::wire::protocol::as_text(text));
                 }
                 Some(Message::Input(data, at)) => {
                     last_at = at;

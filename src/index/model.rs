@@ -280,11 +280,11 @@ impl TerminalModel {
         if !self.tty || self.alternate {
             return None;
         }
-        let cursor = cursor_line(self.terminal.get()).0;
-        let line = self.line.as_ref();
-        if let Some(line) = line.filter(|l| !l.typed.is_empty() && !is_subsequence(&l.typed, &l.echo)) {
+        if let Some(line) = self.line.as_ref().filter(|l| !l.typed.is_empty() && !is_subsequence(&l.typed, &l.echo)) {
             return Some(PendingLine { text: line.typed.trim().to_owned(), unechoed: true });
         }
+        let cursor = cursor_line(self.terminal.get()).0;
+        let line = self.line.as_ref();
         let prompt = line.and_then(|l| l.prompt.as_deref());
         let mut text = self.command_text(&cursor, prompt);
         if let Some(pasted) = line.and_then(|l| l.pasted.as_deref()).filter(|p| p.contains('\n')) {

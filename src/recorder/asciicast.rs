@@ -5,7 +5,6 @@
 //! UTF-8 JSON string (bytes that are not UTF-8 become U+FFFD, as asciinema does); times are
 //! seconds with microsecond precision. The parser never panics and bounds what it accepts.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -131,8 +130,7 @@ pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
 /// Encodes an output (`"o"`) or input (`"i"`) event straight from the bytes, as
 /// `EventKind::output`/`input` and [`encode_event`] would, without copying valid UTF-8 first.
 pub fn encode_bytes_event(time: f64, input: bool, bytes: &[u8], out: &mut Vec<u8>) {
-    // `str::from_utf8` checks ASCII a word at a time; the lossy decoder, a byte at a time.
-    let data = std::str::from_utf8(bytes).map_or_else(|_| String::from_utf8_lossy(bytes), Cow::Borrowed);
+    let data = crate::wire::protocol::as_text(bytes);
     encode_line(time, if input { "i" } else { "o" }, &data, out);
 }
 

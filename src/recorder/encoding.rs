@@ -153,13 +153,15 @@ impl Encoding {
     }
 
     /// Attaches the observer `make` returns to the spool once it holds `after` bytes of text
-    /// (see [`SpoolWriter::observe`]); does nothing if one is attached or the spool failed.
+    /// (see [`SpoolWriter::observe`]); does nothing once one was asked for, or if the spool
+    /// failed.
     pub fn observe_after(
         &mut self,
         after: u64,
         make: impl FnOnce(&std::path::Path, u64) -> Option<Box<dyn MemberObserver>>,
     ) {
-        let Some(spool) = self.spool.as_mut().filter(|spool| !spool.observed() && spool.text_len() >= after) else {
+        let Some(spool) = self.spool.as_mut().filter(|spool| !spool.observer_asked() && spool.text_len() >= after)
+        else {
             return;
         };
         if let Err(error) = spool.observe(make) {

@@ -9,9 +9,10 @@
 //! sessions typing at once would hold a thousand). A person typing costs about 20 bytes of
 //! member header and trailer per flush. A spool is therefore a multi-member gzip file (RFC 1952,
 //! section 2.2), which `gzip -d`, `asciinema cat` and every reader here decode whole, and a
-//! reader can start at any member: none holds more than [`MEMBER_BYTES`] of text. A [`MemberObserver`] attached to a spool sees each member's start and text as they
-//! are written, so work that needs members (replay's segment plan) is done without reading
-//! the file back.
+//! reader can start at any member: none holds more than [`MEMBER_BYTES`] of text. A
+//! [`MemberObserver`] attached to a spool sees each member's start and text as they are
+//! written, so work that needs members (replay's segment plan) is done without reading the
+//! file back.
 //!
 //! Guarantees: bytes below the last reported flushed length never change; the SHA-256 and
 //! size returned by `finish` are those of the complete file, and its `text_size` the number
@@ -102,6 +103,8 @@ pub struct SpoolWriter {
     /// Text bytes written (the decompressed length of the spool).
     text: u64,
     observer: Option<Box<dyn MemberObserver>>,
+    /// Whether an observer was asked for (once per spool, whether one came or not).
+    observer_asked: bool,
 }
 
 /// A finished spool.
@@ -122,7 +125,14 @@ impl SpoolWriter {
     pub fn create(path: &Path) -> io::Result<Self> {
         let file = crate::store::files::create_private(path)?;
         let file = HashingFile { file, hasher: Sha256::new(), written: 0 };
-        Ok(Self { path: path.to_owned(), file: Some(file), pending: Vec::new(), text: 0, observer: None })
+        Ok(Self {
+            path: path.to_owned(),
+            file: Some(file),
+            pending: Vec::new(),
+            text: 0,
+            observer: None,
+            observer_asked: false,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -134,9 +144,10 @@ impl SpoolWriter {
         self.text
     }
 
-    /// Whether an observer is attached.
-    pub fn observed(&self) -> bool {
-        self.observer.is_some()
+    /// Whether an observer was asked for: [`observe`](Self::observe) is done once per spool,
+    /// so one that could not be made (its reading of the spool failed) is not tried again.
+    pub fn observer_asked(&self) -> bool {
+        self.observer_asked
     }
 
     /// Attaches the observer `make` returns, given the spool's path and its length (whole
@@ -144,6 +155,7 @@ impl SpoolWriter {
     /// the observer.
     pub fn observe(&mut self, make: impl FnOnce(&Path, u64) -> Option<Box<dyn MemberObserver>>) -> io::Result<()> {
         let written = self.written()?;
+        self.observer_asked = true;
         self.observer = make(&self.path, written);
         Ok(())
     }
@@ -394,6 +406,24 @@ mod tests {
         // 18 bytes of gzip header and trailer per member, and the line barely compressed alone.
         let per_flush = finished.size as f64 / 600.0;
         assert!(per_flush < line.len() as f64 + 24.0, "{per_flush} bytes per flush of {} bytes", line.len());
+    }
+
+    #[test]
+    fn an_observer_is_asked_for_once_even_when_none_comes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = SpoolWriter::create(&dir.path().join("observed.cast.gz")).unwrap();
+        spool.write(b"line 1\n").unwrap();
+        assert!(!spool.observer_asked());
+        let mut asked = Vec::new();
+        spool
+            .observe(|_, written| {
+                asked.push(written);
+                None
+            })
+            .unwrap();
+        // Nothing was compressed yet: the spool's file is empty, the text pending.
+        assert_eq!(asked, [0]);
+        assert!(spool.observer_asked(), "a spool that got no observer is not asked again");
     }
 
     #[test]

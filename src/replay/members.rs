@@ -90,10 +90,7 @@ impl Lines {
         let mut rest = text;
         while let Some(end) = rest.iter().position(|b| *b == b'\n') {
             self.pending.extend_from_slice(&rest[..end]);
-            // Checked a word at a time (the lossy decoder goes a byte at a time).
-            let text = std::str::from_utf8(&self.pending)
-                .map_or_else(|_| String::from_utf8_lossy(&self.pending), std::borrow::Cow::Borrowed);
-            line(self.pending_at, &text)?;
+            line(self.pending_at, &crate::wire::protocol::as_text(&self.pending))?;
             self.pending_at += self.pending.len() as u64 + 1;
             self.pending.clear();
             rest = &rest[end + 1..];

@@ -227,16 +227,23 @@ fn screen_after(cols: usize, rows: usize, output: &str) -> Vec<String> {
     terminal.screen().visible_lines().map(|line| line.text().trim_end().to_owned()).collect()
 }
 
-#[tokio::test]
-async fn a_late_watcher_of_top_starts_from_the_exact_screen() {
-    let app = TestApp::start().await;
-    let container = TestContainer::start(BASH_IMAGE);
+/// A developer's bash session at 90×25 with its first prompt read, and an auditor's bearer
+/// header to watch it with.
+async fn watched_bash(app: &TestApp, container: &TestContainer) -> (Session, String, String) {
     let auth = bearer(&app.token("dev", Role::Developer, &["*"]).await);
     let auditor = bearer(&app.token("audrey", Role::Auditor, &["*"]).await);
     let mut session =
         app.connect(&[("container", &container.compose()), ("authorization", &auth), ("command", r#"["bash"]"#)]).await;
     session.winch(90, 25).await;
-    let mut seen = session.read_until("# ", WAIT).await.stdout_text();
+    let seen = session.read_until("# ", WAIT).await.stdout_text();
+    (session, seen, auditor)
+}
+
+#[tokio::test]
+async fn a_late_watcher_of_top_starts_from_the_exact_screen() {
+    let app = TestApp::start().await;
+    let container = TestContainer::start(BASH_IMAGE);
+    let (mut session, mut seen, auditor) = watched_bash(&app, &container).await;
     // Far more than the 64 KiB of recent output a watcher used to get, one screen of top, then
     // a redraw by cursor addressing, and quiet.
     let line = "seq 1 40000; top -n 1; printf '\\e[3;30Hredrawn-%s\\e[20;1H' $((6*7)); sleep 30\r";
@@ -265,12 +272,7 @@ async fn a_late_watcher_of_top_starts_from_the_exact_screen() {
 async fn a_session_idle_past_the_model_s_sleep_is_watched_and_indexed_as_before() {
     let app = TestApp::start().await;
     let container = TestContainer::start(BASH_IMAGE);
-    let auth = bearer(&app.token("dev", Role::Developer, &["*"]).await);
-    let auditor = bearer(&app.token("audrey", Role::Auditor, &["*"]).await);
-    let mut session =
-        app.connect(&[("container", &container.compose()), ("authorization", &auth), ("command", r#"["bash"]"#)]).await;
-    session.winch(90, 25).await;
-    let mut seen = session.read_until("# ", WAIT).await.stdout_text();
+    let (mut session, mut seen, auditor) = watched_bash(&app, &container).await;
     // Every byte the client saw, up to the prompt after the output, so its screen is known.
     type_chars(&mut session, "PS1='P> '").await;
     session.type_text("\r").await;

@@ -19,40 +19,42 @@ fn wrong_secret(token: &str) -> String {
     format!("{id}.{}", "A".repeat(43))
 }
 
+/// A gateway whose sources may fail `max_failures` times a minute.
+async fn budgeted(max_failures: usize) -> TestApp {
+    TestApp::builder()
+        .configure(|c| {
+            c.auth.max_failures = max_failures;
+            c.auth.failure_window = Duration::from_secs(60);
+        })
+        .start()
+        .await
+}
+
+/// `GET url` with `authorization`, `n` at once: their statuses.
+async fn parallel_gets(url: &str, authorization: &str, n: usize) -> Vec<u16> {
+    let http = reqwest::Client::new();
+    join_all((0..n).map(|_| async {
+        http.get(url).header("authorization", authorization).send().await.unwrap().status().as_u16()
+    }))
+    .await
+}
+
 fn trusting(list: &[&str]) -> Vec<IpNet> {
     list.iter().map(|net| IpNet::try_from((*net).to_owned()).unwrap()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_burst_of_parallel_wrong_tokens_gets_no_more_verifications_than_the_budget() {
-    let app = TestApp::builder()
-        .configure(|c| {
-            c.auth.max_failures = 3;
-            c.auth.failure_window = Duration::from_secs(60);
-        })
-        .start()
-        .await;
+    let app = budgeted(3).await;
     let good = app.token("alice", Role::Auditor, &["*"]).await;
     let wrong = bearer(&wrong_secret(&good));
-    let http = reqwest::Client::new();
-    let url = format!("{}/api/v1/sessions", app.url());
-    let statuses: Vec<u16> = join_all(
-        (0..16)
-            .map(|_| async { http.get(&url).header("authorization", &wrong).send().await.unwrap().status().as_u16() }),
-    )
-    .await;
+    let statuses = parallel_gets(&format!("{}/api/v1/sessions", app.url()), &wrong, 16).await;
     let checked = statuses.iter().filter(|&&s| s == 401).count();
     let refused = statuses.iter().filter(|&&s| s == 429).count();
     assert_eq!((checked, refused), (3, 13), "{statuses:?}");
 
     // Sessions the same way, from an address whose budget is fresh: another gateway.
-    let app = TestApp::builder()
-        .configure(|c| {
-            c.auth.max_failures = 2;
-            c.auth.failure_window = Duration::from_secs(60);
-        })
-        .start()
-        .await;
+    let app = budgeted(2).await;
     let container = TestContainer::start(SH_IMAGE);
     let good = app.token("bob", Role::Developer, &["*"]).await;
     let wrong = bearer(&wrong_secret(&good));
@@ -69,23 +71,12 @@ async fn a_burst_of_parallel_wrong_tokens_gets_no_more_verifications_than_the_bu
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_burst_of_parallel_valid_tokens_is_queued_past_the_budget_not_refused() {
-    let app = TestApp::builder()
-        .configure(|c| {
-            c.auth.max_failures = 2;
-            c.auth.failure_window = Duration::from_secs(60);
-        })
-        .start()
-        .await;
+    let app = budgeted(2).await;
     let container = TestContainer::start(SH_IMAGE);
     let token = app.token("dave", Role::Developer, &["*"]).await;
     let good = bearer(&token);
-    let http = reqwest::Client::new();
     let url = format!("{}/api/v1/sessions", app.url());
-    let statuses: Vec<u16> = join_all(
-        (0..24)
-            .map(|_| async { http.get(&url).header("authorization", &good).send().await.unwrap().status().as_u16() }),
-    )
-    .await;
+    let statuses = parallel_gets(&url, &good, 24).await;
     assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
     let reasons: Vec<CloseReason> = join_all((0..12).map(|_| async {
         let mut session =
@@ -96,6 +87,7 @@ async fn a_burst_of_parallel_valid_tokens_is_queued_past_the_budget_not_refused(
     assert!(reasons.iter().all(|&r| r == CloseReason::Exited), "{reasons:?}");
     // The budget is untouched: two wrong tokens are still checked before the source is refused.
     let wrong = bearer(&wrong_secret(&token));
+    let http = reqwest::Client::new();
     for expected in [401, 401, 429] {
         assert_eq!(http.get(&url).header("authorization", &wrong).send().await.unwrap().status(), expected);
     }

@@ -7,7 +7,7 @@
 mod utf8;
 mod winch;
 
-pub use utf8::Utf8Carry;
+pub use utf8::{Utf8Carry, as_text};
 pub use winch::{MAX_DIMENSION, WinchError, WindowSize};
 
 #[allow(clippy::all, missing_docs)]

@@ -1,10 +1,20 @@
-//! Keeps multi-byte UTF-8 characters whole across reads.
+//! Keeps multi-byte UTF-8 characters whole across reads, and reads terminal bytes as text.
 //!
-//! Guarantees: the concatenation of everything `push` and `finish` return is byte-identical to
+//! Guarantees: [`as_text`] borrows valid UTF-8 and replaces each invalid sequence with U+FFFD,
+//! as `String::from_utf8_lossy`; the concatenation of everything `push` and `finish` return is byte-identical to
 //! the input; no returned chunk ends inside a character that a later byte could complete; at
 //! most 3 bytes are ever held; invalid bytes pass straight through and never stall the stream.
 
+use std::borrow::Cow;
+
 use bytes::{Bytes, BytesMut};
+
+/// `bytes` as text, invalid sequences replaced with U+FFFD. Valid UTF-8 (nearly all terminal
+/// output) is checked by `str::from_utf8`, a word at a time for ASCII, where the lossy decoder
+/// goes a byte at a time.
+pub fn as_text(bytes: &[u8]) -> Cow<'_, str> {
+    std::str::from_utf8(bytes).map_or_else(|_| String::from_utf8_lossy(bytes), Cow::Borrowed)
+}
 
 /// Holds the incomplete UTF-8 tail of one stream between reads.
 #[derive(Debug, Default)]
@@ -87,6 +97,12 @@ fn sequence_len(byte: u8) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn as_text_borrows_valid_utf8_and_replaces_what_is_not() {
+        assert!(matches!(as_text("héllo\r\n".as_bytes()), Cow::Borrowed("héllo\r\n")));
+        assert_eq!(as_text(b"a\xffb\xe2\x82"), "a\u{fffd}b\u{fffd}");
+    }
     use proptest::prelude::*;
 
     fn feed(carry: &mut Utf8Carry, parts: &[&[u8]]) -> Vec<Vec<u8>> {
