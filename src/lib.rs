@@ -20,6 +20,7 @@ pub mod replay;
 pub mod rules;
 pub mod runtime;
 pub mod session;
+pub mod signing;
 pub mod store;
 pub mod telemetry;
 pub mod wire;

@@ -18,12 +18,14 @@ mod exec;
 mod index;
 mod rules;
 mod sections;
+mod signing;
 mod size;
 
 pub use exec::*;
 pub use index::{IndexConfig, ReplayConfig};
 pub use rules::{NotifyConfig, RuleConfig, RuleOptions, SmtpConfig};
 pub use sections::*;
+pub use signing::SigningConfig;
 pub use size::*;
 
 /// Why the configuration could not be loaded.
@@ -65,6 +67,7 @@ pub struct Config {
     pub rules: Vec<RuleConfig>,
     pub rule_options: RuleOptions,
     pub notify: NotifyConfig,
+    pub signing: SigningConfig,
 }
 
 impl Default for Config {
@@ -86,6 +89,7 @@ impl Default for Config {
             rules: Vec::new(),
             rule_options: RuleOptions::default(),
             notify: NotifyConfig::default(),
+            signing: SigningConfig::default(),
         }
     }
 }
@@ -109,6 +113,7 @@ const ENV_KEYS: &[&str] = &[
     "rules",
     "rule_options",
     "notify",
+    "signing",
 ];
 
 impl Config {
@@ -196,6 +201,14 @@ impl Config {
         self.recording.dir.clone().unwrap_or_else(|| self.data_dir.join("recordings"))
     }
 
+    /// The signing key file, and whether it is the default one (made when missing).
+    pub fn signing_key_file(&self) -> (PathBuf, bool) {
+        match &self.signing.key_file {
+            Some(path) => (path.clone(), false),
+            None => (self.data_dir.join("signing.key"), true),
+        }
+    }
+
     /// Where recordings are spooled while sessions run.
     pub fn spool_dir(&self) -> PathBuf {
         self.data_dir.join("spool")
@@ -230,6 +243,7 @@ impl std::fmt::Debug for Config {
             .field("rules", &self.rules)
             .field("rule_options", &self.rule_options)
             .field("notify", &self.notify)
+            .field("signing", &self.signing)
             .finish()
     }
 }

@@ -1,5 +1,5 @@
 //! The one wiring of a gateway: store, authenticator (with the console webhook), container
-//! runtime, recorder (completing the recordings a stop left behind), command rules and their
+//! runtime, recorder (completing the recordings a stop left behind) and its sealer, command rules and their
 //! notifier, session engine and HTTP side, from one configuration. `entry serve` and the integration tests build their gateways
 //! here (the benchmark runs `entry serve`), so what is tested is what runs.
 //!
@@ -18,6 +18,7 @@ use crate::recorder::{Recorder, RecordingError};
 use crate::rules::{Guard, Notifier, RuleBook, RuleError, Rules};
 use crate::runtime::{ContainerRuntime, DockerRuntime, DockerTls, RuntimeError};
 use crate::session::{Engine, EngineParts};
+use crate::signing::Sealer;
 use crate::store::{Store, StoreError};
 
 /// Why a gateway could not be built.
@@ -33,6 +34,8 @@ pub enum BuildError {
     Recording(#[from] RecordingError),
     #[error("loading the command rules: {0}")]
     Rules(#[from] RuleError),
+    #[error("loading the signing key ([signing] key_file): {0}")]
+    Signing(#[from] crate::signing::KeyError),
 }
 
 /// Builds a [`Gateway`]; parts not given are made from the configuration.
@@ -91,6 +94,17 @@ impl GatewayBuilder {
             tracing::warn!("recording is off: sessions are not recorded");
             None
         };
+        let sealer = match &recorder {
+            Some(recorder) => {
+                let (key_file, default) = config.signing_key_file();
+                let key = crate::signing::load_or_create(&key_file, default)?;
+                let (storage, index) = (recorder.storage(), config.index.enabled);
+                let sealer = Arc::new(Sealer::new(store.clone(), storage, key, config.node_id(), index));
+                recorder.set_sealer(Arc::clone(&sealer) as Arc<dyn crate::recorder::Seal>);
+                Some(sealer)
+            }
+            None => None,
+        };
         if !config.rules.is_empty() && !config.index.enabled {
             return Err(BuildError::Rules(RuleError::NoIndex));
         }
@@ -102,6 +116,6 @@ impl GatewayBuilder {
         let guard =
             Arc::new(Guard::new(Rules::new(book, config.index.enabled), notifier, store.clone(), config.node_id()));
         let engine = Engine::new(EngineParts { config, runtime, auth, store, recorder, guard, shutdown, tracker });
-        Ok(Gateway::new(Arc::new(engine)))
+        Ok(Gateway::new(Arc::new(engine), sealer))
     }
 }

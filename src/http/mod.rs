@@ -45,6 +45,8 @@ pub struct Gateway {
     replays: Arc<api::replays::ReplaySlots>,
     /// Segment plans of recordings (with recording on).
     plans: Option<Arc<crate::replay::plans::Plans>>,
+    /// Signs stored recordings (with recording on).
+    sealer: Option<Arc<crate::signing::Sealer>>,
 }
 
 /// Handlers reach the engine's parts (`gateway.store()`, `gateway.live()`, …) through it.
@@ -57,7 +59,7 @@ impl Deref for Gateway {
 }
 
 impl Gateway {
-    pub fn new(engine: Arc<Engine>) -> Self {
+    pub fn new(engine: Arc<Engine>, sealer: Option<Arc<crate::signing::Sealer>>) -> Self {
         let replays = api::replays::ReplaySlots::new(engine.config().gateway.max_replays_per_user);
         let plans = engine.recorder().map(|recorder| {
             let (tracker, shutdown) = (engine.tracker().clone(), engine.shutdown_token());
@@ -65,7 +67,12 @@ impl Gateway {
             recorder.set_after_store(Arc::clone(&plans) as Arc<dyn crate::recorder::AfterStore>);
             plans
         });
-        Self { engine, replays, plans }
+        Self { engine, replays, plans, sealer }
+    }
+
+    /// What signs this gateway's recordings (none with recording off).
+    pub fn sealer(&self) -> Option<&Arc<crate::signing::Sealer>> {
+        self.sealer.as_ref()
     }
 
     /// The session engine.
@@ -92,6 +99,9 @@ impl Gateway {
     pub async fn serve(self: Arc<Self>, listener: TcpListener) -> std::io::Result<()> {
         let tls = self.config().gateway.tls.as_ref().map(tls::server_config).transpose()?;
         self.engine.start_background();
+        if let Some(sealer) = &self.sealer {
+            self.tracker().spawn(Arc::clone(sealer).run(self.shutdown_token()));
+        }
         let gateway = &self.config().gateway;
         let settings = listener::ListenerSettings {
             header_timeout: gateway.header_timeout,

@@ -5,11 +5,16 @@
 //! match whenever the stored text does; offsets are characters, never bytes; the match is found
 //! with the store's meaning (a case-insensitive substring).
 
-use crate::store::{HitRow, IndexKind};
-use crate::wire::search::{CommandFlag, HitKind, SearchHit};
+use crate::store::{CommandRow, HitRow, IndexKind};
+use crate::wire::search::{CommandEntry, CommandFlag, HitKind, SearchHit};
 
 /// Characters of output text shown around a match.
 pub const SNIPPET_CHARS: usize = 160;
+
+/// A stored command as the API lists it (and as a signed manifest's index digest covers it).
+pub fn command_entry(row: CommandRow) -> CommandEntry {
+    CommandEntry { seq: row.seq, at: row.at_ms as f64 / 1000.0, text: row.text, flags: CommandFlag::split(&row.flags) }
+}
 
 /// The API's view of a hit of `query`.
 pub fn view(hit: HitRow, query: &str) -> SearchHit {

@@ -151,6 +151,13 @@ pub trait AfterStore: Send + Sync {
     );
 }
 
+/// Signs a recording once it is stored and its session row is final (the manifests of
+/// [`crate::signing`]); failures are the sealer's to report and retry.
+#[async_trait::async_trait]
+pub trait Seal: Send + Sync {
+    async fn seal(&self, session_id: &str);
+}
+
 /// Starts recordings and completes the ones a crash left behind.
 #[derive(Clone)]
 pub struct Recorder {
@@ -172,6 +179,7 @@ struct Inner {
     tracker: TaskTracker,
     shutdown: CancellationToken,
     after_store: std::sync::OnceLock<Arc<dyn AfterStore>>,
+    sealer: std::sync::OnceLock<Arc<dyn Seal>>,
 }
 
 impl Recorder {
@@ -222,6 +230,7 @@ impl Recorder {
                 tracker,
                 shutdown,
                 after_store: std::sync::OnceLock::new(),
+                sealer: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -229,6 +238,11 @@ impl Recorder {
     /// Sets the work done with each recording once stored (once; later calls are ignored).
     pub fn set_after_store(&self, after_store: Arc<dyn AfterStore>) {
         let _ = self.inner.after_store.set(after_store);
+    }
+
+    /// Sets what signs each recording once its row is final (once; later calls are ignored).
+    pub fn set_sealer(&self, sealer: Arc<dyn Seal>) {
+        let _ = self.inner.sealer.set(sealer);
     }
 
     /// The storage recordings go to.

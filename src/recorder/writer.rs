@@ -533,6 +533,12 @@ impl Writer {
                 }
             }
         }
+        if let Some(sealer) = self.inner.sealer.get() {
+            tokio::select! {
+                _ = sealer.seal(session_id) => {}
+                _ = self.shutdown_deadline() => {}
+            }
+        }
         if let Some(after_store) = self.inner.after_store.get() {
             let spool = spool_path(&self.inner.spool_dir, session_id);
             tokio::select! {

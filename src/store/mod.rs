@@ -13,6 +13,7 @@ mod audit;
 mod catchup;
 pub mod files;
 mod logins;
+mod manifests;
 mod nodes;
 mod rule_hits;
 mod search;
@@ -22,6 +23,7 @@ mod views;
 
 pub use audit::AuditRow;
 pub use catchup::{MAX_PENDING, caught_up_writes, writes_not_kept};
+pub use manifests::ManifestRow;
 pub use nodes::ClaimError;
 pub use rule_hits::{HitFilter, REVIEW_CHANNEL, RuleHitRow};
 pub use search::{CommandRow, HitRow, IndexKind, OutputRow, ROWS_PER_WRITE, SearchCursor, SearchFilter};

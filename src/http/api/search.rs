@@ -19,7 +19,7 @@ use crate::http::Gateway;
 use crate::index::hits;
 use crate::store::{IndexKind, SearchCursor, SearchFilter};
 use crate::wire::api::ErrorBody;
-use crate::wire::search::{CommandEntry, CommandFlag, CommandList, SearchKind, SearchPage, SearchQuery};
+use crate::wire::search::{CommandList, SearchKind, SearchPage, SearchQuery};
 
 /// Most hits per page.
 const MAX_HITS: i64 = 500;
@@ -126,14 +126,6 @@ pub(super) async fn commands(
 ) -> Result<axum::Json<CommandList>, ApiError> {
     let row = visible_session(&gateway, &principal, &id).await?;
     let rows = gateway.store().commands(&row.id).await.map_err(ApiError::store)?;
-    let commands = rows
-        .into_iter()
-        .map(|c| CommandEntry {
-            seq: c.seq,
-            at: c.at_ms as f64 / 1000.0,
-            text: c.text,
-            flags: CommandFlag::split(&c.flags),
-        })
-        .collect();
+    let commands = rows.into_iter().map(crate::index::hits::command_entry).collect();
     Ok(axum::Json(CommandList { session_id: row.id, commands }))
 }

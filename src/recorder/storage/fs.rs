@@ -45,6 +45,34 @@ impl FsStorage {
             _ => Err(StorageError::ForeignLocation(location.to_owned())),
         }
     }
+
+    /// Writes a small object beside a recording (never a recording): to a partial file renamed
+    /// into place, with the file and its directory fsynced when `durable`.
+    async fn write_beside(&self, location: &str, bytes: Vec<u8>, durable: bool) -> Result<(), StorageError> {
+        let target = self.path_of(location)?;
+        if location.ends_with(".cast.gz") {
+            return Err(StorageError::ForeignLocation(location.to_owned()));
+        }
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            let dir = target.parent().unwrap_or(Path::new("."));
+            crate::store::files::private_dir(dir)?;
+            let partial = target.with_extension("partial");
+            let mut file = crate::store::files::create_private(&partial)?;
+            std::io::Write::write_all(&mut file, &bytes)?;
+            if durable {
+                file.sync_all()?;
+            }
+            drop(file);
+            std::fs::rename(&partial, &target)?;
+            if durable {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| StorageError::Io(std::io::Error::other(e)))??;
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -87,24 +115,13 @@ impl RecordingStorage for FsStorage {
     }
 
     async fn put(&self, location: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
-        let target = self.path_of(location)?;
-        if location.ends_with(".cast.gz") {
-            return Err(StorageError::ForeignLocation(location.to_owned()));
-        }
         // Derived data, made again when missing or unreadable: renamed into place whole, but
         // not fsynced (a thousand sessions ending at once would otherwise queue the disk).
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            let dir = target.parent().unwrap_or(Path::new("."));
-            crate::store::files::private_dir(dir)?;
-            let partial = target.with_extension("partial");
-            let mut file = crate::store::files::create_private(&partial)?;
-            std::io::Write::write_all(&mut file, &bytes)?;
-            drop(file);
-            std::fs::rename(&partial, &target)
-        })
-        .await
-        .map_err(|e| StorageError::Io(std::io::Error::other(e)))??;
-        Ok(())
+        self.write_beside(location, bytes, false).await
+    }
+
+    async fn put_durable(&self, location: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
+        self.write_beside(location, bytes, true).await
     }
 
     fn kind(&self) -> &'static str {

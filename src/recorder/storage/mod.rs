@@ -83,6 +83,12 @@ pub trait RecordingStorage: Send + Sync {
     /// whole; on a local disk it is not fsynced.
     async fn put(&self, location: &str, bytes: Vec<u8>) -> Result<(), StorageError>;
 
+    /// As [`put`](Self::put), and durable when it returns (a signed manifest, which is not made
+    /// again): on a local disk the file and its directory are fsynced.
+    async fn put_durable(&self, location: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
+        self.put(location, bytes).await
+    }
+
     /// A short name for logs: `fs` or `s3`.
     fn kind(&self) -> &'static str;
 }
