@@ -1,7 +1,9 @@
 //! The subcommands of `entry`, one module each with a `run()`.
 
 mod enter;
+mod export;
 mod index;
+mod keys;
 mod migrate;
 mod play;
 mod recording;
@@ -11,6 +13,7 @@ mod serve;
 mod sessions;
 mod tokens;
 mod verify;
+mod verify_chain;
 
 use std::path::PathBuf;
 
@@ -41,8 +44,14 @@ enum Command {
     Play(play::Args),
     /// Download a session's recording.
     Recording(recording::Args),
-    /// Check a stored recording against the SHA-256 in its session row.
+    /// Check a recording against its session row and its signed manifest, or walk the
+    /// manifest chains (`--chain`).
     Verify(verify::Args),
+    /// Write one session's recording, signed manifest, public key and SHA256SUMS to a
+    /// directory, for an outside auditor's `minisign -V` and `sha256sum -c`.
+    Export(export::Args),
+    /// The deployment's signing key: create it, show its public key.
+    Keys(keys::Args),
     /// Search commands and output across recorded sessions (through a gateway's API).
     Search(search::Args),
     /// Rebuild the command index from stored recordings (works on the store directly).
@@ -113,6 +122,8 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Play(args) => play::run(args).await,
         Command::Recording(args) => recording::run(args).await,
         Command::Verify(args) => return verify::run(args).await,
+        Command::Export(args) => export::run(args).await,
+        Command::Keys(args) => keys::run(args).await,
         Command::Search(args) => search::run(args).await,
         Command::Index(args) => index::run(args).await,
         Command::Reviews(args) => reviews::reviews(args).await,

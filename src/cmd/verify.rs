@@ -1,23 +1,74 @@
-//! `entry verify <id>`: checks a stored recording, byte for byte as stored, against the
-//! SHA-256 and size its session row recorded when it was stored. Exits 0 when they match,
-//! 1 on a mismatch or an error.
+//! `entry verify <id>`: checks a stored recording, byte for byte as stored, against the SHA-256
+//! and size its session row recorded, then against its signed manifest: the signature, the
+//! object, the row, the command index and the link to its node's previous manifest.
+//! `entry verify --chain` walks the nodes' chains of manifests ([`super::verify_chain`]). Exits
+//! 0 when everything checks, 1 on any mismatch, unverifiable signature or error.
 
 use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};
 
 use super::ServerArgs;
 use crate::client::api::ApiClient;
+use crate::signing::PublicKey;
+use crate::signing::check::{Evidence, check};
+use crate::signing::manifest::Manifest;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
     server: ServerArgs,
     /// Session id.
-    id: String,
+    #[arg(required_unless_present = "chain", conflicts_with = "chain")]
+    id: Option<String>,
+    /// Walk the gateway nodes' chains of manifests instead: report gaps (deleted sessions),
+    /// forks, broken links and manifests that are altered or unreadable.
+    #[arg(long)]
+    chain: bool,
+    /// Only this node's chain (default: every node that signed manifests).
+    #[arg(long, requires = "chain")]
+    node: Option<String>,
+    /// Only manifests signed at or after: RFC 3339, a date, or a duration ago (7d).
+    #[arg(long, requires = "chain", value_parser = super::sessions::parse_time)]
+    since: Option<i64>,
+    #[command(flatten)]
+    key: KeyArgs,
 }
 
-/// What a check of one recording found. (Signatures, once recordings are signed, belong
-/// here too.)
+/// Which public key checks signatures.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KeyArgs {
+    /// The signing key's public half: minisign's base64 line (`RW…`) or a `.pub` file's path.
+    /// Default: the one the gateway serves, which proves only that the gateway signed it.
+    #[arg(long, env = "ENTRY_SIGNING_PUBLIC_KEY")]
+    public_key: Option<String>,
+}
+
+impl KeyArgs {
+    /// The key, and a line saying where it came from.
+    pub async fn key(&self, client: &ApiClient) -> anyhow::Result<(PublicKey, String)> {
+        match &self.public_key {
+            Some(given) => {
+                let path = std::path::Path::new(given);
+                let text = if path.is_file() {
+                    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+                } else {
+                    given.clone()
+                };
+                let key = PublicKey::parse(&text).context("--public-key")?;
+                let source = format!("key {} (given)", key.key_id());
+                Ok((key, source))
+            }
+            None => {
+                let view = client.signing_key().await.context("fetching the gateway's signing key")?;
+                let key = PublicKey::parse(&view.public_key).context("the gateway's signing key")?;
+                let source = format!("key {} (the gateway's; pin one with --public-key)", key.key_id());
+                Ok((key, source))
+            }
+        }
+    }
+}
+
+/// What a check of one recording against its session row found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verification {
     pub session_id: String,
@@ -49,20 +100,76 @@ impl Verification {
 }
 
 pub async fn run(args: Args) -> u8 {
-    let verified = match args.server.client() {
-        Ok(client) => verify(&client, &args.id).await,
+    let checked = match args.server.client() {
+        Ok(client) => match &args.id {
+            Some(id) => verify_session(&client, id, &args.key).await,
+            None => super::verify_chain::verify_chains(&client, args.node.as_deref(), args.since, &args.key).await,
+        },
         Err(error) => Err(error),
     };
-    match verified {
-        Ok(verification) => {
-            println!("{}", verification.report());
-            if verification.matches() { 0 } else { 1 }
-        }
+    match checked {
+        Ok(true) => 0,
+        Ok(false) => 1,
         Err(error) => {
             eprintln!("entry: {error:#}");
             1
         }
     }
+}
+
+/// Checks one session: its stored object against its row (the first line), then its manifest's
+/// signature, the object, the row and the command index against the manifest, and the link to
+/// its node's previous manifest. Prints a line per check; true when nothing is bad.
+async fn verify_session(client: &ApiClient, id: &str, key: &KeyArgs) -> anyhow::Result<bool> {
+    let row = match client.session(id).await {
+        Ok(row) => Some(row),
+        Err(error) if error.code() == Some("not_found") => None,
+        Err(error) => return Err(error.into()),
+    };
+    let mut good = true;
+    let object = match &row {
+        Some(_) => {
+            let verification = verify(client, id).await?;
+            println!("{}", verification.report());
+            good &= verification.matches();
+            Ok((verification.actual_sha256, verification.actual_size))
+        }
+        None => Err("no session row (deleted, or expired by retention)".to_owned()),
+    };
+    let manifest = match client.manifest(id).await {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            println!("BAD {id}: no signed manifest ({error})");
+            return Ok(false);
+        }
+    };
+    let signature = client.manifest_signature(id).await.context("fetching the manifest's signature")?;
+    let (public_key, source) = key.key(client).await?;
+    println!("using {source}");
+    let commands = match &row {
+        Some(_) => client.commands(id).await.map(|list| list.commands).map_err(|e| e.to_string()),
+        None => Err("no session row".to_owned()),
+    };
+    let previous_session = Manifest::parse(&manifest).ok().and_then(|m| m.previous).map(|link| link.session);
+    let previous = match previous_session {
+        Some(session) => Some(client.manifest(&session).await.map(|b| b.to_vec()).map_err(|e| e.to_string())),
+        None => None,
+    };
+    let evidence = Evidence {
+        manifest: &manifest,
+        signature: &String::from_utf8_lossy(&signature),
+        key: &public_key,
+        object,
+        row: row.as_ref().ok_or_else(|| "no session row (deleted, or expired by retention)".to_owned()),
+        commands: commands.as_deref().map_err(Clone::clone),
+        previous,
+    };
+    let (_, outcomes) = check(&evidence);
+    for outcome in &outcomes {
+        println!("{}", outcome.line());
+        good &= !outcome.is_bad();
+    }
+    Ok(good)
 }
 
 /// Fetches the session's row and its stored object, and compares them.

@@ -12,6 +12,7 @@ mod audit;
 mod download;
 mod extract;
 mod login;
+mod manifests;
 mod openapi;
 mod range;
 pub(super) mod replays;
@@ -88,6 +89,11 @@ fn documented() -> OpenApiRouter<Arc<Gateway>> {
         .routes(routes!(rules::alerts).map(read_only))
         .routes(routes!(rules::approve).map(only("use POST to approve a held command")))
         .routes(routes!(rules::deny).map(only("use POST to deny a held command")))
+        .routes(routes!(manifests::signing_key).map(read_only))
+        .routes(routes!(manifests::manifest).map(read_only))
+        .routes(routes!(manifests::signature).map(read_only))
+        .routes(routes!(manifests::chain).map(read_only))
+        .routes(routes!(manifests::nodes).map(read_only))
 }
 
 fn read_only(route: MethodRouter<Arc<Gateway>>) -> MethodRouter<Arc<Gateway>> {

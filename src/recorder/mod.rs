@@ -151,11 +151,11 @@ pub trait AfterStore: Send + Sync {
     );
 }
 
-/// Signs a recording once it is stored and its session row is final (the manifests of
-/// [`crate::signing`]); failures are the sealer's to report and retry.
+/// Signs a recording once it is stored, before its session row goes final with `status` (the
+/// manifests of [`crate::signing`]); failures are the sealer's to report and retry.
 #[async_trait::async_trait]
 pub trait Seal: Send + Sync {
-    async fn seal(&self, session_id: &str);
+    async fn seal(&self, session_id: &str, stored: &crate::store::StoredRecording, status: SessionStatus);
 }
 
 /// Starts recordings and completes the ones a crash left behind.

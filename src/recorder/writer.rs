@@ -500,9 +500,9 @@ impl Writer {
         }
     }
 
-    /// Writes the stored recording (with the `text_size` of its asciicast) and the final
-    /// status to the session row, then removes the
-    /// spool. While the store is unreachable the store keeps the write and retries it; the
+    /// Has the recording sealed (its signed manifest stored beside it), writes the stored
+    /// recording (with the `text_size` of its asciicast) and the final status to the session
+    /// row, then removes the spool. While the store is unreachable the store keeps the write and retries it; the
     /// spool is removed once it landed. A gateway that stops first, or a write the store
     /// refuses, leaves the spool (already stored, so the next start only writes the row).
     async fn note_stored(
@@ -519,6 +519,12 @@ impl Writer {
         if tokio::time::timeout(FINAL_HOLD, hold.wait_for(|held| !*held)).await.is_err() {
             tracing::warn!(session.id = %session_id, "the command index did not finish within {FINAL_HOLD:?}; the row goes final");
         }
+        if let Some(sealer) = self.inner.sealer.get() {
+            tokio::select! {
+                _ = sealer.seal(session_id, &recording, status) => {}
+                _ = self.shutdown_deadline() => {}
+            }
+        }
         if let Err(error) = store.set_recording(session_id, &recording, status).await {
             if !store.final_writes_waiting_for(session_id) {
                 return tracing::error!(session.id = %session_id, %error, "recording stored but the session row was not updated; the spool stays");
@@ -531,12 +537,6 @@ impl Writer {
                         return tracing::warn!(session.id = %session_id, "gateway stopping: the spool stays for the next start");
                     }
                 }
-            }
-        }
-        if let Some(sealer) = self.inner.sealer.get() {
-            tokio::select! {
-                _ = sealer.seal(session_id) => {}
-                _ = self.shutdown_deadline() => {}
             }
         }
         if let Some(after_store) = self.inner.after_store.get() {

@@ -19,7 +19,16 @@ pub struct Entry {
     /// Retention deleted its recording (the manifest stays).
     pub expired: bool,
     /// The manifest read from storage with a good signature, or why it could not be.
-    pub read: Result<Read, String>,
+    pub read: Result<Read, Unread>,
+}
+
+/// Why a manifest of the chain could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unread {
+    /// It is gone from storage: deleted outside Entry (retention keeps manifests).
+    Missing,
+    /// It cannot be fetched or read, or its signature does not verify.
+    Bad(String),
 }
 
 /// A manifest read from storage and checked against its signature.
@@ -37,6 +46,9 @@ pub enum Finding {
     Gap { after: Option<(i64, String)>, next: (i64, String), missing: i64 },
     /// Several manifests claim one place.
     Fork { seq: i64, sessions: Vec<String> },
+    /// The manifest is gone from storage while its row remains: its session was deleted outside
+    /// Entry.
+    Missing { seq: i64, session: String },
     /// The manifest cannot be read, or its signature does not verify.
     Unreadable { seq: i64, session: String, why: String },
     /// The manifest is not the one its row says (other bytes, place, node or session).
@@ -56,6 +68,10 @@ impl std::fmt::Display for Finding {
             Finding::Gap { after: None, next, missing } => {
                 write!(f, "GAP: {missing} manifest(s) missing before seq {} (session {})", next.0, next.1)
             }
+            Finding::Missing { seq, session } => write!(
+                f,
+                "GAP: the manifest at seq {seq} (session {session}) is gone from storage: deleted outside Entry"
+            ),
             Finding::Fork { seq, sessions } => write!(f, "FORK: seq {seq} is claimed by {}", sessions.join(", ")),
             Finding::Unreadable { seq, session, why } => write!(f, "UNREADABLE: seq {seq} (session {session}): {why}"),
             Finding::Altered { seq, session, why } => write!(f, "ALTERED: seq {seq} (session {session}): {why}"),
@@ -116,7 +132,8 @@ fn check_one(node: &str, entry: &Entry) -> Option<Finding> {
     let (seq, session) = (entry.seq, entry.session_id.clone());
     let read = match &entry.read {
         Ok(read) => read,
-        Err(why) => return Some(Finding::Unreadable { seq, session, why: why.clone() }),
+        Err(Unread::Missing) => return Some(Finding::Missing { seq, session }),
+        Err(Unread::Bad(why)) => return Some(Finding::Unreadable { seq, session, why: why.clone() }),
     };
     let manifest = &read.manifest;
     let why = if read.sha256 != entry.recorded_sha256 {
@@ -200,13 +217,13 @@ mod tests {
     #[test]
     fn a_manifest_missing_from_storage_is_unreadable_and_its_successor_is_not_judged() {
         let mut entries = chain(4);
-        entries[1].read = Err("missing from storage".into());
+        entries[1].read = Err(Unread::Missing);
         let findings = check("n1", &entries, Some(1));
-        assert_eq!(
-            findings,
-            vec![Finding::Unreadable { seq: 2, session: "s2".into(), why: "missing from storage".into() }]
-        );
-        assert!(findings[0].to_string().starts_with("UNREADABLE: seq 2 (session s2)"));
+        assert_eq!(findings, vec![Finding::Missing { seq: 2, session: "s2".into() }]);
+        assert!(findings[0].to_string().starts_with("GAP: the manifest at seq 2 (session s2) is gone"));
+        entries[1].read = Err(Unread::Bad("signature: the signature does not match".into()));
+        let findings = check("n1", &entries, Some(1));
+        assert!(matches!(&findings[..], [Finding::Unreadable { seq: 2, .. }]), "{findings:?}");
     }
 
     #[test]

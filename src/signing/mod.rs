@@ -8,6 +8,7 @@
 //! the public key is all a verifier needs; every check compares the bytes as stored.
 
 pub mod chain;
+pub mod check;
 pub mod key;
 pub mod manifest;
 pub mod sealer;

@@ -1,5 +1,5 @@
-//! The gateway's sealer: once a session's recording is stored and its row is final, it writes the
-//! session's manifest and its minisign signature beside the recording and records it as the next
+//! The gateway's sealer: once a session's recording is stored, before its row is final, it writes
+//! the session's manifest and its minisign signature beside the recording and records it as the next
 //! link of this node's chain. A catch-up pass (at start and every minute) seals what a crash, a
 //! recovered spool or a storage error left unsealed.
 //!
@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::key::SigningKey;
 use super::manifest::{ChainLink, FORMAT, IndexFacts, Manifest, RecordingFacts, SessionFacts, sha256_hex};
 use crate::recorder::storage::{RecordingStorage, StorageError, beside};
-use crate::store::{ManifestRow, SessionStatus, Store, StoreError, now_millis};
+use crate::store::{ManifestRow, SessionStatus, Store, StoreError, StoredRecording, now_millis};
 use crate::wire::api::SessionView;
 
 /// The manifest's name beside a recording: `<id>.manifest.json`.
@@ -93,15 +93,35 @@ impl Sealer {
 
     /// Seals `session_id` if it is this node's, final, stored and not sealed yet.
     pub async fn seal(&self, session_id: &str) -> Result<Sealed, SealError> {
+        self.seal_ending(session_id, None).await
+    }
+
+    /// Seals `session_id`; with `ending`, before its row goes final: the recording just stored
+    /// and the status the row is about to get stand in for the row's (still `finalising`), so the
+    /// manifest exists before the session shows as ended.
+    pub async fn seal_ending(
+        &self,
+        session_id: &str,
+        ending: Option<(&StoredRecording, SessionStatus)>,
+    ) -> Result<Sealed, SealError> {
         let _chain = self.chain.lock().await;
         if self.store.manifest(session_id).await?.is_some() {
             return Ok(Sealed::Before);
         }
-        let row = self.store.session(session_id).await?.ok_or_else(|| SealError::NotReady(session_id.into()))?;
+        let mut row = self.store.session(session_id).await?.ok_or_else(|| SealError::NotReady(session_id.into()))?;
         if row.node_id != self.node_id {
             return Ok(Sealed::OtherNode);
         }
-        if matches!(row.status, SessionStatus::Live | SessionStatus::Finalising) || row.recording_sha256.is_none() {
+        if let Some((stored, status)) = ending {
+            if row.status == SessionStatus::Finalising {
+                row.status = status;
+                row.recording_location = Some(stored.location.clone());
+                row.recording_sha256 = Some(stored.sha256.clone());
+                row.recording_size = i64::try_from(stored.size).ok();
+                row.recording_text_size = stored.text_size.and_then(|n| i64::try_from(n).ok());
+            }
+        }
+        if matches!(row.status, SessionStatus::Live | SessionStatus::Finalising) || row.ended_at.is_none() {
             return Err(SealError::NotReady(session_id.into()));
         }
         let view = SessionView::try_from(row).map_err(|e| SealError::Row(session_id.into(), e.to_string()))?;
@@ -194,8 +214,8 @@ impl Sealer {
 
 #[async_trait::async_trait]
 impl crate::recorder::Seal for Sealer {
-    async fn seal(&self, session_id: &str) {
-        if let Err(error) = Sealer::seal(self, session_id).await {
+    async fn seal(&self, session_id: &str, stored: &StoredRecording, status: SessionStatus) {
+        if let Err(error) = self.seal_ending(session_id, Some((stored, status))).await {
             FAILED.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(session.id = %session_id, %error, "sealing the recording failed; the sealer retries within a minute");
         }

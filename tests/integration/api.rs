@@ -286,7 +286,9 @@ async fn the_auditor_commands() {
     let (code, stdout, stderr) = entry(&app, token, &["verify", id]).await;
     let sha = row["recording_sha256"].as_str().unwrap();
     let size = row["recording_size"].as_i64().unwrap();
-    assert_eq!((code, stdout.trim()), (0, format!("ok {id} sha256={sha} size={size}").as_str()), "{stderr}");
+    let first = stdout.lines().next().unwrap_or_default();
+    assert_eq!((code, first), (0, format!("ok {id} sha256={sha} size={size}").as_str()), "{stdout} {stderr}");
+    assert!(stdout.lines().any(|l| l == "ok session row: as signed"), "{stdout}");
 
     // Errors: one line, exit 1.
     let (code, _, stderr) = entry(&app, None, &["sessions", "ls"]).await;
