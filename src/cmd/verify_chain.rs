@@ -63,10 +63,7 @@ async fn verify_node(client: &ApiClient, node: &str, since: Option<i64>, key: &P
     let (low, high) = (entries.first().map_or(0, |e| e.seq), entries.last().map_or(0, |e| e.seq));
     let expired = entries.iter().filter(|entry| entry.expired).count();
     let state = if findings.is_empty() { "whole" } else { "NOT WHOLE" };
-    println!(
-        "node {node}: {} manifest(s), seq {low}-{high} ({expired} of expired sessions): {state}",
-        entries.len()
-    );
+    println!("node {node}: {} manifest(s), seq {low}-{high} ({expired} of expired sessions): {state}", entries.len());
     for finding in &findings {
         println!("{finding}");
     }

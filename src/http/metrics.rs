@@ -111,6 +111,18 @@ fn families(gateway: &Gateway) -> Vec<Family> {
             crate::recorder::frames_dropped(),
         ),
         Family::single(
+            "entry_manifests_signed",
+            "Recordings this gateway sealed with a signed manifest",
+            Counter,
+            crate::signing::sealer::counts().0,
+        ),
+        Family::single(
+            "entry_manifest_failures",
+            "Sealings that failed (the catch-up retries them within a minute)",
+            Counter,
+            crate::signing::sealer::counts().1,
+        ),
+        Family::single(
             "entry_recording_upload_retries",
             "Failed S3 calls retried",
             Counter,

@@ -141,12 +141,17 @@ fn link(manifest: &Manifest, previous: Option<&Result<Vec<u8>, String>>) -> Outc
     match (&manifest.previous, previous) {
         (None, _) if manifest.seq == 1 => Outcome::Ok(format!("chain: the first manifest of node {}", manifest.node)),
         (None, _) => Outcome::Bad(format!("chain: seq {} names no previous manifest", manifest.seq)),
-        (Some(link), None) => Outcome::Skipped(format!("chain: the previous manifest ({}) was not fetched", link.session)),
+        (Some(link), None) => {
+            Outcome::Skipped(format!("chain: the previous manifest ({}) was not fetched", link.session))
+        }
         (Some(link), Some(Err(why))) => Outcome::Skipped(format!("chain: previous manifest ({}): {why}", link.session)),
         (Some(link), Some(Ok(bytes))) => {
             let sha256 = sha256_hex(bytes);
             if sha256 == link.sha256 {
-                Outcome::Ok(format!("chain: previous manifest (session {}) has sha256 {sha256}, as linked", link.session))
+                Outcome::Ok(format!(
+                    "chain: previous manifest (session {}) has sha256 {sha256}, as linked",
+                    link.session
+                ))
             } else {
                 Outcome::Bad(format!(
                     "chain: previous manifest (session {}) has sha256 {sha256}, the link says {}",

@@ -142,8 +142,7 @@ impl PublicKey {
         let line = text
             .lines()
             .map(str::trim)
-            .filter(|line| !line.is_empty() && !line.starts_with("untrusted comment:"))
-            .next_back()
+            .rfind(|line| !line.is_empty() && !line.starts_with("untrusted comment:"))
             .ok_or_else(|| KeyError::BadPublic("empty".into()))?;
         let key = minisign::PublicKey::from_base64(line).map_err(|e| KeyError::BadPublic(e.to_string()))?;
         Ok(Self { key })

@@ -191,6 +191,8 @@ async fn metrics_count_sessions_bytes_reaps_and_auth_failures_exactly() {
         ("entry_recording_failures_total", 0.0),
         ("entry_recording_frames_dropped_total", 0.0),
         ("entry_recording_upload_retries_total", 0.0),
+        ("entry_manifests_signed_total", 2.0),
+        ("entry_manifest_failures_total", 0.0),
     ];
     for (name, delta) in expected {
         assert_eq!(moved(name), delta, "{name}: before {} after {}", before.value(name), after.value(name));

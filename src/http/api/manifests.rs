@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use tokio::io::AsyncReadExt;
 
 use super::extract::{Authenticated, SessionIdPath};
-use super::{ApiError, session_id, sees_everyone};
+use super::{ApiError, sees_everyone, session_id};
 use crate::auth::Principal;
 use crate::http::Gateway;
 use crate::signing::{MANIFEST_SUFFIX, SIGNATURE_SUFFIX};
@@ -34,11 +34,7 @@ const MAX_LIMIT: i64 = 1000;
 pub(super) async fn signing_key(State(gateway): State<Arc<Gateway>>) -> Result<axum::Json<SigningKeyView>, ApiError> {
     let sealer = sealer(&gateway)?;
     let key = sealer.public_key();
-    Ok(axum::Json(SigningKeyView {
-        key_id: key.key_id(),
-        public_key: key.base64(),
-        public_key_file: key.file_text(),
-    }))
+    Ok(axum::Json(SigningKeyView { key_id: key.key_id(), public_key: key.base64(), public_key_file: key.file_text() }))
 }
 
 #[utoipa::path(get, path = "/api/v1/sessions/{id}/manifest", tag = "signing",
@@ -87,13 +83,13 @@ pub(super) async fn chain(
         .node
         .filter(|node| !node.is_empty())
         .ok_or_else(|| ApiError::bad_request("node is required (GET /api/v1/manifests/nodes lists them)"))?;
-    let number = |name: &str, value: Option<String>, default: i64, range: std::ops::RangeInclusive<i64>| {
-        match value.filter(|v| !v.is_empty()) {
-            None => Ok(default),
-            Some(text) => text.parse::<i64>().ok().filter(|n| range.contains(n)).ok_or_else(|| {
-                ApiError::bad_request(format!("{name} must be a number from {} to {}", range.start(), range.end()))
-            }),
-        }
+    let number = |name: &str, value: Option<String>, default: i64, range: std::ops::RangeInclusive<i64>| match value
+        .filter(|v| !v.is_empty())
+    {
+        None => Ok(default),
+        Some(text) => text.parse::<i64>().ok().filter(|n| range.contains(n)).ok_or_else(|| {
+            ApiError::bad_request(format!("{name} must be a number from {} to {}", range.start(), range.end()))
+        }),
     };
     let since = number("since", query.since, 0, 0..=i64::MAX)?;
     let after_seq = number("after_seq", query.after_seq, 0, 0..=i64::MAX)?;
