@@ -305,3 +305,34 @@ async fn a_configured_key_file_that_is_missing_stops_the_start() {
     assert!(error.contains("no-such.key") && error.contains("entry keys create"), "{error}");
     assert!(!missing.exists(), "a configured key is never made");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fork_is_reported_and_listed_whole_at_a_page_end() {
+    let app = TestApp::start().await;
+    let container = TestContainer::start(BASH_IMAGE);
+    let admin = app.token("ada", Role::Admin, &["*"]).await;
+    let mut rows = Vec::new();
+    for n in 0..3 {
+        rows.push(recorded(&app, &container, &admin, &format!(r#"["sh","-c","echo forked-{n}"]"#)).await);
+    }
+    // A second manifest row claiming seq 2, as a restored backup or a second gateway with the
+    // same node id would leave.
+    let sql = "INSERT INTO manifests (session_id, node_id, seq, sha256, previous_sha256, location, signed_at) \
+               VALUES ('01900000-0000-7000-8000-000000000002', 'test-node', 2, 'ab', NULL, 'file:///nowhere', 1)";
+    app.store.execute_raw(sql).await.unwrap();
+    let page: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/manifests?node=test-node&limit=2", app.url()))
+        .header("authorization", bearer(&admin))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let seqs: Vec<i64> = page["manifests"].as_array().unwrap().iter().map(|m| m["seq"].as_i64().unwrap()).collect();
+    assert_eq!((seqs, page["next_after_seq"].as_i64()), (vec![1, 2, 2], Some(2)), "{page}");
+    let (code, stdout, _) = entry(&app, &admin, &["verify", "--chain"]);
+    assert_eq!(code, 1, "{stdout}");
+    let fork = format!("FORK: seq 2 is claimed by 01900000-0000-7000-8000-000000000002, {}", rows[1].id);
+    assert!(stdout.contains(&fork), "{stdout}");
+}

@@ -94,9 +94,18 @@ pub(super) async fn chain(
     let since = number("since", query.since, 0, 0..=i64::MAX)?;
     let after_seq = number("after_seq", query.after_seq, 0, 0..=i64::MAX)?;
     let limit = number("limit", query.limit, DEFAULT_LIMIT, 1..=MAX_LIMIT)?;
-    let rows = gateway.store().chain(&node, since, after_seq, limit).await.map_err(ApiError::store)?;
+    let store = gateway.store();
+    let mut rows = store.chain(&node, since, after_seq, limit).await.map_err(ApiError::store)?;
     let full = i64::try_from(rows.len()).is_ok_and(|n| n >= limit);
     let next_after_seq = if full { rows.last().map(|row| row.seq) } else { None };
+    // The next page starts after the last place: a fork there is shown whole on this one.
+    if let Some(last) = next_after_seq {
+        for row in store.chain_at(&node, last).await.map_err(ApiError::store)? {
+            if !rows.iter().any(|listed| listed.session_id == row.session_id) {
+                rows.push(row);
+            }
+        }
+    }
     let manifests = rows.into_iter().map(entry).collect();
     Ok(axum::Json(ManifestPage { node, manifests, next_after_seq }))
 }
