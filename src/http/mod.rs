@@ -37,7 +37,7 @@ use crate::session::{Engine, EnterRequest, RequestError};
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 
 /// The WebSocket read buffer of a session.
-const SESSION_READ_BUFFER: usize = 8 * 1024;
+const SESSION_READ_BUFFER: usize = 4 * 1024;
 
 /// A gateway: the session engine and what only HTTP needs (replay slots).
 pub struct Gateway {

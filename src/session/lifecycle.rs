@@ -79,6 +79,9 @@ impl Engine {
             Ok(shape) => shape,
             Err(refused) => return Err((refused.into(), stream)),
         };
+        // Admitted: of the principal the session keeps who it is, not its compiled container
+        // patterns (several KiB of regex per session, for a check that is done).
+        let principal = Admitted { user: principal.user, role: principal.role, token_id: principal.token_id };
         // A full recording disk takes the store and every recording with it: no new sessions.
         if let Some(recorder) = &self.recorder {
             if let Some(line) = recorder.disk_low().await {
@@ -329,4 +332,11 @@ impl Engine {
             tracing::warn!(%error, "cannot note the recording problem");
         }
     }
+}
+
+/// Who runs an admitted session.
+struct Admitted {
+    user: String,
+    role: crate::auth::Role,
+    token_id: Option<String>,
 }
