@@ -10,3 +10,4 @@ pub mod protocol;
 pub mod replay;
 pub mod rules;
 pub mod search;
+pub mod shares;
