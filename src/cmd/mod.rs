@@ -9,6 +9,7 @@ mod reviews;
 mod search;
 mod serve;
 mod sessions;
+mod shares;
 mod tokens;
 mod verify;
 
