@@ -88,6 +88,9 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("ID") && lines[0].ends_with("UNTIL"), "{text}");
         let cells: Vec<&str> = lines[1].split_whitespace().collect();
-        assert_eq!(cells, ["shabcdefghjk", "active", "audrey", "2026-11-29", "16:00:00", "2026-11-30", "16:00:00", "90", "s"]);
+        assert_eq!(
+            cells,
+            ["shabcdefghjk", "active", "audrey", "2026-11-29", "16:00:00", "2026-11-30", "16:00:00", "90", "s"]
+        );
     }
 }

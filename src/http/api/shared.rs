@@ -76,11 +76,20 @@ async fn session_of(gateway: &Gateway, link: &ShareRow) -> Result<SessionRow, Ap
 }
 
 /// Writes the audit entry of a link's use: actor `share:<link id>`, role `share`.
-async fn audit(gateway: &Gateway, link: &ShareRow, action: &str, peer: SocketAddr, detail: &str) -> Result<(), ApiError> {
+async fn audit(
+    gateway: &Gateway,
+    link: &ShareRow,
+    action: &str,
+    peer: SocketAddr,
+    detail: &str,
+) -> Result<(), ApiError> {
     let actor = format!("share:{}", link.id);
     let source = peer.to_string();
     let store = gateway.store();
-    store.audit(&actor, "share", action, Some(&link.session_id), &source, Some(detail)).await.map_err(ApiError::store)?;
+    store
+        .audit(&actor, "share", action, Some(&link.session_id), &source, Some(detail))
+        .await
+        .map_err(ApiError::store)?;
     Ok(())
 }
 
@@ -149,8 +158,12 @@ pub(super) async fn recording(
         tracing::error!(session.id = %id, %error, "shared recording broke off: the stored object is unreadable or damaged");
     };
     let (body, length) = match (link.until_ms, known) {
-        (Some(ms), _) => (Body::from_stream(stream::holding(slot, inspect(cut::until(text, seconds_of(ms)), report))), None),
-        (None, Some(total)) => (Body::from_stream(stream::holding(slot, inspect(stream::exact(text, total), report))), Some(total)),
+        (Some(ms), _) => {
+            (Body::from_stream(stream::holding(slot, inspect(cut::until(text, seconds_of(ms)), report))), None)
+        }
+        (None, Some(total)) => {
+            (Body::from_stream(stream::holding(slot, inspect(stream::exact(text, total), report))), Some(total))
+        }
         (None, None) => (Body::from_stream(stream::holding(slot, inspect(text, report))), None),
     };
     let mut response = Response::new(body);

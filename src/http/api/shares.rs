@@ -46,8 +46,9 @@ fn sharers_only(principal: &Principal) -> Result<(), ApiError> {
 /// `expires_in` as a duration: more than 0, at most `MAX_EXPIRY`.
 fn expiry_of(text: Option<&str>) -> Result<Duration, ApiError> {
     let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else { return Ok(DEFAULT_EXPIRY) };
-    let duration = humantime::parse_duration(text)
-        .map_err(|error| ApiError::bad_request(format!("expires_in {text:?} is not a duration such as 24h: {error}")))?;
+    let duration = humantime::parse_duration(text).map_err(|error| {
+        ApiError::bad_request(format!("expires_in {text:?} is not a duration such as 24h: {error}"))
+    })?;
     if duration.is_zero() || duration > MAX_EXPIRY {
         return Err(ApiError::bad_request(format!("expires_in {text:?} must be more than 0 and at most 7d")));
     }
@@ -194,7 +195,8 @@ pub(super) async fn revoke(
         return Err(not_found());
     }
     let Some(row) = gateway.store().share(&id).await.map_err(ApiError::store)? else { return Err(not_found()) };
-    let already = || ApiError::new(StatusCode::CONFLICT, "already_revoked", format!("share link {id} is already revoked"));
+    let already =
+        || ApiError::new(StatusCode::CONFLICT, "already_revoked", format!("share link {id} is already revoked"));
     if row.revoked_at.is_some() {
         return Err(already());
     }
