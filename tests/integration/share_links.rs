@@ -8,6 +8,7 @@
 
 mod browser;
 mod cli;
+mod store;
 
 use serde_json::{Value, json};
 
@@ -334,4 +335,16 @@ async fn until_cuts_the_recording_after_its_last_event_at_or_before_t() {
     assert!(times.iter().all(|t| *t <= until + 0.0005), "{times:?}");
     let next = full[cut.len()..].lines().next().map(|l| serde_json::from_str::<Value>(l).unwrap()[0].as_f64().unwrap());
     assert!(next.is_some_and(|t| t > until), "the next event is after T: {next:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_links_are_throttled_like_wrong_tokens() {
+    let app = TestApp::builder().configure(|c| c.auth.max_failures = 3).start().await;
+    let base = app.url();
+    let wrong = format!("shaaaaaaaaaa.{}", "Wq3".repeat(14) + "x");
+    for _ in 0..3 {
+        assert_eq!(shared(&base, "session", &wrong).await, refused());
+    }
+    let (status, body) = shared(&base, "session", &wrong).await;
+    assert_eq!((status, body["code"].as_str()), (429, Some("too_many_failures")), "{body}");
 }
