@@ -11,12 +11,14 @@
 
 mod failures;
 mod policy;
+mod share;
 mod token;
 mod verified;
 mod webhook;
 
 pub use failures::failures;
 pub use policy::{PatternError, Patterns, Role};
+pub use share::{SHARE_SCHEME, ShareGrant, ShareSecret};
 pub use token::Token;
 pub use webhook::{Webhook, WebhookDenial};
 
@@ -96,6 +98,10 @@ impl Authenticator {
         let presented = presented.map(str::trim).filter(|t| !t.is_empty()).ok_or(AuthError::MissingToken)?;
         if let Some(principal) = self.stored_token(presented).await? {
             return Ok(principal);
+        }
+        // A share link's secret opens one replay, never a container: the console never sees it.
+        if ShareSecret::parse(presented).is_some() {
+            return Err(AuthError::InvalidToken);
         }
         let Some(webhook) = &self.webhook else { return Err(AuthError::InvalidToken) };
         let user = webhook.ask(presented, address).await?;

@@ -34,22 +34,13 @@ impl std::fmt::Debug for Token {
 impl Token {
     /// A fresh random token.
     pub fn generate() -> Self {
-        // ThreadRng is a CSPRNG seeded from the operating system.
-        let mut rng = rand::rng();
-        let id: String = (0..10).map(|_| char::from(ID_ALPHABET[rng.random_range(0..ID_ALPHABET.len())])).collect();
-        let secret: [u8; 32] = rng.random();
-        Self { id: format!("tk{id}"), secret: URL_SAFE_NO_PAD.encode(secret) }
+        Self { id: random_id("tk"), secret: random_secret() }
     }
 
     /// Splits a presented token; `None` when it is not in Entry's format.
     pub fn parse(text: &str) -> Option<Self> {
-        let (id, secret) = text.trim().split_once('.')?;
-        let id_ok = id
-            .strip_prefix("tk")
-            .is_some_and(|rest| rest.len() == 10 && rest.bytes().all(|b| ID_ALPHABET.contains(&b)));
-        let secret_ok =
-            secret.len() == 43 && secret.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        (id_ok && secret_ok).then(|| Self { id: id.to_owned(), secret: secret.to_owned() })
+        let (id, secret) = split_secret(text, "tk")?;
+        Some(Self { id: id.to_owned(), secret: secret.to_owned() })
     }
 
     /// The public part.
@@ -64,8 +55,7 @@ impl Token {
 
     /// The hash of the secret to store: `$sha256$` and its SHA-256 in hex.
     pub fn hash(&self) -> String {
-        use sha2::Digest;
-        format!("{SHA256_PREFIX}{}", hex::encode(sha2::Sha256::digest(self.secret.as_bytes())))
+        sha256_hash(&self.secret)
     }
 
     /// The secret part (for the verified-secret cache only; never log it).
@@ -83,15 +73,52 @@ impl Token {
     /// matches.
     pub fn verify(&self, hash: &str) -> bool {
         if hash.starts_with(SHA256_PREFIX) {
-            let expected = self.hash();
-            // Constant time: every byte is compared whatever the first difference.
-            return expected.len() == hash.len()
-                && expected.bytes().zip(hash.bytes()).fold(0u8, |diff, (a, b)| diff | (a ^ b)) == 0;
+            return matches_sha256(&self.secret, hash);
         }
         PasswordHash::new(hash)
             .map(|parsed| Argon2::default().verify_password(self.secret.as_bytes(), &parsed).is_ok())
             .unwrap_or(false)
     }
+}
+
+/// A fresh random id: `prefix` and 10 base32 characters.
+pub(super) fn random_id(prefix: &str) -> String {
+    // ThreadRng is a CSPRNG seeded from the operating system.
+    let mut rng = rand::rng();
+    let id: String = (0..10).map(|_| char::from(ID_ALPHABET[rng.random_range(0..ID_ALPHABET.len())])).collect();
+    format!("{prefix}{id}")
+}
+
+/// A fresh random secret: 32 bytes, base64url (43 characters).
+pub(super) fn random_secret() -> String {
+    let secret: [u8; 32] = rand::rng().random();
+    URL_SAFE_NO_PAD.encode(secret)
+}
+
+/// Whether `text` is `<prefix><id>.<secret>` as [`random_id`] and [`random_secret`] make them;
+/// split when it is.
+pub(super) fn split_secret<'a>(text: &'a str, prefix: &str) -> Option<(&'a str, &'a str)> {
+    let (id, secret) = text.trim().split_once('.')?;
+    let secret_ok = secret.len() == 43 && secret.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    (is_id(id, prefix) && secret_ok).then_some((id, secret))
+}
+
+/// Whether `id` is `<prefix>` and 10 base32 characters, as [`random_id`] makes them.
+pub(super) fn is_id(id: &str, prefix: &str) -> bool {
+    id.strip_prefix(prefix).is_some_and(|rest| rest.len() == 10 && rest.bytes().all(|b| ID_ALPHABET.contains(&b)))
+}
+
+/// The hash of a secret to store: `$sha256$` and its SHA-256 in hex.
+pub(super) fn sha256_hash(secret: &str) -> String {
+    use sha2::Digest;
+    format!("{SHA256_PREFIX}{}", hex::encode(sha2::Sha256::digest(secret.as_bytes())))
+}
+
+/// Whether `secret` hashes to the stored `hash` (a `$sha256$` one), compared in constant time:
+/// every byte is compared whatever the first difference.
+pub(super) fn matches_sha256(secret: &str, hash: &str) -> bool {
+    let expected = sha256_hash(secret);
+    expected.len() == hash.len() && expected.bytes().zip(hash.bytes()).fold(0u8, |diff, (a, b)| diff | (a ^ b)) == 0
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! logged); a session id is always one percent-encoded path segment; every non-2xx answer
 //! becomes an [`ApiError::Api`] carrying the API's code and message when it sent them.
 
+mod shares;
 mod signing;
 
 use std::time::Duration;

@@ -11,6 +11,7 @@ mod reviews;
 mod search;
 mod serve;
 mod sessions;
+mod shares;
 mod tokens;
 mod verify;
 mod verify_chain;

@@ -1,6 +1,6 @@
-//! `entry sessions ls|show|commands|kill`: lists recorded sessions, shows one and the commands
-//! typed in it, through a gateway's API; and the time and table formats the other commands
-//! that print sessions share.
+//! `entry sessions ls|show|commands|kill|share|shares|unshare`: lists recorded sessions, shows one
+//! and the commands typed in it, shares one (see `shares`), through a gateway's API; and the time
+//! and table formats the other commands that print sessions share.
 //!
 //! Guarantees: text that came from a session (a command, a line of output) is printed with its
 //! control characters replaced, so a recording can never send escape sequences to the
@@ -68,6 +68,29 @@ enum Action {
         #[arg(long)]
         json: bool,
     },
+    /// Create a link that opens this finished session's replay without an account (auditors,
+    /// admins); prints the link, whose secret is shown this once.
+    Share {
+        id: String,
+        /// How long the link works (at most 7d).
+        #[arg(long, default_value = "24h")]
+        expires: String,
+        /// Show the session only up to this many seconds from its start.
+        #[arg(long)]
+        until: Option<f64>,
+        /// Print the API's JSON (with the link's path) instead of the link.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the share links of a session (never their secrets).
+    Shares {
+        id: String,
+        /// Print the API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a share link: it stops working at once.
+    Unshare { link_id: String },
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -103,6 +126,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 print!("{}", details(&row));
             }
         }
+        Action::Share { id, expires, until, json } => super::shares::share(&client, &id, expires, until, json).await?,
+        Action::Shares { id, json } => super::shares::list(&client, &id, json).await?,
+        Action::Unshare { link_id } => super::shares::unshare(&client, &link_id).await?,
         Action::Commands { id, json } => {
             let list = client.commands(&id).await.context("listing the session's commands")?;
             if json {

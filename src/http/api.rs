@@ -2,13 +2,15 @@
 //! recording (decompressed asciicast, or the stored gzip bytes with `?raw=true`; all of it, or
 //! one byte range with `Range`).
 //!
-//! Guarantees: every request is authenticated with a store token before anything else;
+//! Guarantees: every request is authenticated with a store token before anything else (the
+//! share-only endpoints under `/api/v1/shared`, with a share link instead: see `shared`);
 //! developers see only their own sessions (another user's is 404, as if it did not exist);
 //! every error is JSON `{"code", "message"}` with a stable code and never carries store or
 //! storage internals; query values are validated before they reach the store; recordings are
 //! streamed, never held whole in memory.
 
 mod audit;
+mod cut;
 mod download;
 mod extract;
 mod login;
@@ -19,6 +21,8 @@ pub(super) mod replays;
 mod rules;
 mod search;
 mod segments;
+mod shared;
+mod shares;
 mod stream;
 mod terminal;
 mod throttle;
@@ -94,6 +98,10 @@ fn documented() -> OpenApiRouter<Arc<Gateway>> {
         .routes(routes!(manifests::signature).map(read_only))
         .routes(routes!(manifests::chain).map(read_only))
         .routes(routes!(manifests::nodes).map(read_only))
+        .routes(routes!(shares::list, shares::create).map(only("use GET to list or POST to create share links")))
+        .routes(routes!(shares::revoke).map(only("use POST to revoke a share link")))
+        .routes(routes!(shared::session).map(read_only))
+        .routes(routes!(shared::recording).map(read_only))
 }
 
 fn read_only(route: MethodRouter<Arc<Gateway>>) -> MethodRouter<Arc<Gateway>> {

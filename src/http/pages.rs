@@ -1,5 +1,6 @@
-//! The web pages (sign-in, sessions, replay, live watch, audit, alerts, containers, web terminal)
-//! built from `player/` and embedded in the binary, served at clean paths beside the API.
+//! The web pages (sign-in, sessions, replay, live watch, audit, alerts, containers, web terminal,
+//! a share link's replay) built from `player/` and embedded in the binary, served at clean
+//! paths beside the API.
 //!
 //! Guarantees: pages are static files and carry no data; the API behind them does every
 //! check. Every page is sent with a Content-Security-Policy that allows only this gateway's
@@ -51,6 +52,9 @@ pub(super) fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/alerts", get(|| async { page("alerts.html") }))
         .route("/containers", get(|| async { page("containers.html") }))
         .route("/terminal", get(|| async { page("terminal.html") }))
+        // A share link's page: its secret is in the fragment, which never reaches this server.
+        .route("/share", get(|| async { Redirect::to("/share/") }))
+        .route("/share/", get(|| async { page("share.html") }))
         .route("/assets/{*file}", get(asset))
 }
 

@@ -18,6 +18,7 @@ mod nodes;
 mod rule_hits;
 mod search;
 mod sessions;
+mod shares;
 mod tokens;
 mod views;
 
@@ -28,6 +29,7 @@ pub use nodes::ClaimError;
 pub use rule_hits::{HitFilter, REVIEW_CHANNEL, RuleHitRow};
 pub use search::{CommandRow, HitRow, IndexKind, OutputRow, ROWS_PER_WRITE, SearchCursor, SearchFilter};
 pub use sessions::{NewSession, SessionEnd, SessionFilter, SessionRow, SessionStatus, StoredRecording};
+pub use shares::{NewShare, ShareRow};
 pub use tokens::{NewToken, REVOKE_CHANNEL, TokenGrants, TokenRow, Unusable};
 pub use views::UnknownValue;
 

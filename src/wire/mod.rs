@@ -10,4 +10,5 @@ pub mod protocol;
 pub mod replay;
 pub mod rules;
 pub mod search;
+pub mod shares;
 pub mod signing;

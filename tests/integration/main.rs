@@ -43,6 +43,7 @@ mod search;
 mod search_cli;
 mod security;
 mod segments;
+mod share_links;
 mod signing;
 mod source_address;
 mod store;

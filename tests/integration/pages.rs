@@ -52,9 +52,15 @@ async fn pages_are_served_with_a_strict_content_security_policy() {
     let root = get("/").await.unwrap();
     assert_eq!(root.status().as_u16(), 303);
     assert_eq!(root.headers()["location"], "/sessions");
-    for path in
-        ["/login", "/sessions", "/sessions/01a22800-0000-7000-8000-000000000000", "/audit", "/search", "/alerts"]
-    {
+    for path in [
+        "/login",
+        "/sessions",
+        "/sessions/01a22800-0000-7000-8000-000000000000",
+        "/audit",
+        "/search",
+        "/alerts",
+        "/share/",
+    ] {
         let page = get(path).await.unwrap();
         assert_eq!(page.status().as_u16(), 200, "{path}: were the pages built? (npm --prefix player run build)");
         let policy = page.headers()["content-security-policy"].to_str().unwrap().to_owned();

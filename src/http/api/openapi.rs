@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::routing::{MethodRouter, get};
 use utoipa::Modify;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use super::extract::Authenticated;
 use crate::http::Gateway;
@@ -20,7 +20,8 @@ use crate::wire::api::{ErrorBody, KillOutcome, SessionPage};
 #[openapi(
     info(title = "Entry session API", description = "Sessions, recordings, live watch, kills and the audit log of an Entry gateway."),
     components(schemas(SessionPage, SessionView, SessionStatus, Role, ReapStatus, ErrorBody, KillOutcome, KillDelivery, AuditEntry, super::tokens::TokenInfo,
-        super::tokens::NewTokenRequest, super::tokens::CreatedToken)),
+        super::tokens::NewTokenRequest, super::tokens::CreatedToken, crate::wire::shares::NewShare,
+        crate::wire::shares::CreatedShare, crate::wire::shares::ShareInfo, crate::wire::shares::SharedSession)),
     modifiers(&BearerAuth)
 )]
 pub(super) struct ApiDoc;
@@ -35,6 +36,9 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        // A share link, `Authorization: Share <id>.<secret>`, accepted by `/api/v1/shared/*` only.
+        let share = ApiKeyValue::with_description("Authorization", "`Share <id>.<secret>`: a share link's secret");
+        components.add_security_scheme("share", SecurityScheme::ApiKey(ApiKey::Header(share)));
     }
 }
 
@@ -73,6 +77,10 @@ mod tests {
             "/api/v1/audit",
             "/api/v1/tokens",
             "/api/v1/tokens/{id}/revoke",
+            "/api/v1/sessions/{id}/shares",
+            "/api/v1/shares/{id}/revoke",
+            "/api/v1/shared/session",
+            "/api/v1/shared/recording",
         ] {
             assert!(paths.contains(&path), "{path} is not documented: {paths:?}");
         }
