@@ -70,7 +70,9 @@ impl Engine {
             Ok(request) => request,
         };
         let begun = std::time::Instant::now();
-        let (principal, container, _slot) = match self.authorise(&request, peer.ip()).await {
+        // Admission, the exec's start and the ending run boxed: a session's task then holds, while
+        // it relays, only the relay's state rather than the largest of these (sized into it).
+        let (principal, container, _slot) = match Box::pin(self.authorise(&request, peer.ip())).await {
             Ok(found) => found,
             Err(refusal) => return Err((refusal, stream)),
         };
@@ -81,10 +83,10 @@ impl Engine {
         };
         // Admitted: of the principal the session keeps who it is, not its compiled container
         // patterns (several KiB of regex per session, for a check that is done).
-        let principal = Admitted { user: principal.user, role: principal.role, token_id: principal.token_id };
+        let principal = Admitted::from(principal);
         // A full recording disk takes the store and every recording with it: no new sessions.
         if let Some(recorder) = &self.recorder {
-            if let Some(line) = recorder.disk_low().await {
+            if let Some(line) = Box::pin(recorder.disk_low()).await {
                 return Err((Refusal::new(CloseReason::RecordingFailed, line), stream));
             }
         }
@@ -129,7 +131,7 @@ impl Engine {
         let consumers = self.consumers(recorder.as_ref(), index.as_ref(), &stats, &live.tap);
         let prepared = begun.elapsed();
         // A session that cannot be audited is not started, whatever the recording mode.
-        if let Err(error) = self.store.insert_session(&row).await {
+        if let Err(error) = Box::pin(self.store.insert_session(&row)).await {
             if let Some(recorder) = &recorder {
                 recorder.finish(None, SessionStatus::Failed).await;
             }
@@ -140,7 +142,7 @@ impl Engine {
             self.note_recording_error(session_id, problem).await;
         }
         let audited = begun.elapsed();
-        match self.start_exec(&request, &container, session_id).await {
+        match Box::pin(self.start_exec(&request, &container, session_id)).await {
             Err(refusal) => {
                 let ending = Ending::from(refusal);
                 self.end(session_id, &ending, &stats, recorder.is_some(), index.as_deref(), &consumers).await;
@@ -158,7 +160,7 @@ impl Engine {
                     "session started"
                 );
                 let exec_started = begun.elapsed();
-                if let Err(error) = self.store.set_exec(session_id, &started.exec_id, &started.command).await {
+                if let Err(error) = Box::pin(self.store.set_exec(session_id, &started.exec_id, &started.command)).await {
                     tracing::warn!(%error, "cannot record the exec id");
                 }
                 tracing::debug!(?prepared, ?audited, ?exec_started, relaying = ?begun.elapsed(), "session start phases");
@@ -171,7 +173,7 @@ impl Engine {
                 });
                 let (ending, stream) =
                     self.relay(sink, stream, exec, recorder.clone(), consumers.clone(), live.stop, gate).await;
-                self.end(session_id, &ending, &stats, recorder.is_some(), index.as_deref(), &consumers).await;
+                Box::pin(self.end(session_id, &ending, &stats, recorder.is_some(), index.as_deref(), &consumers)).await;
                 tracing::info!(reason = ending.reason.code(), exit_code = ?ending.exit_code, "session ended: {}", ending.line);
                 // The client hears why at once; the shell is reaped meanwhile.
                 let reap = async {
@@ -184,7 +186,7 @@ impl Engine {
                     }
                 };
                 let message = ending.message();
-                tokio::join!(close(sink, stream, &message), reap);
+                Box::pin(async { tokio::join!(close(sink, stream, &message), reap) }).await;
             }
         }
         Ok(())
@@ -339,4 +341,12 @@ struct Admitted {
     user: String,
     role: crate::auth::Role,
     token_id: Option<String>,
+}
+
+impl From<crate::auth::Principal> for Admitted {
+    /// Takes the identity and drops the rest here (fields left in a partly moved binding would
+    /// live until its scope ends: the whole session).
+    fn from(principal: crate::auth::Principal) -> Self {
+        Self { user: principal.user, role: principal.role, token_id: principal.token_id }
+    }
 }
