@@ -7,8 +7,9 @@
 //! cmd                       the `entry` subcommands
 //!  └ http                   router, API handlers, pages, TLS, health, metrics
 //!     └ session             admission, relay and its event fan-out, live registry, kill, limits
-//!        └ rules  replay    command rules (the gate on each Enter, reviews, notifications);
-//!           │               segmented replay (plans beside recordings, segments on request)
+//!        └ rules  replay  retention   command rules (the gate on each Enter, reviews,
+//!           │               notifications); segmented replay (plans beside recordings,
+//!           │               segments on request); the retention sweeper
 //!           └ auth  recorder  reaper  index
 //!              └ runtime  store  config  telemetry  client
 //!                 └ wire     terminal protocol and API types (uses nothing of Entry)
@@ -19,7 +20,7 @@ pub const LAYERS: &[&[&str]] = &[
     &["wire"],
     &["runtime", "store", "config", "telemetry", "client"],
     &["auth", "recorder", "reaper", "index"],
-    &["rules", "replay"],
+    &["rules", "replay", "retention"],
     &["session"],
     &["http"],
     &["cmd"],

@@ -410,6 +410,7 @@ mod tests {
             reap_detail: None,
             rule_hits: 0,
             pending_reviews: 0,
+            hold: None,
         }
     }
 

@@ -16,12 +16,14 @@ use serde::{Deserialize, Serialize};
 
 mod exec;
 mod index;
+mod retention;
 mod rules;
 mod sections;
 mod size;
 
 pub use exec::*;
 pub use index::{IndexConfig, ReplayConfig};
+pub use retention::{ContainerKeep, KeepSource, RetentionConfig, RoleKeeps};
 pub use rules::{NotifyConfig, RuleConfig, RuleOptions, SmtpConfig};
 pub use sections::*;
 pub use size::*;
@@ -65,6 +67,8 @@ pub struct Config {
     pub rules: Vec<RuleConfig>,
     pub rule_options: RuleOptions,
     pub notify: NotifyConfig,
+    /// `[retention]`: how long sessions are kept (default: forever).
+    pub retention: RetentionConfig,
 }
 
 impl Default for Config {
@@ -86,6 +90,7 @@ impl Default for Config {
             rules: Vec::new(),
             rule_options: RuleOptions::default(),
             notify: NotifyConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -109,6 +114,7 @@ const ENV_KEYS: &[&str] = &[
     "rules",
     "rule_options",
     "notify",
+    "retention",
 ];
 
 impl Config {
@@ -166,6 +172,7 @@ impl Config {
             ("replay.segment_every", self.replay.segment_every, true),
         ];
         all.extend(self.auth.webhook.as_ref().map(|w| ("auth.webhook.timeout", w.timeout, false)));
+        all.extend(self.retention.durations());
         all
     }
 
@@ -230,6 +237,7 @@ impl std::fmt::Debug for Config {
             .field("rules", &self.rules)
             .field("rule_options", &self.rule_options)
             .field("notify", &self.notify)
+            .field("retention", &self.retention)
             .finish()
     }
 }

@@ -33,6 +33,8 @@ pub enum BuildError {
     Recording(#[from] RecordingError),
     #[error("loading the command rules: {0}")]
     Rules(#[from] RuleError),
+    #[error("configuring retention ([[retention.containers]]): {0}")]
+    Retention(#[from] crate::auth::PatternError),
 }
 
 /// Builds a [`Gateway`]; parts not given are made from the configuration.
@@ -101,7 +103,9 @@ impl GatewayBuilder {
         let notifier = Notifier::start(&config.notify, config.listen, &tracker, &shutdown);
         let guard =
             Arc::new(Guard::new(Rules::new(book, config.index.enabled), notifier, store.clone(), config.node_id()));
+        let storage = recorder.as_ref().map(Recorder::storage);
+        let retention = crate::retention::Retention::new(&config.retention, store.clone(), storage)?;
         let engine = Engine::new(EngineParts { config, runtime, auth, store, recorder, guard, shutdown, tracker });
-        Ok(Gateway::new(Arc::new(engine)))
+        Ok(Gateway::new(Arc::new(engine)).with_retention(retention))
     }
 }

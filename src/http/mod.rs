@@ -45,6 +45,8 @@ pub struct Gateway {
     replays: Arc<api::replays::ReplaySlots>,
     /// Segment plans of recordings (with recording on).
     plans: Option<Arc<crate::replay::plans::Plans>>,
+    /// The retention sweeper (it runs only when a keep period is configured).
+    retention: Option<Arc<crate::retention::Retention>>,
 }
 
 /// Handlers reach the engine's parts (`gateway.store()`, `gateway.live()`, …) through it.
@@ -65,7 +67,18 @@ impl Gateway {
             recorder.set_after_store(Arc::clone(&plans) as Arc<dyn crate::recorder::AfterStore>);
             plans
         });
-        Self { engine, replays, plans }
+        Self { engine, replays, plans, retention: None }
+    }
+
+    /// Adds the retention sweeper, started with the gateway's other background tasks.
+    pub fn with_retention(mut self, retention: crate::retention::Retention) -> Self {
+        self.retention = Some(Arc::new(retention));
+        self
+    }
+
+    /// The retention sweeper, if any.
+    pub fn retention(&self) -> Option<&Arc<crate::retention::Retention>> {
+        self.retention.as_ref()
     }
 
     /// The session engine.
@@ -92,6 +105,9 @@ impl Gateway {
     pub async fn serve(self: Arc<Self>, listener: TcpListener) -> std::io::Result<()> {
         let tls = self.config().gateway.tls.as_ref().map(tls::server_config).transpose()?;
         self.engine.start_background();
+        if let Some(retention) = self.retention.as_ref().filter(|r| r.enabled()) {
+            self.tracker().spawn(Arc::clone(retention).run(self.shutdown_token()));
+        }
         let gateway = &self.config().gateway;
         let settings = listener::ListenerSettings {
             header_timeout: gateway.header_timeout,

@@ -106,6 +106,7 @@ impl Engine {
             container_id: container.id.clone(),
             container_name: container.name.clone(),
             container_image: container.image.clone(),
+            container_address: container.compose.as_ref().map(ToString::to_string),
             command,
             tty: request.tty,
             exec_user: shape.user_asked.clone(),

@@ -14,6 +14,7 @@ mod catchup;
 pub mod files;
 mod logins;
 mod nodes;
+mod retention;
 mod rule_hits;
 mod search;
 mod sessions;
@@ -25,7 +26,8 @@ pub use catchup::{MAX_PENDING, caught_up_writes, writes_not_kept};
 pub use nodes::ClaimError;
 pub use rule_hits::{HitFilter, REVIEW_CHANNEL, RuleHitRow};
 pub use search::{CommandRow, HitRow, IndexKind, OutputRow, ROWS_PER_WRITE, SearchCursor, SearchFilter};
-pub use sessions::{NewSession, SessionEnd, SessionFilter, SessionRow, SessionStatus, StoredRecording};
+pub use retention::{CLAIM_TTL_MS, HoldError, RELEASE_NOT_HELD, Removed};
+pub use sessions::{HoldRow, NewSession, SessionEnd, SessionFilter, SessionRow, SessionStatus, StoredRecording};
 pub use tokens::{NewToken, REVOKE_CHANNEL, TokenGrants, TokenRow, Unusable};
 pub use views::UnknownValue;
 

@@ -6,7 +6,7 @@
 //! a guess.
 
 use super::{AuditRow, SessionRow};
-use crate::wire::api::{AuditEntry, EndReason, ReapStatus, Role, SessionView};
+use crate::wire::api::{AuditEntry, EndReason, HoldView, ReapStatus, Role, SessionView};
 
 /// A row holds a value this version does not know (written by a newer gateway, or by hand).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,6 +71,8 @@ impl TryFrom<SessionRow> for SessionView {
             reap_status: _,
             reap_killed,
             reap_detail,
+            container_address: _,
+            hold,
         } = row;
         Ok(Self {
             id,
@@ -112,6 +114,7 @@ impl TryFrom<SessionRow> for SessionView {
             reap_detail,
             rule_hits: 0,
             pending_reviews: 0,
+            hold: hold.map(|hold| HoldView { reason: hold.reason, by: hold.by, at: hold.at }),
         })
     }
 }

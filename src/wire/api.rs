@@ -125,6 +125,41 @@ pub struct SessionView {
     /// Of those, commands held now, waiting for an admin's decision.
     #[serde(default)]
     pub pending_reviews: i64,
+    /// The legal hold on the session: while set, retention never deletes it.
+    #[serde(default)]
+    pub hold: Option<HoldView>,
+}
+
+/// A legal hold on a session.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct HoldView {
+    /// Why it is held, as the auditor or admin wrote it (plain text: show it as text).
+    pub reason: String,
+    /// Who placed it.
+    pub by: String,
+    /// When, unix milliseconds.
+    pub at: i64,
+}
+
+/// `POST /api/v1/sessions/{id}/hold`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HoldRequest {
+    /// Why: 1 to 500 characters, no control characters.
+    pub reason: String,
+}
+
+/// The answer to a hold or a release.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct HoldOutcome {
+    pub session: String,
+    /// The hold now in place (a release: the one released).
+    pub hold: HoldView,
+    /// A hold: false when the session was already held (the first hold stays). A release: true.
+    pub changed: bool,
+    /// Whether the storage's own legal hold (S3 Object Lock) was set or cleared too: `set`,
+    /// `unsupported` (fs storage, a bucket without Object Lock) or `none` (no recording).
+    pub storage: String,
 }
 
 /// The answer to a kill.
