@@ -50,7 +50,11 @@ pub(super) async fn hold(
     if matches!(row.status, SessionStatus::Live | SessionStatus::Finalising) {
         return Err(refused(HoldError::Running(row.id.clone(), row.status.as_str())));
     }
-    audit(&gateway, &principal, "hold", &row.id, peer, Some(&format!("reason: {reason}"))).await?;
+    let detail = match &row.hold {
+        Some(held) => format!("reason: {reason} (already held by {} for: {})", held.by, held.reason),
+        None => format!("reason: {reason}"),
+    };
+    audit(&gateway, &principal, "hold", &row.id, peer, Some(&detail)).await?;
     let (hold, new) = gateway.store().hold_session(&row.id, reason, &principal.user).await.map_err(refused)?;
     let storage = storage_hold(&gateway, &row, true).await;
     tracing::info!(session.id = %row.id, by = %principal.user, new, storage, "session put on hold");
