@@ -7,12 +7,12 @@
 //! cmd                       the `entry` subcommands
 //!  └ http                   router, API handlers, pages, TLS, health, metrics
 //!     └ session             admission, relay and its event fan-out, live registry, kill, limits
-//!        └ rules  replay  retention   command rules (the gate on each Enter, reviews,
-//!           │               notifications); segmented replay (plans beside recordings,
-//!           │               segments on request); the retention sweeper
-//!           └ auth  recorder  reaper  index
-//!              └ runtime  store  config  telemetry  client
-//!                 └ wire     terminal protocol and API types (uses nothing of Entry)
+//!        └ retention        the retention sweeper (deletes expired sessions, never held ones)
+//!           └ rules  replay command rules (the gate on each Enter, reviews, notifications);
+//!              │            segmented replay (plans beside recordings, segments on request)
+//!              └ auth  recorder  reaper  index
+//!                 └ runtime  store  config  telemetry  client
+//!                    └ wire  terminal protocol and API types (uses nothing of Entry)
 //! ```
 
 /// Top-level modules by layer, lowest first.
@@ -20,7 +20,8 @@ pub const LAYERS: &[&[&str]] = &[
     &["wire"],
     &["runtime", "store", "config", "telemetry", "client"],
     &["auth", "recorder", "reaper", "index"],
-    &["rules", "replay", "retention"],
+    &["rules", "replay"],
+    &["retention"],
     &["session"],
     &["http"],
     &["cmd"],

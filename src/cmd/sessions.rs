@@ -470,13 +470,21 @@ mod tests {
         let expected = ["0190a0b0-c0d0-7e0f-8000-000000000001", "alice", "shop-web-1", "ended", "2026-11-29"];
         assert_eq!(cells[..5], expected);
         assert_eq!(cells[5..], ["16:00:00", "4.2s", "3", "10"]);
-        let details = details(&row());
-        assert!(details.contains("command: [\"sh\",\"-c\",\"exit 3\"]\n"), "{details}");
-        assert!(details.contains("exit code: 3\n") && details.contains("close detail: -\n"), "{details}");
-        assert!(details.contains("hold: -\n"), "{details}");
+        let shown = details(&row());
+        assert!(shown.contains("command: [\"sh\",\"-c\",\"exit 3\"]\n"), "{shown}");
+        assert!(shown.contains("exit code: 3\n") && shown.contains("close detail: -\n"), "{shown}");
+        assert!(shown.contains("hold: -\n"), "{shown}");
         let mut held = row();
-        held.hold = Some(crate::wire::api::HoldView { reason: "case 7\u{1b}[2J".into(), by: "carol".into(), at: 1_795_968_000_000 });
-        assert!(details(&held).contains("hold: case 7\u{fffd}[2J (by carol, 2026-11-29 16:00:00 UTC)\n"), "{}", details(&held));
+        held.hold = Some(crate::wire::api::HoldView {
+            reason: "case 7\u{1b}[2J".into(),
+            by: "carol".into(),
+            at: 1_795_968_000_000,
+        });
+        assert!(
+            details(&held).contains("hold: case 7\u{fffd}[2J (by carol, 2026-11-29 16:00:00 UTC)\n"),
+            "{}",
+            details(&held)
+        );
         assert!(table(&[held]).contains(" ended,held "));
     }
 

@@ -126,6 +126,7 @@ impl RetentionConfig {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error.
 mod tests {
     use super::*;
     use crate::config::Config;
@@ -197,7 +198,10 @@ mod tests {
             Some((30, KeepSource::Container("shop.*".into())))
         );
         assert_eq!(days(retention.keep_for(Some(1), Some(Role::Admin))), Some((7, KeepSource::Container("*".into()))));
-        assert_eq!(days(retention.keep_for(None, Some(Role::Developer))), Some((90, KeepSource::Role(Role::Developer))));
+        assert_eq!(
+            days(retention.keep_for(None, Some(Role::Developer))),
+            Some((90, KeepSource::Role(Role::Developer)))
+        );
         assert_eq!(days(retention.keep_for(None, Some(Role::Admin))), Some((400, KeepSource::Default)));
         assert_eq!(days(retention.keep_for(None, None)), Some((400, KeepSource::Default)), "an unknown role");
         let only_roles = RetentionConfig { keep: None, containers: vec![], ..retention };

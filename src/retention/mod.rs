@@ -108,3 +108,49 @@ impl Retention {
         self.sweep(&CancellationToken::new()).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ContainerKeep, RoleKeeps};
+
+    fn row(name: &str, address: Option<&str>, role: &str) -> SessionRow {
+        let mut row: SessionRow = serde_json::from_value(serde_json::json!({
+            "id": "s", "user": "u", "role": role, "token_id": null, "source_addr": "", "client_kind": "cli",
+            "container_id": "c", "container_name": name, "container_image": "i", "command": [], "tty": true,
+            "node_id": "n", "exec_id": "e", "started_at": 0, "ended_at": 1, "status": "ended", "exit_code": null,
+            "close_reason": null, "close_detail": null, "initial_cols": null, "initial_rows": null,
+            "last_cols": null, "last_rows": null, "bytes_in": 0, "bytes_out": 0, "recording_location": null,
+            "recording_size": null, "recording_sha256": null, "recording_error": null, "reap_status": null,
+            "reap_killed": null, "reap_detail": null
+        }))
+        .unwrap();
+        row.container_address = address.map(str::to_owned);
+        row
+    }
+
+    #[tokio::test]
+    async fn container_rules_match_the_name_or_the_compose_address_first() {
+        let day = Duration::from_secs(86_400);
+        let config = RetentionConfig {
+            keep: Some(400 * day),
+            roles: RoleKeeps { developer: Some(90 * day), ..RoleKeeps::default() },
+            containers: vec![
+                ContainerKeep { containers: "shop.*".into(), keep: 30 * day },
+                ContainerKeep { containers: "bank-*".into(), keep: 3650 * day },
+            ],
+            interval: Duration::from_secs(60),
+        };
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let retention = Retention::new(&config, store.clone(), None).unwrap();
+        let keep = |name, address, role| retention.keep_of(&row(name, address, role)).map(|(keep, _)| keep / 86_400);
+        assert_eq!(keep("shop-web-1", Some("shop.web.1"), "developer"), Some(Duration::from_secs(30)));
+        assert_eq!(keep("shop.legacy", None, "admin"), Some(Duration::from_secs(30)));
+        assert_eq!(keep("shop-web-1", None, "developer"), Some(Duration::from_secs(90)), "no address: the role's");
+        assert_eq!(keep("bank-db-1", Some("bank.db.1"), "developer"), Some(Duration::from_secs(3650)));
+        assert_eq!(keep("misc", None, "admin"), Some(Duration::from_secs(400)));
+        assert_eq!(retention.shortest_keep(), Some(30 * day));
+        let bad = RetentionConfig { containers: vec![ContainerKeep { containers: "a[".into(), keep: day }], ..config };
+        assert!(Retention::new(&bad, store, None).is_err());
+    }
+}

@@ -133,12 +133,13 @@ impl Store {
 
     /// Claims an expired session for deletion; false when it is held (or gone, or not final).
     pub async fn claim_expiring(&self, id: &str) -> Result<bool, StoreError> {
-        let claimed =
-            sqlx::query(&format!("UPDATE sessions SET expiring_at = $1 WHERE id = $2 AND hold_reason IS NULL AND {FINAL}"))
-                .bind(now_millis())
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
+        let claimed = sqlx::query(&format!(
+            "UPDATE sessions SET expiring_at = $1 WHERE id = $2 AND hold_reason IS NULL AND {FINAL}"
+        ))
+        .bind(now_millis())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(claimed.rows_affected() == 1)
     }
 

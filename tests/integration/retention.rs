@@ -14,7 +14,7 @@ use crate::common::s3::S3Server;
 use crate::common::server::ENTRY;
 use crate::common::{BASH_IMAGE, TestApp, TestContainer, WAIT, bearer};
 use entry::auth::Role;
-use entry::config::{StorageKind, S3Config};
+use entry::config::{S3Config, StorageKind};
 use entry::recorder::storage::{FsStorage, RecordingStorage, StorageError, beside};
 use entry::retention::Retention;
 use entry::store::SessionRow;
@@ -90,7 +90,8 @@ async fn expires_the_unheld_and_keeps_the_held(app: &TestApp, storage: Arc<dyn R
         storage.put(&beside(location, MANIFEST), b"{\"signed\": true}".to_vec()).await.unwrap();
     }
     let reason = "case 7: <script>alert(1)</script>";
-    let (status, body) = post(app, &format!("{}/hold", held.id), Some(&auditor), Some(json!({ "reason": reason }))).await;
+    let (status, body) =
+        post(app, &format!("{}/hold", held.id), Some(&auditor), Some(json!({ "reason": reason }))).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!((body["hold"]["reason"].as_str(), body["hold"]["by"].as_str()), (Some(reason), Some("audrey")));
     assert_eq!(body["changed"], true);
@@ -110,7 +111,10 @@ async fn expires_the_unheld_and_keeps_the_held(app: &TestApp, storage: Arc<dyn R
     assert!(app.store.commands(&gone.id).await.unwrap().is_empty());
     let audit = app.store.audit_entries(Some(&gone.id), None, 10).await.unwrap();
     let expired = audit.iter().find(|e| e.action == "expired").expect("an expired entry");
-    assert_eq!((expired.actor.as_str(), expired.role.as_str(), expired.source_addr.as_str()), ("retention", "operator", "retention"));
+    assert_eq!(
+        (expired.actor.as_str(), expired.role.as_str(), expired.source_addr.as_str()),
+        ("retention", "operator", "retention")
+    );
     assert!(expired.detail.as_deref().is_some_and(|d| d.contains("kept 1s (retention.keep)")), "{expired:?}");
     let response = reqwest::Client::new()
         .get(format!("{}/api/v1/sessions/{}", app.url(), gone.id))
@@ -189,9 +193,15 @@ async fn only_auditors_and_admins_hold_ended_sessions_with_a_reason() {
     let (status, body) = post(&app, &hold, Some(&alice), reason.clone()).await;
     assert_eq!((status, body["code"].as_str()), (403, Some("forbidden")), "a developer, even of their own session");
     assert_eq!(post(&app, &format!("{}/release", row.id), Some(&alice), None).await.0, 403);
-    for bad in [json!({ "reason": "" }), json!({ "reason": "  " }), json!({}), json!({ "reason": "a\u{1b}[2J" }),
-        json!({ "reason": "two\nlines" }), json!({ "reason": "x".repeat(501) }), json!({ "reason": "ok", "extra": 1 })]
-    {
+    for bad in [
+        json!({ "reason": "" }),
+        json!({ "reason": "  " }),
+        json!({}),
+        json!({ "reason": "a\u{1b}[2J" }),
+        json!({ "reason": "two\nlines" }),
+        json!({ "reason": "x".repeat(501) }),
+        json!({ "reason": "ok", "extra": 1 }),
+    ] {
         let (status, body) = post(&app, &hold, Some(&auditor), Some(bad.clone())).await;
         assert_eq!((status, body["code"].as_str()), (400, Some("bad_request")), "{bad}: {body}");
     }

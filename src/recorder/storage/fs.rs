@@ -12,7 +12,9 @@ use async_trait::async_trait;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::watch;
 
-use super::{LegalHold, ObjectReader, RecordingStorage, SpoolProgress, StorageError, StoredObject, deletable, wait_finished};
+use super::{
+    LegalHold, ObjectReader, RecordingStorage, SpoolProgress, StorageError, StoredObject, deletable, wait_finished,
+};
 
 /// A directory of recordings.
 #[derive(Debug, Clone)]

@@ -139,7 +139,10 @@ async fn a_hold_racing_the_sweep_wins(backend: Backend) {
     assert!(store.claim_expiring("s2").await.unwrap());
     assert!(matches!(store.hold_session("s2", "late", "audrey").await, Err(HoldError::Expiring(_))));
     // … unless it lands after all (a stale claim): the DELETE re-checks and keeps the row.
-    store.execute_raw("UPDATE sessions SET hold_reason = 'late', held_by = 'x', held_at = 1 WHERE id = 's2'").await.unwrap();
+    store
+        .execute_raw("UPDATE sessions SET hold_reason = 'late', held_by = 'x', held_at = 1 WHERE id = 's2'")
+        .await
+        .unwrap();
     assert_eq!(store.remove_expired("s2").await.unwrap(), Removed::Held);
     assert!(store.session("s2").await.unwrap().is_some());
     // A claim given up lets holds in again.
