@@ -5,6 +5,7 @@
 //! past it (no row is edited). Hold and release are for auditors and admins only, of ended
 //! sessions, with a real reason; the CLI does the same through the API.
 
+mod pages;
 mod store;
 
 use std::sync::Arc;
