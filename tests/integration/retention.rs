@@ -117,6 +117,9 @@ async fn expires_the_unheld_and_keeps_the_held(app: &TestApp, storage: Arc<dyn R
         ("retention", "operator", "retention")
     );
     assert!(expired.detail.as_deref().is_some_and(|d| d.contains("kept 1s (retention.keep)")), "{expired:?}");
+    let metrics = reqwest::get(format!("{}/metrics", app.url())).await.unwrap().text().await.unwrap();
+    let expired_total = metrics.lines().find_map(|l| l.strip_prefix("entry_retention_expired_total ")).unwrap();
+    assert!(expired_total.parse::<u64>().unwrap() >= 1, "{expired_total}");
     let response = reqwest::Client::new()
         .get(format!("{}/api/v1/sessions/{}", app.url(), gone.id))
         .bearer_auth(&auditor)
@@ -212,6 +215,37 @@ async fn only_auditors_and_admins_hold_ended_sessions_with_a_reason() {
     let (status, body) = post(&app, &format!("{}/release", row.id), Some(&admin), None).await;
     assert_eq!((status, body["code"].as_str()), (409, Some("not_held")), "{body}");
 
+    // From a browser, a hold signed in by cookie must come from the gateway's own origin.
+    let http = reqwest::Client::new();
+    let signed_in =
+        http.post(format!("{}/api/v1/login", app.url())).json(&json!({ "token": auditor })).send().await.unwrap();
+    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let by_cookie = |origin: &str| {
+        http.post(format!("{}/api/v1/sessions/{}/hold", app.url(), row.id))
+            .header("cookie", cookie.clone())
+            .header("origin", origin.to_owned())
+            .json(&json!({ "reason": "from a page" }))
+            .send()
+    };
+    assert_eq!(by_cookie("http://evil.example").await.unwrap().status().as_u16(), 403);
+    assert!(app.store.session(&row.id).await.unwrap().unwrap().hold.is_none());
+
+    // Documented in the OpenAPI document, with the hold in the session's schema.
+    let document: Value = http
+        .get(format!("{}/api/v1/openapi.json", app.url()))
+        .bearer_auth(&auditor)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(document["paths"]["/api/v1/sessions/{id}/hold"]["post"].is_object(), "{}", document["paths"]);
+    assert!(document["paths"]["/api/v1/sessions/{id}/release"]["post"].is_object());
+    for schema in ["HoldView", "HoldRequest", "HoldOutcome"] {
+        assert!(document["components"]["schemas"][schema].is_object(), "{schema} missing");
+    }
+
     // A live session cannot be held.
     let mut live = app.connect(&[("container", &container.name), ("authorization", &bearer(&alice))]).await;
     live.type_text("echo up-$((1+1))\r").await;
@@ -251,4 +285,31 @@ async fn only_auditors_and_admins_hold_ended_sessions_with_a_reason() {
     assert!(hold.source_addr.starts_with("127.0.0.1:"), "{hold:?}");
     assert!(audit.iter().any(|e| e.action == "release" && e.actor == "root"));
     assert!(!audit.iter().any(|e| e.actor == "alice" && (e.action == "hold" || e.action == "release")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_s3_outage_leaves_the_expired_session_for_the_next_sweep() {
+    let mut s3 = S3Server::start();
+    let app = app(Some(s3.config())).await;
+    let storage: Arc<dyn RecordingStorage> = Arc::new(s3.storage().await);
+    let container = TestContainer::start(BASH_IMAGE);
+    let alice = app.token("alice", Role::Developer, &["*"]).await;
+    let row = finished(&app, &container, &alice, "outage").await;
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let retention = Retention::new(&app.config.retention, app.store.clone(), Some(Arc::clone(&storage))).unwrap();
+    s3.stop();
+    let report = retention.sweep_once().await;
+    assert_eq!((report.expired, report.failed), (0, 1), "{report:?}");
+    let kept = app.store.session(&row.id).await.unwrap().expect("the row stays");
+    assert_eq!(kept.recording_location, row.recording_location);
+    assert!(!app.store.commands(&row.id).await.unwrap().is_empty(), "its index rows stay");
+    assert!(app.store.audit_entries(Some(&row.id), None, 10).await.unwrap().iter().all(|e| e.action != "expired"));
+    // The sweep gave its claim up: a hold may land again.
+    assert!(app.store.hold_session(&row.id, "checking", "audrey").await.unwrap().1);
+    app.store.release_session(&row.id).await.unwrap();
+    s3.restart();
+    assert!(read(&*storage, row.recording_location.as_deref().unwrap()).await.is_ok(), "nothing was deleted");
+    let report = retention.sweep_once().await;
+    assert_eq!((report.expired, report.failed), (1, 0), "{report:?}");
+    assert!(app.store.session(&row.id).await.unwrap().is_none());
 }
