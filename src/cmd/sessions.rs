@@ -114,12 +114,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 printable(&hold.by, " "),
                 format_time(hold.at),
                 printable(&hold.reason, " "),
-                outcome.storage
+                outcome.storage.as_str()
             );
         }
         Action::Release { id } => {
             let outcome = client.release(&id).await?;
-            println!("session {} released from hold (storage legal hold: {})", outcome.session, outcome.storage);
+            let storage = outcome.storage.as_str();
+            println!("session {} released from hold (storage legal hold: {storage})", outcome.session);
         }
         Action::Show { id, json } => {
             let row = client.session(&id).await?;

@@ -71,7 +71,7 @@ impl Retention {
                 if row.ended_at.is_none_or(|ended| ended >= now.saturating_sub(millis(keep))) {
                     continue;
                 }
-                match self.expire(row, keep, &source).await {
+                match self.expire(row, keep, &source, now).await {
                     Ok(Removed::Deleted) => report.expired += 1,
                     Ok(Removed::Held) => report.held += 1,
                     Ok(Removed::Gone) => {}
@@ -88,8 +88,14 @@ impl Retention {
         }
     }
 
-    /// Deletes one expired session: claim, objects, rows, audit entry.
-    async fn expire(&self, row: &SessionRow, keep: Duration, source: &KeepSource) -> Result<Removed, ExpireError> {
+    /// Deletes one expired session: claim, objects, rows, audit entry (`now`: the store's clock).
+    async fn expire(
+        &self,
+        row: &SessionRow,
+        keep: Duration,
+        source: &KeepSource,
+        now: i64,
+    ) -> Result<Removed, ExpireError> {
         if !self.store.claim_expiring(&row.id).await? {
             return Ok(Removed::Held);
         }
@@ -106,7 +112,7 @@ impl Retention {
                 // manifests: mark the session's manifest row expired here (it stays, so the chain verifies).
                 let detail = format!(
                     "ended {} ago, kept {} ({source})",
-                    humantime::format_duration(Duration::from_secs(age_secs(row))),
+                    humantime::format_duration(Duration::from_secs(age_secs(row, now))),
                     humantime::format_duration(keep),
                 );
                 if let Err(error) = self.store.audit(ACTOR, ROLE, "expired", Some(&row.id), SOURCE, Some(&detail)).await
@@ -138,8 +144,7 @@ fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Whole seconds since the session ended (for the audit entry), by this node's clock.
-fn age_secs(row: &SessionRow) -> u64 {
-    let ended = row.ended_at.unwrap_or_default();
-    u64::try_from(crate::store::now_millis().saturating_sub(ended) / 1000).unwrap_or_default()
+/// Whole seconds from the session's end to `now` (for the audit entry).
+fn age_secs(row: &SessionRow, now: i64) -> u64 {
+    u64::try_from(now.saturating_sub(row.ended_at.unwrap_or_default()) / 1000).unwrap_or_default()
 }

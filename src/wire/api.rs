@@ -157,9 +157,30 @@ pub struct HoldOutcome {
     pub hold: HoldView,
     /// A hold: false when the session was already held (the first hold stays). A release: true.
     pub changed: bool,
-    /// Whether the storage's own legal hold (S3 Object Lock) was set or cleared too: `set`,
-    /// `unsupported` (fs storage, a bucket without Object Lock) or `none` (no recording).
-    pub storage: String,
+    /// Whether the storage's own legal hold (S3 Object Lock) was set or cleared too.
+    pub storage: StorageHold,
+}
+
+/// What became of the legal hold of the recording's object in its storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StorageHold {
+    /// Set (or cleared) on the object.
+    Set,
+    /// The storage has none: fs, or a bucket without Object Lock (the gateway's log says why).
+    Unsupported,
+    /// The session has no stored recording, or recording is off on this gateway.
+    None,
+}
+
+impl StorageHold {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StorageHold::Set => "set",
+            StorageHold::Unsupported => "unsupported",
+            StorageHold::None => "none",
+        }
+    }
 }
 
 /// The answer to a kill.

@@ -23,7 +23,7 @@ use crate::auth::{Principal, Role};
 use crate::http::Gateway;
 use crate::recorder::storage::LegalHold;
 use crate::store::{HoldError, HoldRow, SessionRow, SessionStatus};
-use crate::wire::api::{ErrorBody, HoldOutcome, HoldRequest, HoldView};
+use crate::wire::api::{ErrorBody, HoldOutcome, HoldRequest, HoldView, StorageHold};
 
 /// The longest reason, in characters.
 pub(super) const MAX_REASON: usize = 500;
@@ -57,8 +57,8 @@ pub(super) async fn hold(
     audit(&gateway, &principal, "hold", &row.id, peer, Some(&detail)).await?;
     let (hold, new) = gateway.store().hold_session(&row.id, reason, &principal.user).await.map_err(refused)?;
     let storage = storage_hold(&gateway, &row, true).await;
-    tracing::info!(session.id = %row.id, by = %principal.user, new, storage, "session put on hold");
-    Ok(Json(HoldOutcome { session: row.id, hold: view(hold), changed: new, storage: storage.to_owned() }))
+    tracing::info!(session.id = %row.id, by = %principal.user, new, storage = storage.as_str(), "session put on hold");
+    Ok(Json(HoldOutcome { session: row.id, hold: view(hold), changed: new, storage }))
 }
 
 #[utoipa::path(post, path = "/api/v1/sessions/{id}/release", tag = "sessions",
@@ -80,8 +80,8 @@ pub(super) async fn release(
     audit(&gateway, &principal, "release", &row.id, peer, Some(&detail)).await?;
     let hold = gateway.store().release_session(&row.id).await.map_err(refused)?;
     let storage = storage_hold(&gateway, &row, false).await;
-    tracing::info!(session.id = %row.id, by = %principal.user, storage, "session released from hold");
-    Ok(Json(HoldOutcome { session: row.id, hold: view(hold), changed: true, storage: storage.to_owned() }))
+    tracing::info!(session.id = %row.id, by = %principal.user, storage = storage.as_str(), "session released from hold");
+    Ok(Json(HoldOutcome { session: row.id, hold: view(hold), changed: true, storage }))
 }
 
 /// Auditors and admins only.
@@ -121,18 +121,17 @@ fn refused(error: HoldError) -> ApiError {
     }
 }
 
-/// Sets or clears the recording's legal hold in its storage, best effort: `set`,
-/// `unsupported` or `none` (no recording, or recording off here).
-async fn storage_hold(gateway: &Gateway, row: &SessionRow, on: bool) -> &'static str {
+/// Sets or clears the recording's legal hold in its storage, best effort.
+async fn storage_hold(gateway: &Gateway, row: &SessionRow, on: bool) -> StorageHold {
     let (Some(location), Some(recorder)) = (row.recording_location.as_deref(), gateway.recorder()) else {
-        return "none";
+        return StorageHold::None;
     };
     match recorder.storage().set_legal_hold(location, on).await {
-        Ok(LegalHold::Set) => "set",
-        Ok(LegalHold::Unsupported(_)) => "unsupported",
+        Ok(LegalHold::Set) => StorageHold::Set,
+        Ok(LegalHold::Unsupported(_)) => StorageHold::Unsupported,
         Err(error) => {
             tracing::warn!(session.id = %row.id, %error, "the storage's legal hold could not be changed");
-            "unsupported"
+            StorageHold::Unsupported
         }
     }
 }
