@@ -5,7 +5,7 @@
 //! a newer gateway, or by hand) is an [`UnknownValue`] naming the session and the field, never
 //! a guess.
 
-use super::{AuditRow, SessionRow};
+use super::{AuditRow, HoldRow, SessionRow};
 use crate::wire::api::{AuditEntry, EndReason, HoldView, ReapStatus, Role, SessionView};
 
 /// A row holds a value this version does not know (written by a newer gateway, or by hand).
@@ -114,8 +114,15 @@ impl TryFrom<SessionRow> for SessionView {
             reap_detail,
             rule_hits: 0,
             pending_reviews: 0,
-            hold: hold.map(|hold| HoldView { reason: hold.reason, by: hold.by, at: hold.at }),
+            hold: hold.map(HoldView::from),
         })
+    }
+}
+
+impl From<HoldRow> for HoldView {
+    fn from(row: HoldRow) -> Self {
+        let HoldRow { reason, by, at } = row;
+        Self { reason, by, at }
     }
 }
 

@@ -22,8 +22,8 @@ use super::{ApiError, audit, visible_session};
 use crate::auth::{Principal, Role};
 use crate::http::Gateway;
 use crate::recorder::storage::LegalHold;
-use crate::store::{HoldError, HoldRow, SessionRow, SessionStatus};
-use crate::wire::api::{ErrorBody, HoldOutcome, HoldRequest, HoldView, StorageHold};
+use crate::store::{HoldError, SessionRow, SessionStatus};
+use crate::wire::api::{ErrorBody, HoldOutcome, HoldRequest, StorageHold};
 
 /// The longest reason, in characters.
 pub(super) const MAX_REASON: usize = 500;
@@ -58,7 +58,7 @@ pub(super) async fn hold(
     let (hold, new) = gateway.store().hold_session(&row.id, reason, &principal.user).await.map_err(refused)?;
     let storage = storage_hold(&gateway, &row, true).await;
     tracing::info!(session.id = %row.id, by = %principal.user, new, storage = storage.as_str(), "session put on hold");
-    Ok(Json(HoldOutcome { session: row.id, hold: view(hold), changed: new, storage }))
+    Ok(Json(HoldOutcome { session: row.id, hold: hold.into(), changed: new, storage }))
 }
 
 #[utoipa::path(post, path = "/api/v1/sessions/{id}/release", tag = "sessions",
@@ -81,7 +81,7 @@ pub(super) async fn release(
     let hold = gateway.store().release_session(&row.id).await.map_err(refused)?;
     let storage = storage_hold(&gateway, &row, false).await;
     tracing::info!(session.id = %row.id, by = %principal.user, storage = storage.as_str(), "session released from hold");
-    Ok(Json(HoldOutcome { session: row.id, hold: view(hold), changed: true, storage }))
+    Ok(Json(HoldOutcome { session: row.id, hold: hold.into(), changed: true, storage }))
 }
 
 /// Auditors and admins only.
@@ -134,10 +134,6 @@ async fn storage_hold(gateway: &Gateway, row: &SessionRow, on: bool) -> StorageH
             StorageHold::Unsupported
         }
     }
-}
-
-fn view(hold: HoldRow) -> HoldView {
-    HoldView { reason: hold.reason, by: hold.by, at: hold.at }
 }
 
 #[cfg(test)]

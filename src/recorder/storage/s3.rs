@@ -16,8 +16,7 @@
 //!   incomplete multipart uploads is still advisable.
 //! - Reading is `GetObject`, tried a few times (a reader is waiting); `fetch_range` sends a
 //!   `Range` header, so only the bytes asked for cross the network.
-//!
-//! - Deletes and legal holds (retention) are in `removal`.
+//! - Deletes and legal holds (retention) are in `removal`, with their own guarantees.
 //!
 //! Limit: at most 10 000 parts (S3's maximum), i.e. 80 GB of recording with 8 MiB parts.
 
