@@ -316,11 +316,12 @@ pub struct AuditEntry {
     pub at: i64,
     pub actor: String,
     pub role: String,
-    /// `replay`, `download`, `watch`, `kill`, `token_create`, `token_revoke`
+    /// `replay`, `download`, `watch`, `kill`, `token_create`, `token_revoke`, `hold`,
+    /// `release`, `expired` (by `retention`), …
     pub action: String,
     /// The session acted on; absent for token changes.
     pub session_id: Option<String>,
-    /// The client's address, or `cli` for `entry tokens`.
+    /// The client's address, `cli` for `entry tokens`, or `retention` for the sweeper.
     pub source_addr: String,
     pub detail: Option<String>,
 }
