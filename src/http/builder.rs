@@ -33,8 +33,9 @@ pub enum BuildError {
     Recording(#[from] RecordingError),
     #[error("loading the command rules: {0}")]
     Rules(#[from] RuleError),
+    /// A `retention.containers` glob that does not compile (said once: not also as a source).
     #[error("configuring retention ([[retention.containers]]): {0}")]
-    Retention(#[from] crate::auth::PatternError),
+    Retention(crate::auth::PatternError),
 }
 
 /// Builds a [`Gateway`]; parts not given are made from the configuration.
@@ -104,7 +105,8 @@ impl GatewayBuilder {
         let guard =
             Arc::new(Guard::new(Rules::new(book, config.index.enabled), notifier, store.clone(), config.node_id()));
         let storage = recorder.as_ref().map(Recorder::storage);
-        let retention = crate::retention::Retention::new(&config.retention, store.clone(), storage)?;
+        let retention = crate::retention::Retention::new(&config.retention, store.clone(), storage)
+            .map_err(BuildError::Retention)?;
         let engine = Engine::new(EngineParts { config, runtime, auth, store, recorder, guard, shutdown, tracker });
         Ok(Gateway::new(Arc::new(engine)).with_retention(retention))
     }

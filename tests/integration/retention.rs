@@ -313,3 +313,25 @@ async fn an_s3_outage_leaves_the_expired_session_for_the_next_sweep() {
     assert_eq!((report.expired, report.failed), (1, 0), "{report:?}");
     assert!(app.store.session(&row.id).await.unwrap().is_none());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_gateway_sweeps_every_interval_by_itself() {
+    let app = TestApp::builder()
+        .configure(|c| {
+            // Long enough for `finished` to see the row and its command before it goes.
+            c.retention.keep = Some(Duration::from_secs(3));
+            c.retention.interval = Duration::from_secs(1);
+        })
+        .start()
+        .await;
+    let container = TestContainer::start(BASH_IMAGE);
+    let alice = app.token("alice", Role::Developer, &["*"]).await;
+    let row = finished(&app, &container, &alice, "auto").await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while app.store.session(&row.id).await.unwrap().is_some() {
+        assert!(tokio::time::Instant::now() < deadline, "the gateway's sweeper never deleted {}", row.id);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let audit = app.store.audit_entries(Some(&row.id), None, 10).await.unwrap();
+    assert!(audit.iter().any(|e| e.action == "expired" && e.actor == "retention"), "{audit:?}");
+}
