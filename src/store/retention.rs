@@ -14,6 +14,8 @@
 //!   held and final (re-checked in the DELETE's WHERE); a row already gone (another gateway's
 //!   sweep) is [`Removed::Gone`], not an error. Nothing here touches the audit log.
 //! - Candidates are read in bounded pages by `(ended_at, id)`, final and not held only.
+//! - On SQLite the removal's transaction takes the write lock when it begins, so sweeps of two
+//!   gateways (or a sweep and a session's writes) wait for each other rather than fail.
 
 use sqlx::Row;
 
@@ -152,7 +154,10 @@ impl Store {
     /// Deletes an expired session's index rows, rule hits and row in one transaction, only if
     /// it is still final and not held.
     pub async fn remove_expired(&self, id: &str) -> Result<Removed, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        // SQLite: take the write lock at BEGIN, so another gateway's sweep waits for it (busy
+        // timeout) instead of failing on a read snapshot that cannot be upgraded to a write.
+        let mut tx =
+            if self.is_postgres() { self.pool.begin().await? } else { self.pool.begin_with("BEGIN IMMEDIATE").await? };
         for table in ["session_commands", "session_output", "rule_hits"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE session_id = $1")).bind(id).execute(&mut *tx).await?;
         }

@@ -2,9 +2,15 @@
 //! a release of a session not held says so; candidates are final and not held; a hold placed
 //! after the candidates were read but before the sweep claims the session keeps it whole, and a
 //! hold landing between the claim and the delete still keeps the row; removal takes the index
-//! rows and rule hits with the row.
+//! rows and rule hits with the row; two gateways sweeping at once delete each session once.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::common::db::{Backend, TestDb};
+use entry::config::RetentionConfig;
+use entry::recorder::storage::{FsStorage, RecordingStorage};
+use entry::retention::Retention;
 use entry::store::{
     CommandRow, HoldError, NewSession, Removed, RuleHitRow, SessionEnd, SessionStatus, Store, StoredRecording,
 };
@@ -16,7 +22,12 @@ macro_rules! on_both {
     };
 }
 
-on_both!(holds_only_ended_sessions_once, a_hold_racing_the_sweep_wins, removal_takes_index_rows_and_hits);
+on_both!(
+    holds_only_ended_sessions_once,
+    a_hold_racing_the_sweep_wins,
+    removal_takes_index_rows_and_hits,
+    two_sweeps_at_once_delete_each_session_once,
+);
 
 /// A session of `user` that ended at `ended_at` with a recording, a command and a rule hit.
 async fn ended(store: &Store, id: &str, ended_at: i64) {
@@ -170,4 +181,34 @@ async fn removal_takes_index_rows_and_hits(backend: Backend) {
     let first = store.expired_candidates(10_000, None, 1).await.unwrap();
     assert_eq!(first[0].id, "s2");
     assert!(store.expired_candidates(10_000, Some((1_000, "s2")), 1).await.unwrap().is_empty());
+}
+
+async fn two_sweeps_at_once_delete_each_session_once(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = &db.store;
+    let dir = tempfile::tempdir().unwrap();
+    let storage: Arc<dyn RecordingStorage> = Arc::new(FsStorage::new(dir.path()));
+    for n in 0..30 {
+        let id = format!("s{n:02}");
+        ended(store, &id, 1_000 + n).await;
+        std::fs::write(dir.path().join(format!("{id}.cast.gz")), b"rec").unwrap();
+        let location = format!("file://{}/{id}.cast.gz", dir.path().display());
+        store
+            .execute_raw(&format!("UPDATE sessions SET recording_location = '{location}' WHERE id = '{id}'"))
+            .await
+            .unwrap();
+    }
+    store.hold_session("s07", "kept", "audrey").await.unwrap();
+    let config = RetentionConfig { keep: Some(Duration::from_secs(1)), ..RetentionConfig::default() };
+    let one = Retention::new(&config, store.clone(), Some(Arc::clone(&storage))).unwrap();
+    let other = Retention::new(&config, store.clone(), Some(Arc::clone(&storage))).unwrap();
+    let (a, b) = tokio::join!(one.sweep_once(), other.sweep_once());
+    assert_eq!((a.failed, b.failed), (0, 0), "{a:?} {b:?}");
+    let audit = store.audit_entries(None, None, 1000).await.unwrap();
+    let expired = audit.iter().filter(|e| e.action == "expired").count();
+    assert_eq!(expired, 29, "one expired entry per deleted session: {a:?} {b:?}");
+    assert!(a.expired + b.expired == 29, "{a:?} {b:?}");
+    assert!(store.session("s07").await.unwrap().is_some());
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, [std::ffi::OsString::from("s07.cast.gz")]);
 }
