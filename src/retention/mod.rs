@@ -85,7 +85,7 @@ impl Retention {
         roles.into_iter().chain(rules).chain([self.config.keep]).flatten().min()
     }
 
-    /// Sweeps every `retention.interval` (the first a moment after start) until `shutdown`.
+    /// Sweeps every `retention.interval` (the first one interval after start) until `shutdown`.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         if !self.enabled() {
             return;

@@ -26,7 +26,7 @@ pub struct SweepReport {
     pub expired: usize,
     /// Expired sessions left for the next sweep (storage or store errors).
     pub failed: usize,
-    /// Expired sessions found on hold when claimed or deleted (kept).
+    /// Expired sessions put on hold after they were listed (kept).
     pub held: usize,
 }
 
@@ -97,7 +97,9 @@ impl Retention {
         now: i64,
     ) -> Result<Removed, ExpireError> {
         if !self.store.claim_expiring(&row.id).await? {
-            return Ok(Removed::Held);
+            // Held since the candidates were read, or deleted by another gateway's sweep.
+            let held = self.store.session(&row.id).await?.is_some_and(|now| now.hold.is_some());
+            return Ok(if held { Removed::Held } else { Removed::Gone });
         }
         if let Err(error) = self.delete_objects(row).await {
             if let Err(unclaim) = self.store.unclaim_expiring(&row.id).await {
