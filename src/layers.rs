@@ -7,12 +7,13 @@
 //! cmd                       the `entry` subcommands
 //!  └ http                   router, API handlers, pages, TLS, health, metrics
 //!     └ session             admission, relay and its event fan-out, live registry, kill, limits
-//!        └ rules  replay  signing   command rules (the gate on each Enter, reviews,
-//!           │               notifications); segmented replay (plans beside recordings, segments
-//!           │               on request); signed manifests of stored recordings and their chain
-//!           └ auth  recorder  reaper  index
-//!              └ runtime  store  config  telemetry  client
-//!                 └ wire     terminal protocol and API types (uses nothing of Entry)
+//!        └ retention        the retention sweeper (deletes expired sessions, never held ones)
+//!           └ rules  replay  signing   command rules (the gate on each Enter, reviews,
+//!              │               notifications); segmented replay (plans beside recordings, segments
+//!              │               on request); signed manifests of stored recordings and their chain
+//!              └ auth  recorder  reaper  index
+//!                 └ runtime  store  config  telemetry  client
+//!                    └ wire  terminal protocol and API types (uses nothing of Entry)
 //! ```
 
 /// Top-level modules by layer, lowest first.
@@ -21,6 +22,7 @@ pub const LAYERS: &[&[&str]] = &[
     &["runtime", "store", "config", "telemetry", "client"],
     &["auth", "recorder", "reaper", "index"],
     &["rules", "replay", "signing"],
+    &["retention"],
     &["session"],
     &["http"],
     &["cmd"],

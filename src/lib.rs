@@ -17,6 +17,7 @@ pub mod layers;
 pub mod reaper;
 pub mod recorder;
 pub mod replay;
+pub mod retention;
 pub mod rules;
 pub mod runtime;
 pub mod session;

@@ -1,5 +1,6 @@
-// Audit log page (/audit, auditors and admins): every replay, download, watch and kill,
-// newest first, optionally for one session (kept in the query string), with "Load more".
+// Audit log page (/audit, auditors and admins): every replay, download, watch, kill, hold,
+// release and expiry, newest first, optionally for one session (kept in the query string),
+// with "Load more".
 
 import './audit.css';
 import { api, describeError, query } from './lib/api.js';

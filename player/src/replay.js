@@ -1,7 +1,8 @@
 // Replay page (/sessions/<id>[?t=SECONDS]): the session's recording in asciinema-player, with
 // markers at resizes, marker events and the exit, a choice of idle-time limit and speed,
-// download links, the session's commands (click one to go there; the one playing is marked
-// `current`) and its metadata beside it. `?t=` (seconds from the session's start, as search
+// download links, a legal hold's banner with Hold and Release buttons (lib/hold.js), the
+// session's commands (click one to go there; the one playing is marked `current`) and its
+// metadata beside it. `?t=` (seconds from the session's start, as search
 // hits give them) opens the recording paused at that moment.
 //
 // The recording is replayed segment by segment (the player's `format: 'segmented'`), so what
@@ -19,6 +20,7 @@ import { api, describeError, query, sessionIdFromPath } from './lib/api.js';
 import { el, showError, showNotice } from './lib/dom.js';
 import { formatOffset } from './lib/format.js';
 import { initHeader, seesEveryone } from './lib/header.js';
+import { initHold, renderHold } from './lib/hold.js';
 import { badge, renderMeta } from './lib/session-meta.js';
 import { toPlayerTime, toSessionTime } from './lib/timeline.js';
 
@@ -217,6 +219,7 @@ async function load() {
   state.row = row;
   renderTitle(row);
   renderMeta(row, document.getElementById('meta'));
+  renderHold(row, state.me?.role);
   loadCommands(loading);
   await loadRecording(false);
 }
@@ -410,6 +413,7 @@ async function main() {
     renderCommandsMessage('No commands to show.');
     return;
   }
+  initHold(id, load);
   setInterval(trackCurrent, TRACK_MS);
   await load();
 }

@@ -231,9 +231,13 @@ function decided(hit, verdict) {
   refresh();
 }
 
-/** The status cell: the status, and badges for alerts and held commands. */
+/** The status cell: the status, and badges for a legal hold, alerts and held commands. */
 function renderStatus(row) {
   const cell = el('td', { className: 'status' }, el('span', { className: `badge badge-${row.status}` }, row.status));
+  if (row.hold) {
+    const title = `On legal hold (never deleted by retention) since ${formatTime(row.hold.at)} by ${row.hold.by}: ${row.hold.reason}`;
+    cell.append(' ', el('span', { className: 'badge badge-held', title }, 'held'));
+  }
   if (row.rule_hits > 0) {
     const label = row.rule_hits === 1 ? '1 alert' : `${row.rule_hits} alerts`;
     const title = 'Commands of this session that matched a command rule';

@@ -47,9 +47,13 @@ impl Patterns {
     /// Whether the container's name or Compose address matches a pattern.
     pub fn allows(&self, container: &ContainerInfo) -> bool {
         let compose = container.compose.as_ref().map(|c| c.to_string());
-        self.matchers
-            .iter()
-            .any(|m| m.is_match(&container.name) || compose.as_deref().is_some_and(|address| m.is_match(address)))
+        self.matches(&container.name, compose.as_deref())
+    }
+
+    /// Whether a container's `name` or Compose `address` (`project.service.N`) matches a
+    /// pattern: [`Patterns::allows`] for a container known only by a session row.
+    pub fn matches(&self, name: &str, address: Option<&str>) -> bool {
+        self.matchers.iter().any(|m| m.is_match(name) || address.is_some_and(|address| m.is_match(address)))
     }
 }
 

@@ -15,7 +15,9 @@ use http::HeaderValue;
 use reqwest::Url;
 use serde::de::DeserializeOwned;
 
-pub use crate::wire::api::{ErrorBody, KillDelivery, KillOutcome, SessionPage, SessionQuery, SessionView};
+pub use crate::wire::api::{
+    ErrorBody, HoldOutcome, HoldRequest, KillDelivery, KillOutcome, SessionPage, SessionQuery, SessionView,
+};
 use crate::wire::replay::{Segment, SegmentIndex};
 use crate::wire::rules::{AlertQuery, ReviewDecision, RuleHitList, RuleList};
 use crate::wire::search::{CommandList, SearchPage, SearchQuery};
@@ -151,6 +153,18 @@ impl ApiClient {
         self.post_json(self.url(&["sessions", checked(id)?, "kill"])).await
     }
 
+    /// Puts an ended session on legal hold (auditors, admins).
+    pub async fn hold(&self, id: &str, reason: &str) -> Result<HoldOutcome, ApiError> {
+        let url = self.url(&["sessions", checked(id)?, "hold"]);
+        let body = serde_json::to_vec(&HoldRequest { reason: reason.to_owned() }).map_err(ApiError::Decode)?;
+        self.post(url, Some(body)).await
+    }
+
+    /// Releases a session's legal hold (auditors, admins).
+    pub async fn release(&self, id: &str) -> Result<HoldOutcome, ApiError> {
+        self.post_json(self.url(&["sessions", checked(id)?, "release"])).await
+    }
+
     /// Starts downloading a session's recording: the asciicast text, or with `raw` the
     /// stored gzip bytes exactly as stored.
     pub async fn recording(&self, id: &str, raw: bool) -> Result<Download, ApiError> {
@@ -219,7 +233,15 @@ impl ApiClient {
 
     /// POSTs to `url` without a body; the answer's JSON.
     async fn post_json<T: DeserializeOwned>(&self, url: Url) -> Result<T, ApiError> {
+        self.post(url, None).await
+    }
+
+    /// POSTs to `url`, with a JSON `body` if given; the answer's JSON.
+    async fn post<T: DeserializeOwned>(&self, url: Url, body: Option<Vec<u8>>) -> Result<T, ApiError> {
         let mut request = self.http.post(url).timeout(REQUEST_TIMEOUT);
+        if let Some(body) = body {
+            request = request.header(http::header::CONTENT_TYPE, "application/json").body(body);
+        }
         if let Some(value) = &self.authorization {
             request = request.header(http::header::AUTHORIZATION, value.clone());
         }

@@ -1,6 +1,7 @@
-//! `entry sessions ls|show|commands|kill|share|shares|unshare`: lists recorded sessions, shows one
-//! and the commands typed in it, shares one (see `shares`), through a gateway's API; and the time
-//! and table formats the other commands that print sessions share.
+//! `entry sessions ls|show|commands|kill|hold|release|share|shares|unshare`: lists recorded
+//! sessions, shows one and the commands typed in it, kills one, puts one on legal hold or releases
+//! it, shares one (see `shares`), through a gateway's API; and the time and table formats the
+//! other commands that print sessions share.
 //!
 //! Guarantees: text that came from a session (a command, a line of output) is printed with its
 //! control characters replaced, so a recording can never send escape sequences to the
@@ -54,6 +55,15 @@ enum Action {
     },
     /// End a live session wherever it runs (admins only); it is reaped and recorded as killed.
     Kill { id: String },
+    /// Put an ended session on legal hold (auditors, admins): retention never deletes it.
+    Hold {
+        id: String,
+        /// Why (shown with the session everywhere; at most 500 characters, one line).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Release a session's legal hold (auditors, admins); it then expires as any other.
+    Release { id: String },
     /// Show one session.
     Show {
         id: String,
@@ -117,6 +127,24 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 crate::client::api::KillDelivery::Notified => "kill sent to",
             };
             println!("{how} session {} on gateway {}", outcome.session, outcome.node);
+        }
+        Action::Hold { id, reason } => {
+            let outcome = client.hold(&id, &reason).await?;
+            let hold = &outcome.hold;
+            let what = if outcome.changed { "put on hold" } else { "already on hold" };
+            println!(
+                "session {} {what} by {} at {} UTC: {} (storage legal hold: {})",
+                outcome.session,
+                printable(&hold.by, " "),
+                format_time(hold.at),
+                printable(&hold.reason, " "),
+                outcome.storage.as_str()
+            );
+        }
+        Action::Release { id } => {
+            let outcome = client.release(&id).await?;
+            let storage = outcome.storage.as_str();
+            println!("session {} released from hold (storage legal hold: {storage})", outcome.session);
         }
         Action::Show { id, json } => {
             let row = client.session(&id).await?;
@@ -187,6 +215,25 @@ fn duration_of(row: &SessionView) -> String {
     row.ended_at.map(|end| format_duration(end - row.started_at)).unwrap_or_else(|| "-".into())
 }
 
+/// The status, with `held` after it for a session on legal hold (`ended,held`).
+fn status_of(row: &SessionView) -> String {
+    match row.hold {
+        Some(_) => format!("{},held", row.status.as_str()),
+        None => row.status.as_str().to_owned(),
+    }
+}
+
+/// A session's legal hold as one line: `reason (by alice, 2026-12-07 08:00:00 UTC)`.
+fn hold_of(row: &SessionView) -> String {
+    row.hold.as_ref().map_or_else(
+        || "-".to_owned(),
+        |hold| {
+            let (reason, by) = (printable(&hold.reason, " "), printable(&hold.by, " "));
+            format!("{reason} (by {by}, {} UTC)", format_time(hold.at))
+        },
+    )
+}
+
 fn or_dash<T: ToString>(value: Option<T>) -> String {
     value.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
 }
@@ -201,7 +248,7 @@ fn table(rows: &[SessionView]) -> String {
                 row.id.clone(),
                 row.user.clone(),
                 row.container_name.clone(),
-                row.status.as_str().to_owned(),
+                status_of(row),
                 format_time(row.started_at),
                 duration_of(row),
                 or_dash(row.exit_code),
@@ -328,7 +375,7 @@ fn details(row: &SessionView) -> String {
         other => or_dash(other),
     };
     let env = row.exec_env.as_ref().map(|env| serde_json::to_string(env).unwrap_or_default());
-    let fields: [(&str, String); 34] = [
+    let fields: [(&str, String); 35] = [
         ("id", row.id.clone()),
         ("user", row.user.clone()),
         ("role", row.role.as_str().to_owned()),
@@ -347,6 +394,7 @@ fn details(row: &SessionView) -> String {
         ("node", row.node_id.clone()),
         ("exec id", row.exec_id.clone()),
         ("status", row.status.as_str().to_owned()),
+        ("hold", hold_of(row)),
         ("started", time(Some(row.started_at))),
         ("ended", time(row.ended_at)),
         ("duration", duration_of(row)),
@@ -436,6 +484,7 @@ mod tests {
             reap_detail: None,
             rule_hits: 0,
             pending_reviews: 0,
+            hold: None,
         }
     }
 
@@ -449,9 +498,22 @@ mod tests {
         let expected = ["0190a0b0-c0d0-7e0f-8000-000000000001", "alice", "shop-web-1", "ended", "2026-11-29"];
         assert_eq!(cells[..5], expected);
         assert_eq!(cells[5..], ["16:00:00", "4.2s", "3", "10"]);
-        let details = details(&row());
-        assert!(details.contains("command: [\"sh\",\"-c\",\"exit 3\"]\n"), "{details}");
-        assert!(details.contains("exit code: 3\n") && details.contains("close detail: -\n"), "{details}");
+        let shown = details(&row());
+        assert!(shown.contains("command: [\"sh\",\"-c\",\"exit 3\"]\n"), "{shown}");
+        assert!(shown.contains("exit code: 3\n") && shown.contains("close detail: -\n"), "{shown}");
+        assert!(shown.contains("hold: -\n"), "{shown}");
+        let mut held = row();
+        held.hold = Some(crate::wire::api::HoldView {
+            reason: "case 7\u{1b}[2J".into(),
+            by: "carol".into(),
+            at: 1_795_968_000_000,
+        });
+        assert!(
+            details(&held).contains("hold: case 7\u{fffd}[2J (by carol, 2026-11-29 16:00:00 UTC)\n"),
+            "{}",
+            details(&held)
+        );
+        assert!(table(&[held]).contains(" ended,held "));
     }
 
     #[test]

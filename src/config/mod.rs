@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 mod exec;
 mod index;
+mod retention;
 mod rules;
 mod sections;
 mod signing;
@@ -23,6 +24,7 @@ mod size;
 
 pub use exec::*;
 pub use index::{IndexConfig, ReplayConfig};
+pub use retention::{ContainerKeep, KeepSource, RetentionConfig, RoleKeeps};
 pub use rules::{NotifyConfig, RuleConfig, RuleOptions, SmtpConfig};
 pub use sections::*;
 pub use signing::SigningConfig;
@@ -68,6 +70,8 @@ pub struct Config {
     pub rule_options: RuleOptions,
     pub notify: NotifyConfig,
     pub signing: SigningConfig,
+    /// `[retention]`: how long sessions are kept (default: forever).
+    pub retention: RetentionConfig,
 }
 
 impl Default for Config {
@@ -90,6 +94,7 @@ impl Default for Config {
             rule_options: RuleOptions::default(),
             notify: NotifyConfig::default(),
             signing: SigningConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -114,6 +119,7 @@ const ENV_KEYS: &[&str] = &[
     "rule_options",
     "notify",
     "signing",
+    "retention",
 ];
 
 impl Config {
@@ -171,6 +177,7 @@ impl Config {
             ("replay.segment_every", self.replay.segment_every, true),
         ];
         all.extend(self.auth.webhook.as_ref().map(|w| ("auth.webhook.timeout", w.timeout, false)));
+        all.extend(self.retention.durations());
         all
     }
 
@@ -244,6 +251,7 @@ impl std::fmt::Debug for Config {
             .field("rule_options", &self.rule_options)
             .field("notify", &self.notify)
             .field("signing", &self.signing)
+            .field("retention", &self.retention)
             .finish()
     }
 }

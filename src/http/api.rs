@@ -13,6 +13,7 @@ mod audit;
 mod cut;
 mod download;
 mod extract;
+mod holds;
 mod login;
 mod manifests;
 mod openapi;
@@ -78,6 +79,8 @@ fn documented() -> OpenApiRouter<Arc<Gateway>> {
         .routes(routes!(segments::index).map(read_only))
         .routes(routes!(segments::segment).map(read_only))
         .routes(routes!(kill).map(only("use POST to kill a session")))
+        .routes(routes!(holds::hold).map(only("use POST to put a session on hold")))
+        .routes(routes!(holds::release).map(only("use POST to release a held session")))
         .routes(routes!(watch::watch).map(read_only))
         .routes(routes!(audit::audit_log).map(read_only))
         .routes(routes!(tokens::list, tokens::create).map(only("use GET to list or POST to create")))

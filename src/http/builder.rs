@@ -36,6 +36,9 @@ pub enum BuildError {
     Rules(#[from] RuleError),
     #[error("loading the signing key ([signing] key_file): {0}")]
     Signing(#[from] crate::signing::KeyError),
+    /// A `retention.containers` glob that does not compile (said once: not also as a source).
+    #[error("configuring retention ([[retention.containers]]): {0}")]
+    Retention(crate::auth::PatternError),
 }
 
 /// Builds a [`Gateway`]; parts not given are made from the configuration.
@@ -115,7 +118,10 @@ impl GatewayBuilder {
         let notifier = Notifier::start(&config.notify, config.listen, &tracker, &shutdown);
         let guard =
             Arc::new(Guard::new(Rules::new(book, config.index.enabled), notifier, store.clone(), config.node_id()));
+        let storage = recorder.as_ref().map(Recorder::storage);
+        let retention = crate::retention::Retention::new(&config.retention, store.clone(), storage)
+            .map_err(BuildError::Retention)?;
         let engine = Engine::new(EngineParts { config, runtime, auth, store, recorder, guard, shutdown, tracker });
-        Ok(Gateway::new(Arc::new(engine), sealer))
+        Ok(Gateway::new(Arc::new(engine), sealer).with_retention(retention))
     }
 }

@@ -140,6 +140,12 @@ fn families(gateway: &Gateway) -> Vec<Family> {
         },
         Family::single("entry_replay_plan_failures", "Segment plans that could not be built", Counter, plan_failures),
         Family::single(
+            "entry_retention_expired",
+            "Sessions deleted by this gateway's retention sweeper because they expired",
+            Counter,
+            crate::retention::expired_total(),
+        ),
+        Family::single(
             "entry_reaped_sessions",
             "Sessions whose processes the reaper ended",
             Counter,

@@ -47,6 +47,8 @@ pub struct Gateway {
     plans: Option<Arc<crate::replay::plans::Plans>>,
     /// Signs stored recordings (with recording on).
     sealer: Option<Arc<crate::signing::Sealer>>,
+    /// The retention sweeper (it runs only when a keep period is configured).
+    retention: Option<Arc<crate::retention::Retention>>,
 }
 
 /// Handlers reach the engine's parts (`gateway.store()`, `gateway.live()`, …) through it.
@@ -67,12 +69,23 @@ impl Gateway {
             recorder.set_after_store(Arc::clone(&plans) as Arc<dyn crate::recorder::AfterStore>);
             plans
         });
-        Self { engine, replays, plans, sealer }
+        Self { engine, replays, plans, sealer, retention: None }
     }
 
     /// What signs this gateway's recordings (none with recording off).
     pub fn sealer(&self) -> Option<&Arc<crate::signing::Sealer>> {
         self.sealer.as_ref()
+    }
+
+    /// Adds the retention sweeper, started with the gateway's other background tasks.
+    pub fn with_retention(mut self, retention: crate::retention::Retention) -> Self {
+        self.retention = Some(Arc::new(retention));
+        self
+    }
+
+    /// The retention sweeper, if any.
+    pub fn retention(&self) -> Option<&Arc<crate::retention::Retention>> {
+        self.retention.as_ref()
     }
 
     /// The session engine.
@@ -101,6 +114,9 @@ impl Gateway {
         self.engine.start_background();
         if let Some(sealer) = &self.sealer {
             self.tracker().spawn(Arc::clone(sealer).run(self.shutdown_token()));
+        }
+        if let Some(retention) = self.retention.as_ref().filter(|r| r.enabled()) {
+            self.tracker().spawn(Arc::clone(retention).run(self.shutdown_token()));
         }
         let gateway = &self.config().gateway;
         let settings = listener::ListenerSettings {

@@ -111,6 +111,7 @@ impl Engine {
             container_id: container.id.clone(),
             container_name: container.name.clone(),
             container_image: container.image.clone(),
+            container_address: container.compose.as_ref().map(ToString::to_string),
             command,
             tty: request.tty,
             exec_user: shape.user_asked.clone(),
@@ -160,7 +161,8 @@ impl Engine {
                     "session started"
                 );
                 let exec_started = begun.elapsed();
-                if let Err(error) = Box::pin(self.store.set_exec(session_id, &started.exec_id, &started.command)).await {
+                if let Err(error) = Box::pin(self.store.set_exec(session_id, &started.exec_id, &started.command)).await
+                {
                     tracing::warn!(%error, "cannot record the exec id");
                 }
                 tracing::debug!(?prepared, ?audited, ?exec_started, relaying = ?begun.elapsed(), "session start phases");

@@ -1,6 +1,6 @@
-//! The `audit_log` table: every replay, download, watch and kill of a session, every token
-//! creation and revocation (API or CLI), and every share link's creation, revocation and use,
-//! with who did it, when and from where.
+//! The `audit_log` table: every replay, download, watch, kill, hold and release of a session,
+//! each session retention deleted (`expired`), every token creation and revocation (API or CLI),
+//! and every share link's creation, revocation and use, with who did it, when and from where.
 //!
 //! Guarantees: entries are only ever inserted, never updated or deleted by Entry; ids are
 //! UUIDv7, so they sort by time.
@@ -17,8 +17,9 @@ pub struct AuditRow {
     pub at: i64,
     pub actor: String,
     pub role: String,
-    /// `replay`, `download`, `watch`, `kill`, `token_create`, `token_revoke`, `share_create`,
-    /// `share_revoke`, `share_view`, `share_replay` (those last two by `share:<link id>`), …
+    /// `replay`, `download`, `watch`, `kill`, `hold`, `release`, `expired`, `token_create`,
+    /// `token_revoke`, `share_create`, `share_revoke`, `share_view`, `share_replay` (those last two
+    /// by `share:<link id>`), …
     pub action: String,
     /// The session acted on; absent for token changes.
     pub session_id: Option<String>,

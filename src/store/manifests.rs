@@ -3,12 +3,12 @@
 //!
 //! Guarantees: a row is inserted once per session (a second insert for the same session is
 //! refused by the primary key, so a manifest is never silently replaced) and only ever updated
-//! to mark it expired; rows outlive their session row; a node's chain reads in `seq` order.
+//! to mark it expired (by retention's `remove_expired`, with the session's row); rows outlive their session row; a node's chain reads in `seq` order.
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Store, StoreError, now_millis};
+use super::{Store, StoreError};
 
 /// One manifest's place in its node's chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,17 +106,6 @@ impl Store {
     pub async fn manifest_nodes(&self) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query("SELECT DISTINCT node_id FROM manifests ORDER BY node_id").fetch_all(&self.pool).await?;
         rows.iter().map(|r| r.try_get::<String, _>("node_id").map_err(StoreError::from)).collect()
-    }
-
-    /// Marks a session's manifest expired (its recording and row were deleted); the manifest
-    /// itself stays. Returns whether there was one.
-    pub async fn expire_manifest(&self, session_id: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE manifests SET expired_at = $1 WHERE session_id = $2 AND expired_at IS NULL")
-            .bind(now_millis())
-            .bind(session_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
     }
 
     /// Sessions of `node_id` whose recording is stored and whose row is final, but which have

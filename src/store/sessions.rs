@@ -69,6 +69,23 @@ pub struct SessionRow {
     pub reap_status: Option<String>,
     pub reap_killed: Option<i64>,
     pub reap_detail: Option<String>,
+    /// The Compose address (`project.service.N`) of the container when the session started;
+    /// `null`: none, or a row of a gateway that did not record it.
+    #[serde(default)]
+    pub container_address: Option<String>,
+    /// The legal hold on the session, if any: never deleted by retention while it is set.
+    #[serde(default)]
+    pub hold: Option<HoldRow>,
+}
+
+/// A legal hold as stored on the session row.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HoldRow {
+    pub reason: String,
+    /// Who placed it.
+    pub by: String,
+    /// When, unix milliseconds.
+    pub at: i64,
 }
 
 /// What is known when a session starts.
@@ -83,6 +100,8 @@ pub struct NewSession {
     pub container_id: String,
     pub container_name: String,
     pub container_image: String,
+    /// The container's Compose address (`project.service.N`), if it has one.
+    pub container_address: Option<String>,
     pub command: Vec<String>,
     pub tty: bool,
     /// The exec user asked for, if any.
@@ -134,11 +153,11 @@ pub struct SessionFilter {
     pub limit: i64,
 }
 
-const COLUMNS: &str = "id, user_name, role, token_id, source_addr, client_kind, container_id, container_name, \
+pub(super) const COLUMNS: &str = "id, user_name, role, token_id, source_addr, client_kind, container_id, container_name, \
     container_image, command, tty, exec_user, exec_user_effective, workdir, exec_env, node_id, exec_id, started_at, \
     ended_at, status, exit_code, close_reason, close_detail, initial_cols, initial_rows, last_cols, last_rows, \
     bytes_in, bytes_out, recording_location, recording_size, recording_sha256, recording_text_size, recording_error, reap_status, \
-    reap_killed, reap_detail";
+    reap_killed, reap_detail, container_address, hold_reason, held_by, held_at";
 
 impl Store {
     /// Writes the row of a session that just started (status `live`).
@@ -148,8 +167,8 @@ impl Store {
         sqlx::query(
             "INSERT INTO sessions (id, user_name, role, token_id, source_addr, client_kind, container_id, \
              container_name, container_image, command, tty, node_id, exec_id, started_at, status, \
-             exec_user, exec_user_effective, workdir, exec_env) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'live', $15, $16, $17, $18)",
+             exec_user, exec_user_effective, workdir, exec_env, container_address) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'live', $15, $16, $17, $18, $19)",
         )
         .bind(&session.id)
         .bind(&session.user)
@@ -169,6 +188,7 @@ impl Store {
         .bind(&session.exec_user_effective)
         .bind(&session.workdir)
         .bind(env)
+        .bind(&session.container_address)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -376,7 +396,7 @@ impl Store {
     }
 }
 
-fn session_from_row(row: &AnyRow) -> Result<SessionRow, StoreError> {
+pub(super) fn session_from_row(row: &AnyRow) -> Result<SessionRow, StoreError> {
     let command: String = row.try_get("command")?;
     let status: String = row.try_get("status")?;
     let exec_env = row
@@ -422,5 +442,14 @@ fn session_from_row(row: &AnyRow) -> Result<SessionRow, StoreError> {
         reap_status: row.try_get("reap_status")?,
         reap_killed: row.try_get("reap_killed")?,
         reap_detail: row.try_get("reap_detail")?,
+        container_address: row.try_get("container_address")?,
+        hold: match row.try_get::<Option<String>, _>("hold_reason")? {
+            Some(reason) => Some(HoldRow {
+                reason,
+                by: row.try_get::<Option<String>, _>("held_by")?.unwrap_or_default(),
+                at: row.try_get::<Option<i64>, _>("held_at")?.unwrap_or_default(),
+            }),
+            None => None,
+        },
     })
 }

@@ -5,8 +5,8 @@
 //! a newer gateway, or by hand) is an [`UnknownValue`] naming the session and the field, never
 //! a guess.
 
-use super::{AuditRow, SessionRow};
-use crate::wire::api::{AuditEntry, EndReason, ReapStatus, Role, SessionView};
+use super::{AuditRow, HoldRow, SessionRow};
+use crate::wire::api::{AuditEntry, EndReason, HoldView, ReapStatus, Role, SessionView};
 
 /// A row holds a value this version does not know (written by a newer gateway, or by hand).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,6 +71,8 @@ impl TryFrom<SessionRow> for SessionView {
             reap_status: _,
             reap_killed,
             reap_detail,
+            container_address: _,
+            hold,
         } = row;
         Ok(Self {
             id,
@@ -112,7 +114,15 @@ impl TryFrom<SessionRow> for SessionView {
             reap_detail,
             rule_hits: 0,
             pending_reviews: 0,
+            hold: hold.map(HoldView::from),
         })
+    }
+}
+
+impl From<HoldRow> for HoldView {
+    fn from(row: HoldRow) -> Self {
+        let HoldRow { reason, by, at } = row;
+        Self { reason, by, at }
     }
 }
 

@@ -125,6 +125,62 @@ pub struct SessionView {
     /// Of those, commands held now, waiting for an admin's decision.
     #[serde(default)]
     pub pending_reviews: i64,
+    /// The legal hold on the session: while set, retention never deletes it.
+    #[serde(default)]
+    pub hold: Option<HoldView>,
+}
+
+/// A legal hold on a session.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct HoldView {
+    /// Why it is held, as the auditor or admin wrote it (plain text: show it as text).
+    pub reason: String,
+    /// Who placed it.
+    pub by: String,
+    /// When, unix milliseconds.
+    pub at: i64,
+}
+
+/// `POST /api/v1/sessions/{id}/hold`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HoldRequest {
+    /// Why: 1 to 500 characters, no control characters.
+    pub reason: String,
+}
+
+/// The answer to a hold or a release.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct HoldOutcome {
+    pub session: String,
+    /// The hold now in place (a release: the one released).
+    pub hold: HoldView,
+    /// A hold: false when the session was already held (the first hold stays). A release: true.
+    pub changed: bool,
+    /// Whether the storage's own legal hold (S3 Object Lock) was set or cleared too.
+    pub storage: StorageHold,
+}
+
+/// What became of the legal hold of the recording's object in its storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StorageHold {
+    /// Set (or cleared) on the object.
+    Set,
+    /// The storage has none: fs, or a bucket without Object Lock (the gateway's log says why).
+    Unsupported,
+    /// The session has no stored recording, or recording is off on this gateway.
+    None,
+}
+
+impl StorageHold {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StorageHold::Set => "set",
+            StorageHold::Unsupported => "unsupported",
+            StorageHold::None => "none",
+        }
+    }
 }
 
 /// The answer to a kill.
@@ -260,11 +316,12 @@ pub struct AuditEntry {
     pub at: i64,
     pub actor: String,
     pub role: String,
-    /// `replay`, `download`, `watch`, `kill`, `token_create`, `token_revoke`
+    /// `replay`, `download`, `watch`, `kill`, `token_create`, `token_revoke`, `hold`,
+    /// `release`, `expired` (by `retention`), …
     pub action: String,
     /// The session acted on; absent for token changes.
     pub session_id: Option<String>,
-    /// The client's address, or `cli` for `entry tokens`.
+    /// The client's address, `cli` for `entry tokens`, or `retention` for the sweeper.
     pub source_addr: String,
     pub detail: Option<String>,
 }

@@ -35,6 +35,7 @@ mod reaper;
 mod recording;
 mod replay_memory;
 mod replay_page;
+mod retention;
 mod revoke;
 mod rules;
 mod rules_cli;

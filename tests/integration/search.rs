@@ -25,6 +25,7 @@ fn session(id: &str, user: &str, container: &str, started_at: i64) -> NewSession
         container_id: format!("{container}-id"),
         container_name: container.into(),
         container_image: "img".into(),
+        container_address: None,
         command: vec!["bash".into()],
         tty: true,
         exec_user: None,

@@ -31,6 +31,7 @@ fn new_session(id: &str, user: &str, container: &str, started_at: i64) -> NewSes
         container_id: format!("{container}-id"),
         container_name: container.into(),
         container_image: "img".into(),
+        container_address: None,
         command: vec!["bash".into(), "-l".into()],
         tty: true,
         exec_user: Some("app".into()),

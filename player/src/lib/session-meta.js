@@ -72,6 +72,7 @@ export function renderMeta(row, list) {
     ['Ended', row.ended_at ? formatTime(row.ended_at) : null],
     ['Duration', formatDuration(sessionDuration(row)) + (row.ended_at ? '' : ' so far')],
     ['Status', badge(row.status)],
+    ['Legal hold', row.hold ? `${row.hold.reason} (by ${row.hold.by}, ${formatTime(row.hold.at)})` : null],
     ['Close reason', row.close_reason],
     ['Close detail', row.close_detail],
     ['Exit code', row.exit_code],

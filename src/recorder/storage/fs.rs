@@ -12,7 +12,9 @@ use async_trait::async_trait;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::watch;
 
-use super::{ObjectReader, RecordingStorage, SpoolProgress, StorageError, StoredObject, wait_finished};
+use super::{
+    LegalHold, ObjectReader, RecordingStorage, SpoolProgress, StorageError, StoredObject, deletable, wait_finished,
+};
 
 /// A directory of recordings.
 #[derive(Debug, Clone)]
@@ -124,6 +126,20 @@ impl RecordingStorage for FsStorage {
         self.write_beside(location, bytes, true).await
     }
 
+    async fn delete(&self, location: &str) -> Result<(), StorageError> {
+        deletable(location)?;
+        let path = self.path_of(location)?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn set_legal_hold(&self, _location: &str, _on: bool) -> Result<LegalHold, StorageError> {
+        Ok(LegalHold::Unsupported("recordings on a local disk have no legal hold".into()))
+    }
+
     fn kind(&self) -> &'static str {
         "fs"
     }
@@ -183,6 +199,25 @@ mod tests {
         let missing = format!("file://{}/missing.cast.gz", dir.path().display());
         assert!(matches!(storage.fetch_range(&missing, 0, 1).await, Err(StorageError::NotFound(_))));
         assert!(matches!(storage.fetch_range("file:///etc/passwd", 0, 1).await, Err(StorageError::ForeignLocation(_))));
+    }
+
+    #[tokio::test]
+    async fn deletes_recordings_and_plans_never_manifests() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = FsStorage::new(dir.path());
+        let location = format!("file://{}/a.cast.gz", dir.path().display());
+        std::fs::write(dir.path().join("a.cast.gz"), b"rec").unwrap();
+        let manifest = super::super::beside(&location, ".manifest.json");
+        storage.put(&manifest, b"{}".to_vec()).await.unwrap();
+        storage.delete(&location).await.unwrap();
+        assert!(!dir.path().join("a.cast.gz").exists());
+        storage.delete(&location).await.unwrap();
+        assert!(matches!(storage.delete(&manifest).await, Err(StorageError::Manifest(_))));
+        let signature = super::super::beside(&location, ".manifest.json.minisig");
+        assert!(matches!(storage.delete(&signature).await, Err(StorageError::Manifest(_))));
+        assert!(dir.path().join("a.manifest.json").exists());
+        assert!(matches!(storage.delete("file:///etc/passwd").await, Err(StorageError::ForeignLocation(_))));
+        assert!(matches!(storage.set_legal_hold(&location, true).await, Ok(LegalHold::Unsupported(_))));
     }
 
     #[tokio::test]

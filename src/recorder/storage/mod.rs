@@ -6,7 +6,9 @@
 //! returns only once the whole object is durably stored. Guarantees: `store` never deletes or
 //! changes the spool; on error the caller keeps the spool and retries later; `fetch_range`
 //! reads only the bytes asked for (a file seek, an S3 ranged `GetObject`); `put` writes a small
-//! object beside a recording (its segment plan), never over a recording.
+//! object beside a recording (its segment plan), never over a recording; `delete` removes
+//! a recording or its segment plan (retention), never a signed manifest beside it, and a
+//! missing object is not an error; `set_legal_hold` is best effort and never fails a hold.
 
 mod fs;
 mod s3;
@@ -52,6 +54,28 @@ pub enum StorageError {
     ForeignLocation(String),
     #[error("the spool ended before it was finished")]
     Abandoned,
+    #[error("{0} is a signed manifest, which is never deleted")]
+    Manifest(String),
+}
+
+/// What became of a legal hold asked of the storage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LegalHold {
+    /// The object's legal hold is now on (or off) as asked.
+    Set,
+    /// This storage has no legal hold (`fs`), or the bucket has no Object Lock; the reason.
+    Unsupported(String),
+}
+
+/// Suffixes of the signed manifest and its signature kept beside a recording: never deleted.
+pub const MANIFEST_SUFFIXES: [&str; 2] = [".manifest.json", ".manifest.json.minisig"];
+
+/// Refuses a location that is a signed manifest (or its signature).
+pub(crate) fn deletable(location: &str) -> Result<(), StorageError> {
+    if MANIFEST_SUFFIXES.iter().any(|suffix| location.ends_with(suffix)) {
+        return Err(StorageError::Manifest(location.to_owned()));
+    }
+    Ok(())
 }
 
 /// A stored object's bytes.
@@ -88,6 +112,14 @@ pub trait RecordingStorage: Send + Sync {
     async fn put_durable(&self, location: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
         self.put(location, bytes).await
     }
+
+    /// Deletes the recording or segment plan at `location`; an object already missing is
+    /// fine. A signed manifest (`*.manifest.json`, `*.manifest.json.minisig`) is refused.
+    async fn delete(&self, location: &str) -> Result<(), StorageError>;
+
+    /// Sets (`on`) or clears the object's legal hold where the storage has one (S3 Object
+    /// Lock). Best effort: a storage without it answers [`LegalHold::Unsupported`].
+    async fn set_legal_hold(&self, location: &str, on: bool) -> Result<LegalHold, StorageError>;
 
     /// A short name for logs: `fs` or `s3`.
     fn kind(&self) -> &'static str;

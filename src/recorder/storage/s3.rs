@@ -16,6 +16,7 @@
 //!   incomplete multipart uploads is still advisable.
 //! - Reading is `GetObject`, tried a few times (a reader is waiting); `fetch_range` sends a
 //!   `Range` header, so only the bytes asked for cross the network.
+//! - Deletes and legal holds (retention) are in `removal`, with their own guarantees.
 //!
 //! Limit: at most 10 000 parts (S3's maximum), i.e. 80 GB of recording with 8 MiB parts.
 
@@ -38,8 +39,10 @@ use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::watch;
 
-use super::{ObjectReader, RecordingStorage, SpoolProgress, StorageError, StoredObject};
+use super::{LegalHold, ObjectReader, RecordingStorage, SpoolProgress, StorageError, StoredObject};
 use crate::config::S3Config;
+
+mod removal;
 
 /// S3's smallest part (except the last one).
 const MIN_PART: u64 = 5 << 20;
@@ -232,6 +235,14 @@ impl RecordingStorage for S3Storage {
         })
         .await?;
         Ok(())
+    }
+
+    async fn delete(&self, location: &str) -> Result<(), StorageError> {
+        self.delete_object(location).await
+    }
+
+    async fn set_legal_hold(&self, location: &str, on: bool) -> Result<LegalHold, StorageError> {
+        self.legal_hold(location, on).await
     }
 
     fn kind(&self) -> &'static str {
