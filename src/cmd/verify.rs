@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use super::ServerArgs;
 use crate::client::api::ApiClient;
 use crate::signing::PublicKey;
-use crate::signing::check::{Evidence, check};
+use crate::signing::check::{Evidence, Outcome, check};
 use crate::signing::manifest::Manifest;
 
 #[derive(Debug, clap::Args)]
@@ -164,12 +164,32 @@ async fn verify_session(client: &ApiClient, id: &str, key: &KeyArgs) -> anyhow::
         commands: commands.as_deref().map_err(Clone::clone),
         previous,
     };
-    let (_, outcomes) = check(&evidence);
+    let (manifest, mut outcomes) = check(&evidence);
+    if let (None, Some(manifest)) = (&row, &manifest) {
+        outcomes.push(gone_row(client, id, manifest).await);
+    }
     for outcome in &outcomes {
         println!("{}", outcome.line());
         good &= !outcome.is_bad();
     }
     Ok(good)
+}
+
+/// Why a signed session has no row: expired by retention (its manifest row says when), or
+/// deleted outside Entry.
+async fn gone_row(client: &ApiClient, id: &str, manifest: &Manifest) -> Outcome {
+    let listed = client.manifest_chain(&manifest.node, 0, manifest.seq - 1).await;
+    let entry = match listed {
+        Ok(page) => page.manifests.into_iter().find(|entry| entry.session_id == id),
+        Err(error) => return Outcome::Skipped(format!("session row: gone; its chain entry cannot be read: {error}")),
+    };
+    match entry.and_then(|entry| entry.expired_at) {
+        Some(at) => {
+            let when = chrono::DateTime::from_timestamp_millis(at).map(|t| t.to_rfc3339()).unwrap_or_default();
+            Outcome::Ok(format!("session row: expired by retention at {when}; the manifest stays"))
+        }
+        None => Outcome::Bad("session row: gone, and retention did not expire it: deleted outside Entry".into()),
+    }
 }
 
 /// Fetches the session's row and its stored object, and compares them.

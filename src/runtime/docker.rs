@@ -23,7 +23,7 @@ use super::{
 use crate::wire::protocol::WindowSize;
 
 /// Bytes of exec output read at once.
-const OUTPUT_BUFFER: usize = 16 * 1024;
+const OUTPUT_BUFFER: usize = 8 * 1024;
 
 const LABEL_PROJECT: &str = "com.docker.compose.project";
 const LABEL_SERVICE: &str = "com.docker.compose.service";
@@ -251,7 +251,7 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn start_exec(&self, exec_id: &str, tty: bool) -> Result<ExecIo, RuntimeError> {
-        // The read buffer every session holds: 16 KiB keeps an idle session small; under load
+        // The read buffer every session holds: 8 KiB keeps an idle session small; under load
         // the relay joins waiting chunks into messages of up to 64 KiB (gateway/coalesce.rs).
         let options = StartExecOptions { detach: false, tty, output_capacity: Some(OUTPUT_BUFFER) };
         match self.client().await?.start_exec(exec_id, Some(options)).await.map_err(|e| exec_error(e, exec_id))? {

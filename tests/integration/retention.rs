@@ -79,10 +79,11 @@ async fn read(storage: &dyn RecordingStorage, location: &str) -> Result<Vec<u8>,
 }
 
 /// The scenario on one storage: two finished sessions, one held; a sweep; a release; a sweep.
-/// `entry verify --chain` against `app`: its output, after checking it exited 0.
-fn verify_chain(app: &TestApp, token: &str) -> String {
+/// `entry verify <args>` against `app`: its output, after checking it exited 0.
+fn entry_verify(app: &TestApp, token: &str, args: &[&str]) -> String {
     let output = std::process::Command::new(crate::common::server::ENTRY)
-        .args(["verify", "--chain"])
+        .arg("verify")
+        .args(args)
         .env("ENTRY_SERVER", app.url())
         .env("ENTRY_TOKEN", token)
         .output()
@@ -125,8 +126,11 @@ async fn expires_the_unheld_and_keeps_the_held(app: &TestApp, storage: Arc<dyn R
     assert_eq!(read(&*storage, &beside(location, MANIFEST)).await.unwrap(), manifests[0]);
     assert!(app.store.manifest(&gone.id).await.unwrap().is_some_and(|m| m.expired_at.is_some()));
     // The node's chain stays whole, one of its sessions expired.
-    let chain = verify_chain(app, &auditor);
+    let chain = entry_verify(app, &auditor, &["--chain"]);
     assert!(chain.contains("2 manifest(s), seq 1-2 (1 of expired sessions): whole"), "{chain}");
+    let verified = entry_verify(app, &auditor, &[&gone.id]);
+    assert!(verified.contains("ok session row: expired by retention at "), "{verified}");
+    assert!(verified.contains("skipped recording: no session row"), "{verified}");
     assert!(app.store.session(&gone.id).await.unwrap().is_none());
     assert!(app.store.commands(&gone.id).await.unwrap().is_empty());
     let audit = app.store.audit_entries(Some(&gone.id), None, 10).await.unwrap();
@@ -182,7 +186,7 @@ async fn expires_the_unheld_and_keeps_the_held(app: &TestApp, storage: Arc<dyn R
     assert!(app.store.session(&held.id).await.unwrap().is_none());
     assert!(matches!(read(&*storage, location).await, Err(StorageError::NotFound(_))));
     assert_eq!(read(&*storage, &beside(location, MANIFEST)).await.unwrap(), manifests[1]);
-    let chain = verify_chain(app, &auditor);
+    let chain = entry_verify(app, &auditor, &["--chain"]);
     assert!(chain.contains("2 manifest(s), seq 1-2 (2 of expired sessions): whole"), "{chain}");
     let actions: Vec<String> =
         app.store.audit_entries(Some(&held.id), None, 10).await.unwrap().into_iter().map(|e| e.action).collect();

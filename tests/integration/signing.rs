@@ -191,9 +191,16 @@ async fn the_chain_reports_a_gap_where_a_session_was_deleted_by_hand() {
     let (code, _, stderr) = entry(&app, &alice, &["verify", "--chain"]);
     assert!(code == 1 && stderr.contains("forbidden"), "{stderr}");
 
-    // The middle session's row and objects deleted by hand.
+    // The middle session's row deleted by hand: its manifest says it existed.
     let middle = &rows[1];
     app.store.execute_raw(&format!("DELETE FROM sessions WHERE id = '{}'", middle.id)).await.unwrap();
+    let (code, stdout, _) = entry(&app, &auditor, &["verify", &middle.id]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("BAD session row: gone, and retention did not expire it: deleted outside Entry"),
+        "{stdout}"
+    );
+    // Then its objects.
     for path in objects_of(middle) {
         std::fs::remove_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     }
