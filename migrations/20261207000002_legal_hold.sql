@@ -2,7 +2,7 @@
 -- retention sweeper: its DELETE re-checks `hold_reason IS NULL`, so a hold that lands while a
 -- sweep runs wins. `held_by` is the user who placed the hold, `held_at` unix milliseconds.
 -- `container_address` is the Compose address (`project.service.N`) the container had when the
--- session started (NULL: none, or a row written before it was recorded), so per-container
+-- session began (NULL: none, or a row written before it was recorded), so per-container
 -- retention rules match it as token patterns do. Expired candidates are read by end time.
 ALTER TABLE sessions ADD COLUMN hold_reason TEXT;
 ALTER TABLE sessions ADD COLUMN held_by TEXT;
