@@ -1,9 +1,9 @@
 // Replay page (/sessions/<id>[?t=SECONDS]): the session's recording in asciinema-player, with
 // markers at resizes, marker events and the exit, a choice of idle-time limit and speed,
-// download links, a legal hold's banner with Hold and Release buttons (lib/hold.js), the
-// session's commands (click one to go there; the one playing is marked `current`) and its
-// metadata beside it. `?t=` (seconds from the session's start, as search
-// hits give them) opens the recording paused at that moment.
+// download links, a legal hold's banner with Hold and Release buttons (lib/hold.js), a Share
+// button (lib/share.js), the session's commands (click one to go there; the one playing is
+// marked `current`) and its metadata beside it. `?t=` (seconds from the session's start, as
+// search hits give them) opens the recording paused at that moment.
 //
 // The recording is replayed segment by segment (the player's `format: 'segmented'`), so what
 // the page costs does not grow with the recording: the gateway's index lists the segments,
@@ -21,6 +21,7 @@ import { el, showError, showNotice } from './lib/dom.js';
 import { formatOffset } from './lib/format.js';
 import { initHeader, seesEveryone } from './lib/header.js';
 import { initHold, renderHold } from './lib/hold.js';
+import { initShare, renderShare } from './lib/share.js';
 import { badge, renderMeta } from './lib/session-meta.js';
 import { toPlayerTime, toSessionTime } from './lib/timeline.js';
 
@@ -220,6 +221,7 @@ async function load() {
   renderTitle(row);
   renderMeta(row, document.getElementById('meta'));
   renderHold(row, state.me?.role);
+  renderShare(row, state.me?.role);
   loadCommands(loading);
   await loadRecording(false);
 }
@@ -414,6 +416,7 @@ async function main() {
     return;
   }
   initHold(id, load);
+  initShare(id);
   setInterval(trackCurrent, TRACK_MS);
   await load();
 }
