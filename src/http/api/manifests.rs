@@ -152,14 +152,15 @@ fn sealer(gateway: &Gateway) -> Result<&Arc<crate::signing::Sealer>, ApiError> {
 async fn manifest_row(gateway: &Gateway, principal: &Principal, id: &str) -> Result<ManifestRow, ApiError> {
     let id = session_id(id)?;
     let store = gateway.store();
-    let visible = match store.session(&id).await.map_err(ApiError::store)? {
+    let session = store.session(&id).await.map_err(ApiError::store)?;
+    let visible = match &session {
         Some(row) => sees_everyone(principal) || row.user == principal.user,
         None => sees_everyone(principal),
     };
     let manifest = if visible { store.manifest(&id).await.map_err(ApiError::store)? } else { None };
     match manifest {
         Some(row) => Ok(row),
-        None if visible && store.session(&id).await.map_err(ApiError::store)?.is_some() => Err(ApiError::new(
+        None if visible && session.is_some() => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_signed",
             format!("session {id} has no manifest yet (it is signed once its recording is stored)"),
