@@ -1,5 +1,6 @@
-//! `address`: container addresses from the `container` header ([`ContainerAddress::parse`])
-//! and from LAIN's `app-name`/`proc-name`/`instance-no` ([`ContainerAddress::from_lain`]).
+//! `address`: container addresses from the `container` header ([`ContainerAddress::parse`],
+//! and [`Target::parse`] with an optional `engine/`) and from LAIN's
+//! `app-name`/`proc-name`/`instance-no` ([`ContainerAddress::from_lain`]).
 //!
 //! Input: the whole text is one `container` header; split at `\n` it is the three LAIN
 //! headers. Checks: whatever is accepted uses only the characters Docker allows in names
@@ -7,7 +8,7 @@
 //! positive instance, and what `parse` accepts reads the same when written out and parsed
 //! again.
 
-use entry::runtime::{ComposeAddress, ContainerAddress};
+use entry::runtime::{ComposeAddress, ContainerAddress, Target};
 
 pub fn check(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
@@ -15,6 +16,10 @@ pub fn check(data: &[u8]) {
         docker_safe(&address);
         assert!(address.to_string().len() <= text.len(), "{address} is longer than {text:?}");
         assert_eq!(ContainerAddress::parse(&address.to_string()), Ok(address.clone()), "{text:?}");
+    }
+    if let Ok(target) = Target::parse(&text) {
+        target_safe(&target);
+        assert_eq!(Target::parse(&target.to_string()), Ok(target.clone()), "{text:?}");
     }
     let mut parts = text.splitn(3, '\n');
     let (app, proc_name, instance) =
@@ -24,6 +29,15 @@ pub fn check(data: &[u8]) {
         let ContainerAddress::Compose(compose) = &address else { panic!("LAIN headers gave {address:?}") };
         assert_eq!((compose.project.as_str(), compose.service.as_str()), (app.trim(), proc_name.trim()));
     }
+}
+
+/// An engine-qualified address: the engine follows Docker's name grammar too (it names a
+/// configured engine or a Swarm node and is never sent to an engine), the address is safe.
+pub(crate) fn target_safe(target: &Target) {
+    if let Some(engine) = &target.engine {
+        docker_safe(&ContainerAddress::Name(engine.clone()));
+    }
+    docker_safe(&target.address);
 }
 
 /// Docker's name grammar `[a-zA-Z0-9][a-zA-Z0-9_.-]*` for a name or a Compose project; a

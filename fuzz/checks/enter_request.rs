@@ -22,7 +22,7 @@ pub fn check(data: &[u8]) {
         }
     }
     if let Ok(request) = EnterRequest::from_headers(&headers) {
-        super::address::docker_safe(&request.address);
+        super::address::target_safe(&request.address);
         if let Some(command) = &request.command {
             assert!(!command.is_empty() && !command[0].is_empty(), "command {command:?} names no program");
             assert!(command.len() <= 256 && command.iter().all(|c| !c.contains('\0')), "command {command:?}");

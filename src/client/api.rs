@@ -138,6 +138,11 @@ impl ApiClient {
         url
     }
 
+    /// The containers the caller may enter, on every engine, and which engines answered.
+    pub async fn containers(&self) -> Result<crate::wire::containers::ContainerList, ApiError> {
+        self.get_json(self.url(&["containers"])).await
+    }
+
     /// One page of sessions.
     pub async fn sessions(&self, query: &SessionQuery) -> Result<SessionPage, ApiError> {
         self.get_json(self.sessions_url(query)).await

@@ -4,6 +4,7 @@ mod enter;
 mod export;
 mod index;
 mod keys;
+mod ls;
 mod migrate;
 mod play;
 mod recording;
@@ -35,6 +36,8 @@ enum Command {
     Serve(serve::Args),
     /// Open a shell (or run a command) in a container through a gateway.
     Enter(enter::Args),
+    /// List the containers you may enter, on every engine of the gateway.
+    Ls(ls::Args),
     /// Create, list and revoke access tokens (works while the gateway runs).
     Tokens(tokens::Args),
     /// Apply the store's migrations.
@@ -117,6 +120,7 @@ pub async fn run(cli: Cli) -> u8 {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args).await,
         Command::Enter(args) => return enter::run(args).await,
+        Command::Ls(args) => ls::run(args).await,
         Command::Tokens(args) => tokens::run(args).await,
         Command::Migrate(args) => migrate::run(args).await,
         Command::Sessions(args) => sessions::run(args).await,

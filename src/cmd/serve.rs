@@ -46,8 +46,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     store.claim_node(&config.node_id(), config.reaper.node_expiry).await.context("claiming this gateway's node id")?;
     let gateway = Arc::new(GatewayBuilder::new(Arc::clone(&config)).store(store.clone()).build().await?);
     first_admin_token(gateway.store(), gateway.auth()).await?;
-    if let Err(error) = gateway.runtime().ping().await {
-        tracing::warn!(%error, "Docker is not reachable yet; sessions will be refused until it is");
+    for engine in gateway.fleet().ping(std::time::Duration::from_secs(5)).await {
+        match engine.down {
+            None => tracing::info!(engine = %engine.name, "Docker engine answers"),
+            Some(why) => tracing::warn!(engine = %engine.name, "{why}; its containers are refused until it answers"),
+        }
     }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

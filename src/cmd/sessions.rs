@@ -238,6 +238,15 @@ fn or_dash<T: ToString>(value: Option<T>) -> String {
     value.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
 }
 
+/// The container as the list shows it: on its engine, unless that is the only one, `local`.
+fn qualified(row: &SessionView) -> String {
+    if row.engine == crate::config::DEFAULT_ENGINE {
+        row.container_name.clone()
+    } else {
+        format!("{}/{}", row.engine, row.container_name)
+    }
+}
+
 /// The session list as an aligned table.
 fn table(rows: &[SessionView]) -> String {
     let header = ["ID", "USER", "CONTAINER", "STATUS", "STARTED (UTC)", "DURATION", "EXIT", "BYTES OUT"];
@@ -247,7 +256,7 @@ fn table(rows: &[SessionView]) -> String {
             [
                 row.id.clone(),
                 row.user.clone(),
-                row.container_name.clone(),
+                qualified(row),
                 status_of(row),
                 format_time(row.started_at),
                 duration_of(row),
@@ -375,13 +384,14 @@ fn details(row: &SessionView) -> String {
         other => or_dash(other),
     };
     let env = row.exec_env.as_ref().map(|env| serde_json::to_string(env).unwrap_or_default());
-    let fields: [(&str, String); 35] = [
+    let fields: [(&str, String); 36] = [
         ("id", row.id.clone()),
         ("user", row.user.clone()),
         ("role", row.role.as_str().to_owned()),
         ("token", or_dash(row.token_id.as_ref())),
         ("source", row.source_addr.clone()),
         ("client", row.client_kind.clone()),
+        ("engine", row.engine.clone()),
         ("container", row.container_name.clone()),
         ("container id", row.container_id.clone()),
         ("image", row.container_image.clone()),
@@ -451,6 +461,7 @@ mod tests {
             token_id: Some("tk1".into()),
             source_addr: "127.0.0.1:5000".into(),
             client_kind: "cli".into(),
+            engine: "local".into(),
             container_id: "abc".into(),
             container_name: "shop-web-1".into(),
             container_image: "bash".into(),

@@ -18,6 +18,7 @@ mod exec;
 mod index;
 mod retention;
 mod rules;
+mod runtime;
 mod sections;
 mod signing;
 mod size;
@@ -26,6 +27,7 @@ pub use exec::*;
 pub use index::{IndexConfig, ReplayConfig};
 pub use retention::{ContainerKeep, KeepSource, RetentionConfig, RoleKeeps};
 pub use rules::{NotifyConfig, RuleConfig, RuleOptions, SmtpConfig};
+pub use runtime::{DEFAULT_ENGINE, EngineConfig, RuntimeConfig, SwarmConfig, valid_engine_name};
 pub use sections::*;
 pub use signing::SigningConfig;
 pub use size::*;
@@ -39,6 +41,8 @@ pub enum ConfigError {
     Invalid(#[from] Box<figment::Error>),
     #[error("invalid configuration: {key} must be {bound}")]
     Duration { key: &'static str, bound: &'static str },
+    #[error("invalid configuration: {0}")]
+    Runtime(String),
 }
 
 /// The longest any duration setting may be (`"100y"`): the gateway adds settings to the clock,
@@ -57,6 +61,8 @@ pub struct Config {
     pub node_id: Option<String>,
     pub gateway: GatewayConfig,
     pub docker: DockerConfig,
+    /// `[runtime]`: the engines (default: one, `local`, as `[docker]` says) and Swarm.
+    pub runtime: RuntimeConfig,
     pub store: StoreConfig,
     pub auth: AuthConfig,
     pub shell: ShellConfig,
@@ -82,6 +88,7 @@ impl Default for Config {
             node_id: None,
             gateway: GatewayConfig::default(),
             docker: DockerConfig::default(),
+            runtime: RuntimeConfig::default(),
             store: StoreConfig::default(),
             auth: AuthConfig::default(),
             shell: ShellConfig::default(),
@@ -107,6 +114,7 @@ const ENV_KEYS: &[&str] = &[
     "node_id",
     "gateway",
     "docker",
+    "runtime",
     "store",
     "auth",
     "shell",
@@ -192,6 +200,9 @@ impl Config {
                 return Err(ConfigError::Duration { key, bound: "at most 100 years" });
             }
         }
+        if let Some(problem) = self.runtime.problem() {
+            return Err(ConfigError::Runtime(problem));
+        }
         Ok(self)
     }
 
@@ -239,6 +250,7 @@ impl std::fmt::Debug for Config {
             .field("node_id", &self.node_id)
             .field("gateway", &self.gateway)
             .field("docker", &self.docker)
+            .field("runtime", &self.runtime)
             .field("store", &self.store)
             .field("auth", &self.auth)
             .field("shell", &self.shell)

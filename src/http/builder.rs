@@ -16,7 +16,9 @@ use crate::auth::{Authenticator, Webhook};
 use crate::config::Config;
 use crate::recorder::{Recorder, RecordingError};
 use crate::rules::{Guard, Notifier, RuleBook, RuleError, Rules};
-use crate::runtime::{ContainerRuntime, DockerRuntime, DockerTls, RuntimeError};
+use crate::runtime::{
+    ContainerRuntime, DockerRuntime, DockerTls, EngineSpec, Fleet, FleetEngine, RuntimeError, SwarmOptions,
+};
 use crate::session::{Engine, EngineParts};
 use crate::signing::Sealer;
 use crate::store::{Store, StoreError};
@@ -45,12 +47,12 @@ pub enum BuildError {
 pub struct GatewayBuilder {
     config: Arc<Config>,
     store: Option<Store>,
-    runtime: Option<Arc<dyn ContainerRuntime>>,
+    fleet: Option<Arc<Fleet>>,
 }
 
 impl GatewayBuilder {
     pub fn new(config: Arc<Config>) -> Self {
-        Self { config, store: None, runtime: None }
+        Self { config, store: None, fleet: None }
     }
 
     /// An open store (default: opened from `store_url`).
@@ -59,9 +61,16 @@ impl GatewayBuilder {
         self
     }
 
-    /// A container runtime (default: Docker as `[docker]` says).
+    /// One container runtime as the gateway's only engine, `local` (default: the engines of
+    /// `[runtime]`, else Docker as `[docker]` says).
     pub fn runtime(mut self, runtime: Arc<dyn ContainerRuntime>) -> Self {
-        self.runtime = Some(runtime);
+        self.fleet = Some(Arc::new(Fleet::single(crate::config::DEFAULT_ENGINE, runtime, true)));
+        self
+    }
+
+    /// The engines sessions run on (default: as `[runtime]` and `[docker]` say).
+    pub fn fleet(mut self, fleet: Arc<Fleet>) -> Self {
+        self.fleet = Some(fleet);
         self
     }
 
@@ -73,16 +82,9 @@ impl GatewayBuilder {
         };
         let webhook = config.auth.webhook.as_ref().map(Webhook::new).transpose().map_err(BuildError::Webhook)?;
         let auth = Authenticator::new(store.clone(), webhook);
-        let runtime = match self.runtime {
-            Some(runtime) => runtime,
-            None => {
-                let docker = &config.docker;
-                let tls =
-                    DockerTls::from_settings(docker.tls, docker.cert_path.as_deref(), |name| std::env::var(name).ok());
-                let runtime = DockerRuntime::with_tls(docker.host.as_deref(), docker.request_timeout.as_secs(), tls)
-                    .map_err(BuildError::Docker)?;
-                Arc::new(runtime)
-            }
+        let fleet = match self.fleet {
+            Some(fleet) => fleet,
+            None => Arc::new(fleet_of(&config).map_err(BuildError::Docker)?),
         };
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
@@ -121,7 +123,56 @@ impl GatewayBuilder {
         let storage = recorder.as_ref().map(Recorder::storage);
         let retention = crate::retention::Retention::new(&config.retention, store.clone(), storage)
             .map_err(BuildError::Retention)?;
-        let engine = Engine::new(EngineParts { config, runtime, auth, store, recorder, guard, shutdown, tracker });
+        let engine = Engine::new(EngineParts { config, fleet, auth, store, recorder, guard, shutdown, tracker });
         Ok(Gateway::new(Arc::new(engine), sealer).with_retention(retention))
     }
+}
+
+/// How long one engine may take to answer a lookup before it counts as down for that lookup.
+const ENGINE_ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The engines `[runtime]` configures, else one, `local`, as `[docker]` says. Fails when a TLS
+/// file cannot be read; no engine is contacted yet.
+fn fleet_of(config: &Config) -> Result<Fleet, RuntimeError> {
+    let docker = &config.docker;
+    let timeout = docker.request_timeout.as_secs();
+    let env = |name: &str| std::env::var(name).ok();
+    let fleet_tls = DockerTls::from_settings(docker.tls, docker.cert_path.as_deref(), env);
+    let answer_within = docker.request_timeout.min(ENGINE_ANSWER_WITHIN);
+    let swarm = SwarmOptions {
+        enabled: config.runtime.swarm.enabled,
+        label_endpoints: config.runtime.swarm.label_endpoints,
+        tls: fleet_tls.clone(),
+        timeout_secs: timeout,
+    };
+    if config.runtime.engines.is_empty() {
+        let runtime = DockerRuntime::with_tls(docker.host.as_deref(), timeout, fleet_tls)?;
+        let local = docker.host.as_deref().is_none_or(|host| host.starts_with("unix://") || host.starts_with('/'));
+        let engine = FleetEngine::new(crate::config::DEFAULT_ENGINE, Arc::new(runtime), local);
+        return Ok(Fleet::new(vec![engine], swarm, answer_within));
+    }
+    let engines = config
+        .runtime
+        .engines
+        .iter()
+        .map(|engine| {
+            let tls = match (engine.tls, &engine.cert_path) {
+                (None, None) => fleet_tls.clone(),
+                (tls, cert_path) => DockerTls::from_settings(
+                    tls.or(docker.tls),
+                    cert_path.as_deref().or(docker.cert_path.as_deref()),
+                    env,
+                ),
+            };
+            let spec = EngineSpec {
+                name: engine.name.clone(),
+                endpoint: engine.endpoint.clone(),
+                tls,
+                swarm_node: engine.swarm_node.clone(),
+                labels: engine.labels.clone(),
+            };
+            spec.build(timeout).map_err(|error| RuntimeError::Unavailable(format!("engine {}: {error}", engine.name)))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Fleet::new(engines, swarm, answer_within))
 }

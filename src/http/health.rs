@@ -1,11 +1,13 @@
 //! `GET /healthz` (the process answers) and `GET /readyz` (it can serve sessions: the store
-//! answers a trivial query, Docker answers a ping, and the recording disks have at least
-//! `recording.min_free` free).
+//! answers a trivial query, the Docker engines answer a ping, and the recording disks have at
+//! least `recording.min_free` free).
 //!
 //! Guarantees: `/readyz` answers within [`READY_TIMEOUT`] plus a moment, whatever hangs; it
-//! is 200 `ready` only when every check passed, else 503 with one plain-text line per
-//! dependency naming which is down (no addresses, no credentials); while the gateway shuts
-//! down it is 503 so load balancers stop sending sessions.
+//! is 200 `ready` only when every check passed; 200 `ready, degraded` with a line naming each
+//! engine that is down while others answer (the gateway still serves their containers, so a
+//! load balancer must not drop it); else 503 with one plain-text line per dependency naming
+//! which is down (no addresses, no credentials); while the gateway shuts down it is 503 so
+//! load balancers stop sending sessions.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,12 +33,18 @@ pub(super) async fn readyz(State(gateway): State<Arc<Gateway>>) -> Response {
         let low = gateway.recorder()?.disk_low().await?;
         Some(format!("recording disk: {low}\n"))
     };
-    let (store, docker, disk) =
-        tokio::join!(check("store", gateway.store().ping()), check("docker", gateway.runtime().ping()), disk);
-    let down: Vec<String> = [store, docker, disk].into_iter().flatten().collect();
-    if down.is_empty() {
+    let (store, engines, disk) =
+        tokio::join!(check("store", gateway.store().ping()), gateway.fleet().ping(READY_TIMEOUT), disk);
+    let engines_down: Vec<String> =
+        engines.iter().filter_map(|engine| engine.down.as_ref()).map(|why| format!("{why}\n")).collect();
+    let all_engines_down = engines_down.len() == engines.len();
+    let mut down: Vec<String> = [store, disk].into_iter().flatten().collect();
+    if down.is_empty() && engines_down.is_empty() {
         text(StatusCode::OK, "ready\n".to_owned())
+    } else if down.is_empty() && !all_engines_down {
+        text(StatusCode::OK, format!("ready, degraded\n{}", engines_down.concat()))
     } else {
+        down.extend(engines_down);
         text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready\n{}", down.concat()))
     }
 }

@@ -29,7 +29,7 @@ use std::time::Duration;
 use futures::StreamExt;
 
 use crate::runtime::SESSION_MARKER;
-use crate::runtime::{ContainerRuntime, ExecSpec, Output, RuntimeError};
+use crate::runtime::{ContainerRuntime, ExecSpec, Fleet, Output, RuntimeError};
 
 /// Sessions whose processes were reaped, processes ended, processes a reap found still alive
 /// after KILL, and reaps that failed, since start.
@@ -55,22 +55,40 @@ impl ReapOutcome {
     }
 }
 
-/// Ends the processes of sessions.
+/// Ends the processes of sessions, on whichever engine of the fleet holds them.
 #[derive(Clone)]
 pub struct Reaper {
-    runtime: Arc<dyn ContainerRuntime>,
+    fleet: Arc<Fleet>,
     policy: ReapPolicy,
     grace: Duration,
 }
 
 impl Reaper {
-    pub fn new(runtime: Arc<dyn ContainerRuntime>, policy: ReapPolicy, grace: Duration) -> Self {
-        Self { runtime, policy, grace }
+    pub fn new(fleet: Arc<Fleet>, policy: ReapPolicy, grace: Duration) -> Self {
+        Self { fleet, policy, grace }
     }
 
-    /// Reaps the processes of `session_id`, whose exec is `exec_id` in `container_id`.
-    pub async fn reap(&self, container_id: &str, exec_id: &str, session_id: &str) -> ReapOutcome {
-        let outcome = self.reap_inner(container_id, exec_id, session_id).await;
+    /// Reaps the processes of `session_id`, whose exec is `exec_id` in `container_id` on
+    /// engine `engine`.
+    pub async fn reap(&self, engine: &str, container_id: &str, exec_id: &str, session_id: &str) -> ReapOutcome {
+        let outcome = if self.policy == ReapPolicy::Off {
+            ReapOutcome::new(ReapStatus::Off, 0, "reaper policy is off: processes left running")
+        } else {
+            match self.fleet.engine(engine).await {
+                Ok(found) => {
+                    let on = EngineReap {
+                        runtime: found.runtime.as_ref(),
+                        local: found.local,
+                        policy: self.policy,
+                        grace: self.grace,
+                    };
+                    on.reap(container_id, exec_id, session_id).await
+                }
+                Err(error) => {
+                    ReapOutcome::new(ReapStatus::Failed, 0, format!("cannot reach the session's engine: {error}"))
+                }
+            }
+        };
         match outcome.status {
             ReapStatus::Reaped | ReapStatus::Partial => {
                 REAPED_SESSIONS.fetch_add(1, Ordering::Relaxed);
@@ -83,17 +101,25 @@ impl Reaper {
             ReapStatus::NothingToReap | ReapStatus::Off => {}
         }
         if outcome.status == ReapStatus::Failed {
-            tracing::error!(session.id = %session_id, exec.id = %exec_id, "reap failed: {}", outcome.detail);
+            tracing::error!(session.id = %session_id, engine, exec.id = %exec_id, "reap failed: {}", outcome.detail);
         } else {
-            tracing::info!(session.id = %session_id, status = outcome.status.as_str(), killed = outcome.killed, "reap: {}", outcome.detail);
+            tracing::info!(session.id = %session_id, engine, status = outcome.status.as_str(), killed = outcome.killed, "reap: {}", outcome.detail);
         }
         outcome
     }
+}
 
-    async fn reap_inner(&self, container_id: &str, exec_id: &str, session_id: &str) -> ReapOutcome {
-        if self.policy == ReapPolicy::Off {
-            return ReapOutcome::new(ReapStatus::Off, 0, "reaper policy is off: processes left running");
-        }
+/// One reap on one engine.
+struct EngineReap<'a> {
+    runtime: &'a dyn ContainerRuntime,
+    /// The engine runs on this host: its host pids are this host's `/proc`.
+    local: bool,
+    policy: ReapPolicy,
+    grace: Duration,
+}
+
+impl EngineReap<'_> {
+    async fn reap(&self, container_id: &str, exec_id: &str, session_id: &str) -> ReapOutcome {
         let mut host_pid = 0;
         let before = match self.runtime.inspect_exec(exec_id).await {
             Ok(status) if !status.running => {
@@ -115,7 +141,8 @@ impl Reaper {
             Err(error) => return ReapOutcome::new(ReapStatus::Failed, 0, format!("cannot inspect the exec: {error}")),
         };
         let marker = format!("{SESSION_MARKER}={session_id}");
-        let hint = host::exec_process(host_pid).unwrap_or_default();
+        // A remote engine's host pid names nothing on this host.
+        let hint = if self.local { host::exec_process(host_pid).unwrap_or_default() } else { String::new() };
         let report = match self.run_script(container_id, &marker, &hint).await {
             Ok(report) => report,
             Err(outcome) => return outcome,

@@ -83,7 +83,7 @@ impl Sweeper {
             }
             claimed += 1;
             tracing::warn!(session.id = %row.id, node = %row.node_id, "session orphaned by its gateway; reaping");
-            let outcome = self.reaper.reap(&row.container_id, &row.exec_id, &row.id).await;
+            let outcome = self.reaper.reap(&row.engine, &row.container_id, &row.exec_id, &row.id).await;
             if let Err(error) =
                 self.store.set_reap(&row.id, outcome.status.as_str(), outcome.killed, &outcome.detail).await
             {

@@ -280,6 +280,7 @@ pub fn final_status(reason: crate::wire::protocol::CloseReason) -> SessionStatus
         R::Unauthorised
         | R::Forbidden
         | R::ContainerNotFound
+        | R::Ambiguous
         | R::ContainerNotRunning
         | R::NoShell
         | R::RuntimeUnavailable

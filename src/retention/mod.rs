@@ -74,7 +74,7 @@ impl Retention {
     /// How long `row` is kept, and which setting said so; `None`: forever.
     pub fn keep_of(&self, row: &SessionRow) -> Option<(Duration, KeepSource)> {
         let address = row.container_address.as_deref();
-        let rule = self.rules.iter().position(|globs| globs.matches(&row.container_name, address));
+        let rule = self.rules.iter().position(|globs| globs.matches_on(&row.engine, &row.container_name, address));
         self.config.keep_for(rule, Role::parse(&row.role))
     }
 

@@ -183,6 +183,7 @@ mod tests {
             user: user.into(),
             role,
             container: ContainerInfo {
+                engine: String::new(),
                 state: "running".into(),
                 id: "0".repeat(64),
                 name: container.into(),

@@ -1,5 +1,7 @@
 //! Container addresses as users type them: an id, a name, or a Compose address
-//! `project.service.N`; and LAIN's `app-name`/`proc-name`/`instance-no` triple.
+//! `project.service.N`; and LAIN's `app-name`/`proc-name`/`instance-no` triple; any of them
+//! optionally qualified by an engine, `engine/container`. A Swarm service's slot is a name
+//! `service.N` (or the Compose address of a stack's service), resolved by the fleet.
 //!
 //! Guarantees: every accepted address uses only the characters Docker allows in names and
 //! ids, so it can never inject a path segment or a query into an Engine API URL.
@@ -24,6 +26,57 @@ pub struct ComposeAddress {
     pub project: String,
     pub service: String,
     pub number: u32,
+}
+
+/// An address, possibly on a named engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The engine the user named; `None`: whichever engine has it.
+    pub engine: Option<String>,
+    pub address: ContainerAddress,
+}
+
+impl Target {
+    /// Parses `engine/container` or `container`.
+    pub fn parse(text: &str) -> Result<Self, AddressError> {
+        let text = text.trim();
+        match text.split_once('/') {
+            Some((engine, container)) => {
+                validate(engine)?;
+                Ok(Self { engine: Some(engine.to_owned()), address: ContainerAddress::parse(container)? })
+            }
+            None => Ok(Self { engine: None, address: ContainerAddress::parse(text)? }),
+        }
+    }
+
+    /// An address on whichever engine has it.
+    pub fn anywhere(address: ContainerAddress) -> Self {
+        Self { engine: None, address }
+    }
+
+    /// The Swarm service and slot this address may name: `service.N` as a name, or the
+    /// Compose address `stack.service.N` of a stack's service `stack_service`.
+    pub fn swarm_slot(&self) -> Option<(String, u64)> {
+        match &self.address {
+            ContainerAddress::Name(name) => {
+                let (service, slot) = name.rsplit_once('.')?;
+                let slot: u64 = slot.parse().ok().filter(|n| *n > 0)?;
+                (!service.is_empty() && !service.contains('.')).then(|| (service.to_owned(), slot))
+            }
+            ContainerAddress::Compose(compose) => {
+                Some((format!("{}_{}", compose.project, compose.service), u64::from(compose.number)))
+            }
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.engine {
+            Some(engine) => write!(f, "{engine}/{}", self.address),
+            None => self.address.fmt(f),
+        }
+    }
 }
 
 /// Why an address was refused.
@@ -94,6 +147,11 @@ impl fmt::Display for ComposeAddress {
     }
 }
 
+/// Whether `text` follows Docker's name grammar (engine names follow it too).
+pub(super) fn valid_name(text: &str) -> Result<(), AddressError> {
+    validate(text)
+}
+
 /// Docker's name grammar: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
 fn validate(text: &str) -> Result<(), AddressError> {
     if text.is_empty() {
@@ -144,5 +202,29 @@ mod tests {
         assert_eq!(ContainerAddress::from_lain("shop", "web", "2"), Ok(compose("shop", "web", 2)));
         assert!(matches!(ContainerAddress::from_lain("shop", "web", "x"), Err(AddressError::BadNumber(_))));
         assert!(matches!(ContainerAddress::from_lain("shop", "w/b", "1"), Err(AddressError::BadCharacters(_))));
+    }
+
+    #[test]
+    fn engine_qualified_targets() {
+        let target = Target::parse("host-b/shop.web.1").unwrap();
+        assert_eq!(target.engine.as_deref(), Some("host-b"));
+        assert_eq!(target.address, compose("shop", "web", 1));
+        assert_eq!(target.to_string(), "host-b/shop.web.1");
+        assert_eq!(Target::parse("web").unwrap(), Target::anywhere(ContainerAddress::Name("web".into())));
+        for bad in ["/web", "a//web", "a/b/c", "../x/web", "a b/web", "host-b/", "a/../b"] {
+            assert!(Target::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn swarm_slots() {
+        let slot = |text: &str| Target::parse(text).unwrap().swarm_slot();
+        assert_eq!(slot("web.2"), Some(("web".into(), 2)));
+        assert_eq!(slot("a/web.3"), Some(("web".into(), 3)));
+        assert_eq!(slot("shop.web.1"), Some(("shop_web".into(), 1)));
+        assert_eq!(slot("web"), None);
+        assert_eq!(slot("web.0"), None);
+        assert_eq!(slot("web.x"), None);
+        assert_eq!(slot("a.b.c"), None);
     }
 }

@@ -163,6 +163,7 @@ impl DockerRuntime {
             known: true,
         };
         Ok(ContainerInfo {
+            engine: String::new(),
             id: response.id.unwrap_or_default(),
             name: response.name.unwrap_or_default().trim_start_matches('/').to_owned(),
             image: response.config.as_ref().and_then(|c| c.image.clone()).unwrap_or_default(),
@@ -215,6 +216,7 @@ impl ContainerRuntime for DockerRuntime {
                 let docker_socket =
                     summary.mounts.iter().flatten().any(|m| m.source.as_deref().is_some_and(mounts_docker_socket));
                 ContainerInfo {
+                    engine: String::new(),
                     id: summary.id.unwrap_or_default(),
                     name: name.trim_start_matches('/').to_owned(),
                     image: summary.image.unwrap_or_default(),
@@ -286,6 +288,14 @@ impl ContainerRuntime for DockerRuntime {
     async fn ping(&self) -> Result<(), RuntimeError> {
         self.client().await?.ping().await.map(|_| ()).map_err(unavailable)
     }
+
+    async fn swarm_task(&self, service: &str, slot: u64) -> Result<Option<super::SwarmTask>, RuntimeError> {
+        super::docker_swarm::task(self.client().await?, service, slot).await
+    }
+
+    async fn swarm_node(&self, node: &str) -> Result<Option<super::SwarmNode>, RuntimeError> {
+        super::docker_swarm::node(self.client().await?, node).await
+    }
 }
 
 fn client(
@@ -348,7 +358,7 @@ fn exec_error(error: BollardError, exec_id: &str) -> RuntimeError {
     }
 }
 
-fn api_error(error: BollardError) -> RuntimeError {
+pub(super) fn api_error(error: BollardError) -> RuntimeError {
     match status_of(&error) {
         Some(_) => RuntimeError::Api(error.to_string()),
         None => unavailable(error),
@@ -357,7 +367,7 @@ fn api_error(error: BollardError) -> RuntimeError {
 
 /// The error with its causes: hyper's own message hides what failed (e.g. the daemon's
 /// certificate was not trusted).
-fn unavailable(error: BollardError) -> RuntimeError {
+pub(super) fn unavailable(error: BollardError) -> RuntimeError {
     let mut text = error.to_string();
     let mut source = std::error::Error::source(&error);
     while let Some(cause) = source {

@@ -4,10 +4,13 @@
 
 mod address;
 mod docker;
+mod docker_swarm;
+mod fleet;
 mod self_id;
 
-pub use address::{AddressError, ComposeAddress, ContainerAddress};
+pub use address::{AddressError, ComposeAddress, ContainerAddress, Target};
 pub use docker::{DockerRuntime, DockerTls};
+pub use fleet::{EngineSpec, EngineState, Fleet, FleetEngine, FleetError, FleetListing, Found, SwarmOptions};
 pub use self_id::own_container_id;
 
 use std::pin::Pin;
@@ -26,6 +29,8 @@ pub const SESSION_MARKER: &str = "ENTRY_SESSION";
 /// A container the gateway resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerInfo {
+    /// The engine that holds it (set by the [`Fleet`]; empty from a bare runtime).
+    pub engine: String,
     pub id: String,
     /// Name without Docker's leading `/`.
     pub name: String,
@@ -114,7 +119,33 @@ pub enum RuntimeError {
     Unavailable(String),
     #[error("container runtime refused: {0}")]
     Api(String),
+    /// The engine is not a Swarm manager (or not in a swarm), so it cannot list tasks.
+    #[error("not a swarm manager: {0}")]
+    NotSwarmManager(String),
 }
+
+/// A Swarm task as a manager lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwarmTask {
+    pub id: String,
+    pub node_id: String,
+    /// Its container, once the node created it.
+    pub container_id: Option<String>,
+    /// Swarm's word for its state: `running`, `preparing`, `failed`, …
+    pub state: String,
+}
+
+/// A Swarm node as a manager describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwarmNode {
+    pub id: String,
+    pub hostname: String,
+    /// Its `entry.endpoint` label: where its engine is reached.
+    pub endpoint: Option<String>,
+}
+
+/// The node label naming where a Swarm node's engine is reached.
+pub const ENDPOINT_LABEL: &str = "entry.endpoint";
 
 /// The operations the gateway needs from a container runtime.
 #[async_trait]
@@ -133,4 +164,16 @@ pub trait ContainerRuntime: Send + Sync {
     async fn inspect_exec(&self, exec_id: &str) -> Result<ExecStatus, RuntimeError>;
     /// Checks the runtime answers.
     async fn ping(&self) -> Result<(), RuntimeError>;
+    /// The task of Swarm service `service` at `slot` that should be running (the running one
+    /// when a replacement is starting); `None` when the service has no such slot. Fails with
+    /// [`RuntimeError::NotSwarmManager`] on an engine that cannot say.
+    async fn swarm_task(&self, service: &str, slot: u64) -> Result<Option<SwarmTask>, RuntimeError> {
+        let _ = (service, slot);
+        Err(RuntimeError::NotSwarmManager("this runtime has no swarm".into()))
+    }
+    /// The Swarm node with this id or host name; `None` when there is none.
+    async fn swarm_node(&self, node: &str) -> Result<Option<SwarmNode>, RuntimeError> {
+        let _ = node;
+        Err(RuntimeError::NotSwarmManager("this runtime has no swarm".into()))
+    }
 }

@@ -9,8 +9,10 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use crate::auth::{AuthError, Principal, Role};
-use crate::runtime::{ContainerInfo, ExecIo, ExecSpec, RuntimeError};
+use crate::runtime::{ContainerInfo, ExecIo, ExecSpec, FleetEngine, FleetError, Found, RuntimeError};
 use crate::wire::protocol::CloseReason;
 
 use super::Engine;
@@ -60,10 +62,31 @@ impl From<RuntimeError> for Refusal {
             RuntimeError::ContainerNotFound(_) => CloseReason::ContainerNotFound,
             RuntimeError::ContainerNotRunning(_) => CloseReason::ContainerNotRunning,
             RuntimeError::Unavailable(_) => CloseReason::RuntimeUnavailable,
-            RuntimeError::ExecNotFound(_) | RuntimeError::Api(_) => CloseReason::Internal,
+            RuntimeError::ExecNotFound(_) | RuntimeError::Api(_) | RuntimeError::NotSwarmManager(_) => {
+                CloseReason::Internal
+            }
         };
         Self::new(reason, error.to_string())
     }
+}
+
+impl From<FleetError> for Refusal {
+    fn from(error: FleetError) -> Self {
+        let reason = match &error {
+            FleetError::UnknownEngine(_) => CloseReason::ContainerNotFound,
+            FleetError::EngineDown { .. } => CloseReason::RuntimeUnavailable,
+        };
+        Self::new(reason, error.to_string())
+    }
+}
+
+/// What admission found: who, where, and the session slot.
+pub struct Admission {
+    pub principal: Principal,
+    /// The engine that holds the container.
+    pub engine: Arc<FleetEngine>,
+    pub container: ContainerInfo,
+    pub slot: Slot,
 }
 
 /// How long to wait for a started exec's process to appear before assuming it runs.
@@ -75,11 +98,7 @@ const PROBE_PAUSE: Duration = Duration::from_millis(2);
 impl Engine {
     /// Authenticates the request and finds and authorises its container. No exec exists yet.
     /// The returned slot counts the session against the gateway's limits until it drops.
-    pub(super) async fn authorise(
-        &self,
-        request: &EnterRequest,
-        source: IpAddr,
-    ) -> Result<(Principal, ContainerInfo, Slot), Refusal> {
+    pub(super) async fn authorise(&self, request: &EnterRequest, source: IpAddr) -> Result<Admission, Refusal> {
         // Counted as a failure until it succeeds: a burst cannot pass the throttle.
         let attempt = self
             .throttle
@@ -114,21 +133,56 @@ impl Engine {
             return Err(AuthError::RoleMayNotEnter("auditor").into());
         }
         let authenticated_in = begun.elapsed();
-        let container = self.runtime.resolve(&request.address).await?;
-        tracing::debug!(?authenticated_in, found_in = ?begun.elapsed(), "session authorised");
-        principal.may_enter(&container, self.own_container.as_deref()).map_err(|error| match error {
-            // A container outside the caller's patterns is answered exactly as one that does
-            // not exist: the refusal is no oracle of other teams' container names.
-            AuthError::NotAllowed { user, container: name } => {
-                tracing::info!(%user, container = %name, "not within the token's patterns; answered as not found");
-                Refusal::from(RuntimeError::ContainerNotFound(request.address.to_string()))
-            }
-            other => other.into(),
-        })?;
+        let found = self.fleet.find(&request.address).await?;
+        let (engine, container) = self.choose(request, &principal, found)?;
+        tracing::debug!(?authenticated_in, found_in = ?begun.elapsed(), engine = %engine.name, "session authorised");
+        principal.may_enter(&container, self.own_container.as_deref()).map_err(Refusal::from)?;
         if !container.running {
             return Err(RuntimeError::ContainerNotRunning(container.name.clone()).into());
         }
-        Ok((principal, container, slot))
+        Ok(Admission { principal, engine, container, slot })
+    }
+
+    /// The one container among those found that the caller's patterns allow. A container
+    /// outside them is answered exactly as one that does not exist, and is never listed as a
+    /// candidate: the refusal is no oracle of other teams' container names.
+    fn choose(
+        &self,
+        request: &EnterRequest,
+        principal: &Principal,
+        found: Found,
+    ) -> Result<(Arc<FleetEngine>, ContainerInfo), Refusal> {
+        let own = self.own_container.as_deref();
+        let mut allowed: Vec<_> = found
+            .candidates
+            .into_iter()
+            .filter(|(engine, container)| match principal.may_enter(container, own) {
+                Err(AuthError::NotAllowed { user, container: name }) => {
+                    tracing::info!(%user, container = %name, engine = %engine.name, "not within the token's patterns; answered as not found");
+                    false
+                }
+                _ => true,
+            })
+            .collect();
+        let target = request.address.to_string();
+        match allowed.len() {
+            1 => Ok(allowed.remove(0)),
+            0 if found.down.is_empty() => Err(RuntimeError::ContainerNotFound(target).into()),
+            0 => {
+                let down: Vec<&str> = found.down.iter().filter_map(|engine| engine.down.as_deref()).collect();
+                let line = format!("container {target} not found on the engines that answered; {}", down.join("; "));
+                Err(Refusal::new(CloseReason::RuntimeUnavailable, line))
+            }
+            count => {
+                let names: Vec<String> =
+                    allowed.iter().map(|(engine, container)| format!("{}/{}", engine.name, container.name)).collect();
+                let line = format!(
+                    "container {target} is on {count} engines: {}; name one as engine/container",
+                    names.join(", ")
+                );
+                Err(Refusal::new(CloseReason::Ambiguous, line))
+            }
+        }
     }
 
     /// The command a request runs (before any fallback).
@@ -145,9 +199,11 @@ impl Engine {
     pub(super) async fn start_exec(
         &self,
         request: &EnterRequest,
+        engine: &FleetEngine,
         container: &ContainerInfo,
         session_id: &str,
     ) -> Result<Started, Refusal> {
+        let runtime = engine.runtime.as_ref();
         let mut env = vec![format!("TERM={}", self.term_of(request)), format!("{SESSION_MARKER}={session_id}")];
         env.extend(request.env.iter().cloned());
         let base = ExecSpec {
@@ -167,11 +223,11 @@ impl Engine {
         for command in candidates.into_iter().filter(|c| !c.is_empty()) {
             let spec = ExecSpec { cmd: command.clone(), ..base.clone() };
             let begun = std::time::Instant::now();
-            let exec_id = self.runtime.create_exec(&container.id, &spec).await?;
+            let exec_id = runtime.create_exec(&container.id, &spec).await?;
             let created = begun.elapsed();
-            let io = self.runtime.start_exec(&exec_id, spec.tty).await?;
+            let io = runtime.start_exec(&exec_id, spec.tty).await?;
             let attached = begun.elapsed();
-            let came_up = !probe || self.started(&exec_id).await;
+            let came_up = !probe || started(runtime, &exec_id).await;
             tracing::debug!(?created, ?attached, probed = ?begun.elapsed(), "exec started");
             if !came_up {
                 tracing::info!(exec.id = %exec_id, command = ?command, "shell not in image, trying the next");
@@ -186,30 +242,30 @@ impl Engine {
             .join(", ");
         Err(Refusal::new(CloseReason::NoShell, format!("no shell in the image of {}: tried {tried}", container.name)))
     }
+}
 
-    /// Whether a just-started exec's process came up (false only when it never started).
-    /// Its output waits for the answer, so the first [`PROBE_FAST`] are probed every
-    /// [`PROBE_PAUSE`] (runc takes some 50 ms to start a process; a doubling pause overshot
-    /// that by up to 30 ms, which every session's first prompt paid).
-    async fn started(&self, exec_id: &str) -> bool {
-        let begun = tokio::time::Instant::now();
-        let deadline = begun + START_PROBE;
-        let mut pause = PROBE_PAUSE;
-        loop {
-            match self.runtime.inspect_exec(exec_id).await {
-                Ok(status) if status.never_started() => return false,
-                Ok(status) if status.pid != 0 || !status.running && status.exit_code.is_some() => return true,
-                Ok(_) => {}
-                // Let the relay find out what is wrong.
-                Err(_) => return true,
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return true;
-            }
-            tokio::time::sleep(pause).await;
-            if begun.elapsed() > PROBE_FAST {
-                pause = (pause * 2).min(Duration::from_millis(100));
-            }
+/// Whether a just-started exec's process came up (false only when it never started).
+/// Its output waits for the answer, so the first [`PROBE_FAST`] are probed every
+/// [`PROBE_PAUSE`] (runc takes some 50 ms to start a process; a doubling pause overshot
+/// that by up to 30 ms, which every session's first prompt paid).
+async fn started(runtime: &dyn crate::runtime::ContainerRuntime, exec_id: &str) -> bool {
+    let begun = tokio::time::Instant::now();
+    let deadline = begun + START_PROBE;
+    let mut pause = PROBE_PAUSE;
+    loop {
+        match runtime.inspect_exec(exec_id).await {
+            Ok(status) if status.never_started() => return false,
+            Ok(status) if status.pid != 0 || !status.running && status.exit_code.is_some() => return true,
+            Ok(_) => {}
+            // Let the relay find out what is wrong.
+            Err(_) => return true,
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return true;
+        }
+        tokio::time::sleep(pause).await;
+        if begun.elapsed() > PROBE_FAST {
+            pause = (pause * 2).min(Duration::from_millis(100));
         }
     }
 }

@@ -159,6 +159,7 @@ mod tests {
 
     fn container(user: &str) -> ContainerInfo {
         ContainerInfo {
+            engine: String::new(),
             id: "c0ffee".into(),
             name: "shop-web-1".into(),
             image: "shop".into(),

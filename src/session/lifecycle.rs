@@ -72,10 +72,11 @@ impl Engine {
         let begun = std::time::Instant::now();
         // Admission, the exec's start and the ending run boxed: a session's task then holds, while
         // it relays, only the relay's state rather than the largest of these (sized into it).
-        let (principal, container, _slot) = match Box::pin(self.authorise(&request, peer.ip())).await {
-            Ok(found) => found,
-            Err(refusal) => return Err((refusal, stream)),
-        };
+        let super::admit::Admission { principal, engine, container, slot: _slot } =
+            match Box::pin(self.authorise(&request, peer.ip())).await {
+                Ok(admitted) => admitted,
+                Err(refusal) => return Err((refusal, stream)),
+            };
         // Who the exec runs as and what environment it gets are decided before it exists.
         let shape = match exec_policy::check(&self.config.exec, &request, (&principal).into(), &container) {
             Ok(shape) => shape,
@@ -108,6 +109,7 @@ impl Engine {
             token_id: principal.token_id.clone(),
             source_addr: peer.to_string(),
             client_kind: request.client.as_str().to_owned(),
+            engine: engine.name.clone(),
             container_id: container.id.clone(),
             container_name: container.name.clone(),
             container_image: container.image.clone(),
@@ -143,7 +145,7 @@ impl Engine {
             self.note_recording_error(session_id, problem).await;
         }
         let audited = begun.elapsed();
-        match Box::pin(self.start_exec(&request, &container, session_id)).await {
+        match Box::pin(self.start_exec(&request, &engine, &container, session_id)).await {
             Err(refusal) => {
                 let ending = Ending::from(refusal);
                 self.end(session_id, &ending, &stats, recorder.is_some(), index.as_deref(), &consumers).await;
@@ -153,6 +155,7 @@ impl Engine {
             Ok(started) => {
                 tracing::info!(
                     user = %principal.user,
+                    engine = %engine.name,
                     container = %container.name,
                     container.id = %container.id,
                     exec.id = %started.exec_id,
@@ -167,7 +170,12 @@ impl Engine {
                 }
                 tracing::debug!(?prepared, ?audited, ?exec_started, relaying = ?begun.elapsed(), "session start phases");
                 let exec_id = started.exec_id.clone();
-                let exec = Exec { id: started.exec_id, output: started.io.output, input: started.io.input };
+                let exec = Exec {
+                    id: started.exec_id,
+                    runtime: Arc::clone(&engine.runtime),
+                    output: started.io.output,
+                    input: started.io.input,
+                };
                 let gate = index.as_ref().map(|index| {
                     let subject =
                         Subject { user: principal.user.clone(), role: principal.role, container: container.clone() };
@@ -180,7 +188,7 @@ impl Engine {
                 // The client hears why at once; the shell is reaped meanwhile.
                 let reap = async {
                     if ending.reason != CloseReason::Exited {
-                        let outcome = self.reaper.reap(&container.id, &exec_id, session_id).await;
+                        let outcome = self.reaper.reap(&engine.name, &container.id, &exec_id, session_id).await;
                         let (status, killed, detail) = (outcome.status.as_str(), outcome.killed, outcome.detail);
                         if let Err(error) = self.store.set_reap(session_id, status, killed, &detail).await {
                             tracing::warn!(%error, "cannot record the reap");

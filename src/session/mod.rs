@@ -44,7 +44,7 @@ use crate::config::Config;
 use crate::reaper::{Reaper, Sweeper};
 use crate::recorder::Recorder;
 use crate::rules::Guard;
-use crate::runtime::ContainerRuntime;
+use crate::runtime::Fleet;
 use crate::store::Store;
 use crate::wire::protocol::ResponseMessage;
 
@@ -54,7 +54,7 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Everything a session needs, shared by all of them.
 pub struct Engine {
     config: Arc<Config>,
-    runtime: Arc<dyn ContainerRuntime>,
+    fleet: Arc<Fleet>,
     auth: Authenticator,
     store: Store,
     recorder: Option<Recorder>,
@@ -72,7 +72,8 @@ pub struct Engine {
 /// What an engine is made of.
 pub struct EngineParts {
     pub config: Arc<Config>,
-    pub runtime: Arc<dyn ContainerRuntime>,
+    /// The Docker engines sessions run on.
+    pub fleet: Arc<Fleet>,
     pub auth: Authenticator,
     pub store: Store,
     /// `None` when recording is off.
@@ -87,17 +88,17 @@ pub struct EngineParts {
 
 impl Engine {
     pub fn new(parts: EngineParts) -> Self {
-        let EngineParts { config, runtime, auth, store, recorder, guard, shutdown, tracker } = parts;
+        let EngineParts { config, fleet, auth, store, recorder, guard, shutdown, tracker } = parts;
         let own_container = config.gateway.self_container_id.clone().or_else(crate::runtime::own_container_id);
         let node_id = config.node_id();
-        let reaper = Reaper::new(Arc::clone(&runtime), config.reaper.policy, config.reaper.grace);
+        let reaper = Reaper::new(Arc::clone(&fleet), config.reaper.policy, config.reaper.grace);
         let live = Arc::new(LiveSessions::default());
         let slots =
             Arc::new(limits::SessionSlots::new(config.gateway.max_sessions, config.gateway.max_sessions_per_user));
         let throttle = Arc::new(AuthThrottle::new(config.auth.max_failures, config.auth.failure_window));
         Self {
             config,
-            runtime,
+            fleet,
             auth,
             store,
             recorder,
@@ -122,8 +123,9 @@ impl Engine {
         &self.guard
     }
 
-    pub fn runtime(&self) -> &Arc<dyn ContainerRuntime> {
-        &self.runtime
+    /// The Docker engines sessions run on.
+    pub fn fleet(&self) -> &Arc<Fleet> {
+        &self.fleet
     }
 
     pub fn auth(&self) -> &Authenticator {

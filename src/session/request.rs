@@ -1,6 +1,6 @@
 //! What a client asks for on `GET /enter`, read from the upgrade request's headers.
 //!
-//! Headers: `container` (id, name or `project.service.N`) or LAIN's `app-name`, `proc-name`,
+//! Headers: `container` (id, name or `project.service.N`, optionally `engine/…`) or LAIN's `app-name`, `proc-name`,
 //! `instance-no`; `access-token` or `Authorization: Bearer`; `term-type`; and Entry's own
 //! `command`, `env` (JSON arrays of strings), `user`, `workdir`, `tty` (`false` for a session
 //! without a TTY, like `docker exec -i`) and `entry-client` (`cli`, `web`, …).
@@ -11,7 +11,7 @@
 
 use http::HeaderMap;
 
-use crate::runtime::{AddressError, ContainerAddress};
+use crate::runtime::{AddressError, ContainerAddress, Target};
 
 /// Longest accepted value of any one header.
 const MAX_HEADER: usize = 8 * 1024;
@@ -21,7 +21,8 @@ const MAX_ITEMS: usize = 256;
 /// A parsed `/enter` request.
 #[derive(Debug, Clone)]
 pub struct EnterRequest {
-    pub address: ContainerAddress,
+    /// The container, on the engine the client named or on whichever has it.
+    pub address: Target,
     /// The presented credential, if any; never logged.
     pub token: Option<String>,
     /// The browser sign-in cookie's secret (web terminal only); never logged.
@@ -74,10 +75,10 @@ impl EnterRequest {
     /// Reads the request from the upgrade's headers.
     pub fn from_headers(headers: &HeaderMap) -> Result<Self, RequestError> {
         let address = match text(headers, "container")? {
-            Some(container) => ContainerAddress::parse(&container)?,
+            Some(container) => Target::parse(&container)?,
             None => match (text(headers, "app-name")?, text(headers, "proc-name")?, text(headers, "instance-no")?) {
                 (Some(app), Some(proc_name), Some(instance)) => {
-                    ContainerAddress::from_lain(&app, &proc_name, &instance)?
+                    Target::anywhere(ContainerAddress::from_lain(&app, &proc_name, &instance)?)
                 }
                 _ => return Err(AddressError::Missing.into()),
             },
@@ -147,7 +148,7 @@ impl EnterRequest {
             return Err(RequestError::BadValue("term"));
         }
         Ok(Self {
-            address: ContainerAddress::parse(container)?,
+            address: Target::parse(container)?,
             token: None,
             cookie,
             term: term.map(str::to_owned),

@@ -46,6 +46,10 @@ pub struct ChainLink {
     pub sha256: String,
 }
 
+fn local_engine() -> String {
+    "local".to_owned()
+}
+
 /// The session row's fields that say who did what, where and how it ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionFacts {
@@ -55,6 +59,10 @@ pub struct SessionFacts {
     pub token_id: Option<String>,
     pub source_addr: String,
     pub client_kind: String,
+    /// The Docker engine that held the exec; manifests made before engines were recorded
+    /// read as `local`, the one engine such gateways had.
+    #[serde(default = "local_engine")]
+    pub engine: String,
     pub container_id: String,
     pub container_name: String,
     pub container_image: String,
@@ -85,6 +93,7 @@ impl SessionFacts {
             token_id: view.token_id.clone(),
             source_addr: view.source_addr.clone(),
             client_kind: view.client_kind.clone(),
+            engine: view.engine.clone(),
             container_id: view.container_id.clone(),
             container_name: view.container_name.clone(),
             container_image: view.container_image.clone(),
@@ -126,6 +135,7 @@ const FIELDS: &[&str] = &[
     "token_id",
     "source_addr",
     "client_kind",
+    "engine",
     "container_id",
     "container_name",
     "container_image",
@@ -233,6 +243,7 @@ mod tests {
                 token_id: Some("tk1".into()),
                 source_addr: "127.0.0.1".into(),
                 client_kind: "cli".into(),
+                engine: "host-b".into(),
                 container_id: "c0ffee".into(),
                 container_name: "shop-web-1".into(),
                 container_image: "shop:1".into(),
@@ -279,6 +290,18 @@ mod tests {
         let golden = include_str!("testdata/manifest.json");
         assert_eq!(String::from_utf8(manifest().to_bytes()).unwrap(), golden);
         assert_eq!(Manifest::parse(golden.as_bytes()).unwrap(), manifest());
+    }
+
+    #[test]
+    fn a_manifest_made_before_engines_were_recorded_reads_as_the_local_engine() {
+        let golden = include_str!("testdata/manifest.json");
+        let old = golden.replace("    \"engine\": \"host-b\",\n", "");
+        assert_ne!(old, golden);
+        let parsed = Manifest::parse(old.as_bytes()).unwrap();
+        assert_eq!(parsed.session.engine, "local");
+        let facts = SessionFacts { engine: "local".into(), ..manifest().session };
+        assert!(parsed.session.differences(&facts).is_empty());
+        assert_eq!(parsed.session.differences(&manifest().session), vec!["engine"]);
     }
 
     #[test]

@@ -14,6 +14,10 @@ use super::catchup::RowWrite;
 use super::{Store, StoreError, now_millis};
 pub use crate::wire::api::SessionStatus;
 
+fn default_engine() -> String {
+    "local".to_owned()
+}
+
 /// A session row.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SessionRow {
@@ -23,6 +27,9 @@ pub struct SessionRow {
     pub token_id: Option<String>,
     pub source_addr: String,
     pub client_kind: String,
+    /// The Docker engine that holds the exec (`local` on a gateway of one engine).
+    #[serde(default = "default_engine")]
+    pub engine: String,
     pub container_id: String,
     pub container_name: String,
     pub container_image: String,
@@ -97,6 +104,8 @@ pub struct NewSession {
     pub token_id: Option<String>,
     pub source_addr: String,
     pub client_kind: String,
+    /// The Docker engine that holds the exec.
+    pub engine: String,
     pub container_id: String,
     pub container_name: String,
     pub container_image: String,
@@ -157,7 +166,7 @@ pub(super) const COLUMNS: &str = "id, user_name, role, token_id, source_addr, cl
     container_image, command, tty, exec_user, exec_user_effective, workdir, exec_env, node_id, exec_id, started_at, \
     ended_at, status, exit_code, close_reason, close_detail, initial_cols, initial_rows, last_cols, last_rows, \
     bytes_in, bytes_out, recording_location, recording_size, recording_sha256, recording_text_size, recording_error, reap_status, \
-    reap_killed, reap_detail, container_address, hold_reason, held_by, held_at";
+    reap_killed, reap_detail, container_address, hold_reason, held_by, held_at, engine";
 
 impl Store {
     /// Writes the row of a session that just started (status `live`).
@@ -167,8 +176,8 @@ impl Store {
         sqlx::query(
             "INSERT INTO sessions (id, user_name, role, token_id, source_addr, client_kind, container_id, \
              container_name, container_image, command, tty, node_id, exec_id, started_at, status, \
-             exec_user, exec_user_effective, workdir, exec_env, container_address) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'live', $15, $16, $17, $18, $19)",
+             exec_user, exec_user_effective, workdir, exec_env, container_address, engine) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'live', $15, $16, $17, $18, $19, $20)",
         )
         .bind(&session.id)
         .bind(&session.user)
@@ -189,6 +198,7 @@ impl Store {
         .bind(&session.workdir)
         .bind(env)
         .bind(&session.container_address)
+        .bind(&session.engine)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -411,6 +421,7 @@ pub(super) fn session_from_row(row: &AnyRow) -> Result<SessionRow, StoreError> {
         token_id: row.try_get("token_id")?,
         source_addr: row.try_get("source_addr")?,
         client_kind: row.try_get("client_kind")?,
+        engine: row.try_get("engine")?,
         container_id: row.try_get("container_id")?,
         container_name: row.try_get("container_name")?,
         container_image: row.try_get("container_image")?,

@@ -63,6 +63,10 @@ impl SessionQuery {
 }
 
 /// A session as the API shows it (named `SessionRow` in the OpenAPI document, as it always was).
+fn local_engine() -> String {
+    "local".to_owned()
+}
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[schema(as = SessionRow)]
 pub struct SessionView {
@@ -72,6 +76,9 @@ pub struct SessionView {
     pub token_id: Option<String>,
     pub source_addr: String,
     pub client_kind: String,
+    /// The Docker engine that held the exec (`local` on a gateway of one engine).
+    #[serde(default = "local_engine")]
+    pub engine: String,
     pub container_id: String,
     pub container_name: String,
     pub container_image: String,

@@ -6,6 +6,7 @@
 //! these types is a change of the protocol or the API, seen by every client.
 
 pub mod api;
+pub mod containers;
 pub mod protocol;
 pub mod replay;
 pub mod rules;

@@ -122,10 +122,12 @@ async fn every_endpoint_for_every_caller() {
 
     // The container list holds what the caller may enter, with its Compose address.
     let names = |list: serde_json::Value| -> Vec<String> {
-        list.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_owned()).collect()
+        list["containers"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_owned()).collect()
     };
     let listed = get_json("/api/v1/containers", &owner).await;
-    let mine = listed.as_array().unwrap().iter().find(|c| c["name"] == container.name.as_str()).unwrap();
+    assert_eq!(listed["engines"], serde_json::json!([{"name": "local", "state": "up"}]));
+    let mine = listed["containers"].as_array().unwrap().iter().find(|c| c["name"] == container.name.as_str()).unwrap();
+    assert_eq!(mine["engine"], "local");
     assert_eq!(
         (mine["address"].as_str(), mine["state"].as_str()),
         (Some(container.compose().as_str()), Some("running"))

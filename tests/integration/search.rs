@@ -16,6 +16,7 @@ on_both!(substrings_words_and_filters, pages_continue_after_their_last_hit, a_re
 
 fn session(id: &str, user: &str, container: &str, started_at: i64) -> NewSession {
     NewSession {
+        engine: "local".into(),
         id: id.into(),
         user: user.into(),
         role: "developer".into(),

@@ -22,6 +22,7 @@ on_both!(
 
 fn new_session(id: &str, user: &str, container: &str, started_at: i64) -> NewSession {
     NewSession {
+        engine: "local".into(),
         id: id.into(),
         user: user.into(),
         role: "developer".into(),

@@ -26,66 +26,67 @@ use super::extract::Authenticated;
 use super::{ApiError, login};
 use crate::auth::Role;
 use crate::http::Gateway;
-use crate::runtime::{ContainerAddress, ContainerInfo};
+use crate::runtime::{ContainerAddress, ContainerInfo, FleetEngine};
 use crate::session::EnterRequest;
-
-/// A container as the container list shows it.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-pub(super) struct ContainerEntry {
-    /// Docker's id, shortened to 12 characters.
-    id: String,
-    name: String,
-    /// `project.service.N` when the container belongs to a Compose project.
-    address: Option<String>,
-    image: String,
-    /// Docker's state: `running`, `exited`, `paused`, …
-    state: String,
-    running: bool,
-}
+use crate::wire::containers::{ContainerList, ContainerView, EngineView};
 
 #[utoipa::path(get, path = "/api/v1/containers", tag = "terminal",
-    description = "The containers the caller may enter (running or not), by Compose address, then name.",
-    responses((status = 200, body = Vec<ContainerEntry>), (status = 401, body = crate::wire::api::ErrorBody),
-        (status = 403, body = crate::wire::api::ErrorBody), (status = 503, body = crate::wire::api::ErrorBody)),
+    description = "The containers the caller may enter (running or not) on every engine of the gateway, by engine, Compose address, then name; and which engines answered (an engine that is down is listed as down, and the others' containers are still listed).",
+    responses((status = 200, body = ContainerList), (status = 401, body = crate::wire::api::ErrorBody),
+        (status = 403, body = crate::wire::api::ErrorBody)),
     security(("bearer" = [])))]
 pub(super) async fn containers(
     State(gateway): State<Arc<Gateway>>,
     Authenticated(principal): Authenticated,
-) -> Result<Json<Vec<ContainerEntry>>, ApiError> {
+) -> Result<Json<ContainerList>, ApiError> {
     if principal.role == Role::Auditor {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "auditors never enter containers"));
     }
-    let all = gateway.runtime().list().await.map_err(|error| {
-        tracing::warn!(%error, "container list: the container runtime failed");
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "runtime_unavailable", "the container runtime is unavailable")
-    })?;
+    let listing = gateway.fleet().list().await;
     let own = gateway.own_container();
-    let candidates: Vec<ContainerInfo> =
-        all.into_iter().filter(|container| principal.may_enter(container, own).is_ok()).collect();
-    let enterable = if principal.grants.allow_privileged {
-        candidates
+    let candidates: Vec<(Arc<FleetEngine>, ContainerInfo)> =
+        listing.containers.into_iter().filter(|(_, container)| principal.may_enter(container, own).is_ok()).collect();
+    let enterable: Vec<ContainerInfo> = if principal.grants.allow_privileged {
+        candidates.into_iter().map(|(_, container)| container).collect()
     } else {
         // A list does not say which containers are privileged: inspect the candidates.
         futures::stream::iter(candidates)
-            .map(|listed| inspected(&gateway, listed))
+            .map(|(engine, listed)| inspected(engine, listed))
             .buffered(INSPECTS_AT_ONCE)
             .filter_map(|found| std::future::ready(found.filter(|c| principal.may_enter(c, own).is_ok())))
             .collect()
             .await
     };
-    let mut entries: Vec<ContainerEntry> = enterable
+    let mut containers: Vec<ContainerView> = enterable
         .into_iter()
-        .map(|container| ContainerEntry {
+        .map(|container| ContainerView {
             id: container.id.chars().take(12).collect(),
             address: container.compose.as_ref().map(ToString::to_string),
+            engine: container.engine,
             name: container.name,
             image: container.image,
             state: container.state,
             running: container.running,
         })
         .collect();
-    entries.sort_by(|a, b| (a.address.is_none(), &a.address, &a.name).cmp(&(b.address.is_none(), &b.address, &b.name)));
-    Ok(Json(entries))
+    containers.sort_by(|a, b| {
+        (&a.engine, a.address.is_none(), &a.address, &a.name).cmp(&(
+            &b.engine,
+            b.address.is_none(),
+            &b.address,
+            &b.name,
+        ))
+    });
+    let engines = listing
+        .engines
+        .into_iter()
+        .map(|engine| EngineView {
+            state: if engine.down.is_some() { "down" } else { "up" }.to_owned(),
+            name: engine.name,
+            detail: engine.down,
+        })
+        .collect();
+    Ok(Json(ContainerList { containers, engines }))
 }
 
 /// Container inspections the list runs at once.
@@ -93,9 +94,9 @@ const INSPECTS_AT_ONCE: usize = 8;
 
 /// A listed container as an inspection sees it (with `privileged` known); `None` when it is
 /// gone or cannot be inspected, so it is not offered.
-async fn inspected(gateway: &Gateway, listed: ContainerInfo) -> Option<ContainerInfo> {
-    match gateway.runtime().resolve(&ContainerAddress::Name(listed.id.clone())).await {
-        Ok(container) => Some(container),
+async fn inspected(engine: Arc<FleetEngine>, listed: ContainerInfo) -> Option<ContainerInfo> {
+    match engine.runtime.resolve(&ContainerAddress::Name(listed.id.clone())).await {
+        Ok(container) => Some(ContainerInfo { engine: engine.name.clone(), ..container }),
         Err(error) => {
             tracing::debug!(container.id = %listed.id, %error, "container list: inspecting a candidate failed");
             None
@@ -108,7 +109,8 @@ async fn inspected(gateway: &Gateway, listed: ContainerInfo) -> Option<Container
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct TerminalParams {
-    /// The container: id, name or Compose address `project.service.N`.
+    /// The container: id, name or Compose address `project.service.N`, optionally on an
+    /// engine: `engine/container`.
     container: String,
     /// `TERM` for the shell (default: the gateway's `shell.term`).
     term: Option<String>,

@@ -35,6 +35,8 @@ const MAX_OUTPUT_MESSAGE: usize = 64 * 1024;
 /// A started exec as the relay needs it.
 pub(super) struct Exec {
     pub id: String,
+    /// The engine that runs it.
+    pub runtime: Arc<dyn crate::runtime::ContainerRuntime>,
     pub output: OutputStream,
     pub input: InputSink,
 }
@@ -124,7 +126,7 @@ impl Engine {
         mut stopped: tokio::sync::watch::Receiver<Option<super::Stop>>,
         gate: Option<crate::rules::Gate>,
     ) -> (Ending, Option<SplitStream<WebSocket>>) {
-        let Exec { id: exec_id, output, input } = exec;
+        let Exec { id: exec_id, runtime, output, input } = exec;
         let mut output = Coalesce::new(output, MAX_OUTPUT_MESSAGE);
         let exec_id = exec_id.as_str();
         let last_seen =
@@ -135,7 +137,7 @@ impl Engine {
         let (events_tx, mut events) = mpsc::channel(2);
         let stop_input = self.shutdown.child_token();
         let pump = InputPump {
-            runtime: Arc::clone(&self.runtime),
+            runtime: Arc::clone(&runtime),
             exec_id: exec_id.to_owned(),
             events: events_tx,
             last_seen: Arc::clone(&last_seen),
@@ -211,7 +213,7 @@ impl Engine {
                         if !delivered {
                             break Ending::new(CloseReason::ClientGone, "client stopped reading");
                         }
-                        break self.exit_status(exec_id).await;
+                        break self.exit_status(runtime.as_ref(), exec_id).await;
                     }
                 },
                 _ = ping.tick() => {
@@ -238,10 +240,10 @@ impl Engine {
     }
 
     /// The exit code of an exec whose output ended.
-    async fn exit_status(&self, exec_id: &str) -> Ending {
+    async fn exit_status(&self, runtime: &dyn crate::runtime::ContainerRuntime, exec_id: &str) -> Ending {
         // The stream can end a moment before the daemon records the exit.
         for attempt in 0..40 {
-            match self.runtime.inspect_exec(exec_id).await {
+            match runtime.inspect_exec(exec_id).await {
                 Ok(status) if !status.running => {
                     let code = status.exit_code.and_then(|c| i32::try_from(c).ok()).unwrap_or(-1);
                     return Ending::exited(code);

@@ -119,6 +119,7 @@ impl CloseReason {
             CloseReason::Internal => "internal",
             CloseReason::Revoked => "revoked",
             CloseReason::Rule => "rule",
+            CloseReason::Ambiguous => "ambiguous",
         }
     }
 

@@ -32,6 +32,7 @@ on_both!(
 /// A session of `user` that ended at `ended_at` with a recording, a command and a rule hit.
 async fn ended(store: &Store, id: &str, ended_at: i64) {
     let session = NewSession {
+        engine: "local".into(),
         id: id.into(),
         user: "alice".into(),
         role: "developer".into(),
@@ -110,6 +111,7 @@ async fn holds_only_ended_sessions_once(backend: Backend) {
 async fn session_like(store: &Store, id: &str) -> NewSession {
     let row = store.session(id).await.unwrap().unwrap();
     NewSession {
+        engine: "local".into(),
         id: row.id,
         user: row.user,
         role: row.role,

@@ -26,7 +26,7 @@ async fn listed(app: &TestApp, token: &str) -> Vec<String> {
         reqwest::Client::new().get(format!("{}/api/v1/containers", app.url())).bearer_auth(token).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let list: serde_json::Value = response.json().await.unwrap();
-    list.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_owned()).collect()
+    list["containers"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_owned()).collect()
 }
 
 #[tokio::test]
