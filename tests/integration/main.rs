@@ -20,6 +20,7 @@ mod disk;
 mod enter;
 mod exec_policy;
 mod faults;
+mod fleet;
 mod fuzz_smoke;
 mod hostile_client;
 mod kill;

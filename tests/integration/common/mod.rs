@@ -221,13 +221,12 @@ impl TestAppBuilder {
         self.config.data_dir = data.path().to_owned();
         let config = Arc::new(self.config);
         let store = Store::open(&config.store_url()).await.expect("store");
-        let runtime = DockerRuntime::new(config.docker.host.as_deref(), 30);
-        let gateway = GatewayBuilder::new(Arc::clone(&config))
-            .store(store.clone())
-            .runtime(Arc::new(runtime))
-            .build()
-            .await
-            .expect("gateway");
+        let mut builder = GatewayBuilder::new(Arc::clone(&config)).store(store.clone());
+        // With `[[runtime.engines]]` the gateway makes its fleet as `entry serve` does.
+        if config.runtime.engines.is_empty() {
+            builder = builder.runtime(Arc::new(DockerRuntime::new(config.docker.host.as_deref(), 30)));
+        }
+        let gateway = builder.build().await.expect("gateway");
         let gateway = Arc::new(gateway);
         let auth = gateway.auth().clone();
         let listener = tokio::net::TcpListener::bind(config.listen).await.expect("bind");

@@ -109,11 +109,6 @@ impl FleetDaemon {
         self.child.is_some()
     }
 
-    /// The dockerd's pid (`nsenter`, `unshare` and `sh` exec it).
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
     /// The last 30 lines of the daemon's log.
     pub fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(format!("{}/dockerd.log", self.run_dir())).unwrap_or_default();
@@ -143,14 +138,6 @@ impl FleetDaemon {
     /// Runs `docker …` on this daemon, whatever its outcome.
     pub fn try_run(&self, args: &[&str]) -> Output {
         self.docker().args(args).output().expect("docker (the CLI)")
-    }
-
-    /// Copies `image` from the machine's daemon into this one.
-    pub fn load_image(&self, image: &str) {
-        let mut save = Command::new("docker").args(["save", image]).stdout(Stdio::piped()).spawn().unwrap();
-        let stdout = save.stdout.take().unwrap();
-        let load = self.docker().arg("load").stdin(stdout).output().unwrap();
-        assert!(save.wait().unwrap().success() && load.status.success(), "{}", String::from_utf8_lossy(&load.stderr));
     }
 
     /// Stops the daemon as a host going down would (SIGTERM: it stops its containers and its

@@ -121,6 +121,7 @@ impl Fleet {
         self.manager().run(&args)
     }
 
+    /// Removes the service; its tasks' containers are killed on their nodes.
     pub fn remove_service(&self, name: &str) {
         self.manager().run(&["service", "rm", name]);
     }
@@ -180,16 +181,6 @@ impl Fleet {
     /// Makes daemon `index`'s node take tasks again after [`drain`](Self::drain).
     pub fn activate(&self, index: usize) {
         self.manager().run(&["node", "update", "--availability", "active", &self.node_id(index)]);
-    }
-
-    /// The node's state as the manager sees it: `ready`, `down`, `unknown` or `disconnected`.
-    pub fn node_state(&self, index: usize) -> String {
-        self.manager().run(&["node", "inspect", "--format", "{{.Status.State}}", &self.node_id(index)])
-    }
-
-    /// Waits until the manager sees daemon `index`'s node in `state`.
-    pub fn wait_node_state(&self, index: usize, state: &str) {
-        self.wait(&format!("node {index} {state}"), "", || (self.node_state(index) == state).then_some(()));
     }
 
     fn wait<T>(&self, what: &str, service: &str, mut done: impl FnMut() -> Option<T>) -> T {

@@ -53,7 +53,6 @@ async fn hostile_container_addresses_are_refused_before_docker() {
         format!("%2e%2e%2f{name}"),
         format!("{name}?all=1"),
         format!("{name}#x"),
-        format!("{name}/exec"),
         format!("{name} x"),
         format!("{name}\tx"),
         format!("-{name}"),
@@ -72,6 +71,11 @@ async fn hostile_container_addresses_are_refused_before_docker() {
         assert_eq!(reason, CloseReason::BadRequest, "{value:?}: {line}");
         assert!(line.starts_with("bad request"), "{value:?}: {line}");
     }
+    // `a/b` is an engine-qualified address: an engine of that name is looked for, never sent.
+    let value = HeaderValue::from_str(&format!("{name}/exec")).unwrap();
+    let (reason, line) = close_of(&enter, &[("container", value), ("authorization", auth.clone())]).await;
+    assert_eq!(reason, CloseReason::ContainerNotFound, "{line}");
+    assert_eq!(line, format!("no engine named {name}"));
     // LAIN's triple is checked the same way.
     for (app_name, proc_name, instance) in [("../x", "web", "1"), ("shop", "web/../..", "1"), ("shop", "web", "1/../2")]
     {
@@ -121,7 +125,7 @@ async fn hostile_container_addresses_are_refused_before_docker() {
         assert_eq!(reason, CloseReason::BadRequest, "{query}: {line}");
     }
     assert_eq!(container.exec_creates(), Vec::<String>::new(), "an injected address reached dockerd");
-    let tried = hostile.len() + 3 + 3 + 6;
+    let tried = hostile.len() + 1 + 3 + 3 + 6;
     println!("{tried} hostile addresses refused, 0 execs created");
     // The gateway still serves a well-formed address.
     let headers = [("container", name.as_str()), ("authorization", admin.as_str()), ("command", r#"["true"]"#)];
