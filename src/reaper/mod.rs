@@ -68,6 +68,13 @@ impl Reaper {
         Self { fleet, policy, grace }
     }
 
+    /// Whether this gateway can reach engine `engine` (it is configured, or a Swarm node's
+    /// found through its label): a sweeper leaves the sessions of other engines to gateways
+    /// that reach them.
+    pub async fn reaches(&self, engine: &str) -> bool {
+        self.fleet.engine(engine).await.is_ok()
+    }
+
     /// Reaps the processes of `session_id`, whose exec is `exec_id` in `container_id` on
     /// engine `engine`.
     pub async fn reap(&self, engine: &str, container_id: &str, exec_id: &str, session_id: &str) -> ReapOutcome {

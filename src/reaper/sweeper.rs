@@ -3,7 +3,8 @@
 //! are claimed, marked `interrupted`, and reaped.
 //!
 //! Guarantees: a session is claimed by one atomic update (`live` → `interrupted`), so with
-//! several gateways on one store exactly one reaps it; this node's heartbeat is written on
+//! several gateways on one store exactly one reaps it; a session on an engine this gateway
+//! does not reach is never claimed, so a gateway that reaches it reaps it; this node's heartbeat is written on
 //! every sweep; a session this node still holds is never touched; heartbeats and expiry are
 //! judged by the store's clock (read once per sweep), never by this node's, so a node whose
 //! clock runs ahead cannot expire the others.
@@ -71,6 +72,11 @@ impl Sweeper {
         let mut claimed = 0;
         for row in orphans {
             if row.node_id == self.node_id && self.held.holds(&row.id) {
+                continue;
+            }
+            // Claimed here, it could not be reaped: left for a gateway that reaches its engine.
+            if !self.reaper.reaches(&row.engine).await {
+                tracing::warn!(session.id = %row.id, engine = %row.engine, "orphaned session on an engine this gateway does not reach; left to one that does");
                 continue;
             }
             match self.store.claim_orphan(&row.id).await {

@@ -24,6 +24,7 @@ use crate::common::{Session, TestApp, WAIT, bearer, unique};
 use daemons::{Fleet, FleetDaemon};
 use entry::auth::Role;
 use entry::config::EngineConfig;
+use entry::runtime::{ContainerRuntime, EngineSpec, Fleet as EntryFleet, FleetEngine, FleetError, SwarmOptions};
 use entry::store::{SessionStatus, Store};
 use entry::wire::protocol::CloseReason;
 use fantoccini::Locator;
@@ -263,6 +264,14 @@ async fn a_client_dropped_on_engine_2_is_reaped_through_engine_2_by_a_gateway_th
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     println!("gateway g1 RSS with one session on e2, three engines: {} KiB", rss_kib(first.child.id()));
+    // `entry ls` lists across the engines, each container with the address to enter it by.
+    let listed = first.entry(&first.admin_token).arg("ls").output().unwrap();
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.status.success(), "{text}{}", String::from_utf8_lossy(&listed.stderr));
+    let header = text.lines().next().unwrap_or_default();
+    assert!(header.starts_with("ENGINE") && header.contains("ENTER AS"), "{text}");
+    let line = text.lines().find(|l| l.contains(&container)).unwrap_or_else(|| panic!("{text}"));
+    assert!(line.starts_with("e2") && line.contains(&format!("e2/{container}")) && line.contains("running"), "{text}");
     // The gateway dies with its client: Docker keeps the shell and its children.
     first.kill();
     drop(session);
@@ -271,6 +280,30 @@ async fn a_client_dropped_on_engine_2_is_reaped_through_engine_2_by_a_gateway_th
         3,
         "docker does not end an exec whose client is gone"
     );
+
+    // A gateway that does not reach engine 2 sweeps too: it leaves the session alone.
+    let partial = dir.path().join("without-e2.toml");
+    let without_e2: String = [1, 3]
+        .iter()
+        .map(|i| format!("[[runtime.engines]]\nname = \"e{i}\"\nendpoint = \"{}\"\n", fleet.daemon(*i).socket))
+        .collect();
+    std::fs::write(&partial, without_e2).unwrap();
+    let blind_env = [
+        ("ENTRY_CONFIG", partial.to_str().unwrap()),
+        ("ENTRY_STORE__URL", store_url.as_str()),
+        ("ENTRY_REAPER__SWEEP_INTERVAL", "1s"),
+        ("ENTRY_REAPER__NODE_EXPIRY", "3s"),
+        ("ENTRY_NODE_ID", "g3"),
+    ];
+    let blind = Server::join(&dir.path().join("g3"), &blind_env);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !blind.log().contains("left to one that does") {
+        assert!(Instant::now() < deadline, "g3 never swept past the session; its log:\n{}", blind.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let row = store.session(&id).await.unwrap().unwrap();
+    assert_eq!(row.status, SessionStatus::Live, "a gateway without engine 2 claimed its session");
+    assert_eq!(marked_processes(fleet.daemon(2), &container, &id), 3);
 
     let begun = Instant::now();
     let second = Server::join(&dir.path().join("g2"), &[common.as_slice(), &[("ENTRY_NODE_ID", "g2")]].concat());
@@ -384,7 +417,28 @@ async fn each_swarm_slot_is_entered_on_its_node_and_found_again_after_the_swarm_
     assert_eq!(transcript.reason(), CloseReason::Exited, "{}", transcript.close_line());
     assert_eq!(transcript.stdout_text().trim(), fleet.daemon(lain_task.node).hostname);
 
-    // A slot that does not exist is not found; a label endpoint never makes a name ambiguous.
+    // Another gateway finds the label's engine by its name, as its sweeper does for a row.
+    let options = SwarmOptions { enabled: true, label_endpoints: true, tls: None, timeout_secs: 10 };
+    let built: Vec<FleetEngine> = [first, second]
+        .into_iter()
+        .map(|e| {
+            let spec = EngineSpec {
+                name: e.name,
+                endpoint: e.endpoint,
+                tls: None,
+                swarm_node: e.swarm_node,
+                labels: e.labels,
+            };
+            spec.build(10).unwrap()
+        })
+        .collect();
+    let other = EntryFleet::new(built, options, Duration::from_secs(5));
+    let found = other.engine("entry-fleet-3").await.expect("the labelled node's engine");
+    assert_eq!(found.labels.get("entry.endpoint"), Some(&fleet.daemon(3).socket));
+    assert!(found.runtime.ping().await.is_ok());
+    assert!(matches!(other.engine("entry-fleet-9").await, Err(FleetError::UnknownEngine(_))));
+
+    // A slot that does not exist is not found.
     let (_, reason, _) = hostname_in(&app, &admin, &format!("{service}.7")).await;
     assert_eq!(reason, CloseReason::ContainerNotFound);
 }
