@@ -24,7 +24,7 @@ use crate::common::{Session, TestApp, WAIT, bearer, unique};
 use daemons::{Fleet, FleetDaemon};
 use entry::auth::Role;
 use entry::config::EngineConfig;
-use entry::runtime::{ContainerRuntime, EngineSpec, Fleet as EntryFleet, FleetEngine, FleetError, SwarmOptions};
+use entry::runtime::{EngineSpec, Fleet as EntryFleet, FleetEngine, FleetError, SwarmOptions};
 use entry::store::{SessionStatus, Store};
 use entry::wire::protocol::CloseReason;
 use fantoccini::Locator;
