@@ -22,7 +22,7 @@ import { formatOffset } from './lib/format.js';
 import { initHeader, seesEveryone } from './lib/header.js';
 import { initHold, renderHold } from './lib/hold.js';
 import { initShare, renderShare } from './lib/share.js';
-import { badge, renderMeta } from './lib/session-meta.js';
+import { badge, containerOf, renderMeta } from './lib/session-meta.js';
 import { toPlayerTime, toSessionTime } from './lib/timeline.js';
 
 const id = sessionIdFromPath();
@@ -397,8 +397,8 @@ function reloadNotice(lead, live) {
 
 function renderTitle(row) {
   const title = document.getElementById('title');
-  title.replaceChildren(`${row.user}@${row.container_name} `, badge(row.status));
-  document.title = `Replay ${row.user}@${row.container_name} · Entry`;
+  title.replaceChildren(`${row.user}@${containerOf(row)} `, badge(row.status));
+  document.title = `Replay ${row.user}@${containerOf(row)} · Entry`;
 }
 
 async function main() {

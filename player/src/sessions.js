@@ -13,6 +13,7 @@ import { formatBytes, formatDuration, formatTime, fromDatetimeLocal, sessionDura
 import { bindFilters } from './lib/filters.js';
 import { initHeader, seesEveryone } from './lib/header.js';
 import { decisionText, fetchPending, showPending } from './lib/reviews.js';
+import { containerOf } from './lib/session-meta.js';
 
 const PAGE_SIZE = 50;
 const MAX_LIMIT = 1000; // the API's largest page
@@ -269,7 +270,7 @@ function renderRow(row, now) {
     { dataset: { sessionId: row.id, status: row.status } },
     el('td', {}, el('time', { datetime: started.toISOString(), title: row.id }, formatTime(row.started_at))),
     el('td', {}, row.user),
-    el('td', { title: row.container_image }, row.container_name),
+    el('td', { title: row.container_image }, containerOf(row)),
     el('td', {}, row.client_kind),
     renderStatus(row),
     el('td', { className: 'num' }, formatDuration(sessionDuration(row, now))),

@@ -12,6 +12,7 @@ import { api, describeError, sessionIdFromPath } from './lib/api.js';
 import { clearError, el, showError, showNotice } from './lib/dom.js';
 import { initHeader, seesEveryone } from './lib/header.js';
 import { decisionText, fetchPending, showPending } from './lib/reviews.js';
+import { containerOf } from './lib/session-meta.js';
 import { openTerminalSocket } from './lib/socket.js';
 
 const id = sessionIdFromPath();
@@ -88,8 +89,8 @@ async function start() {
     setStatus('unavailable', 'not available');
     return;
   }
-  document.getElementById('title').textContent = `${row.user}@${row.container_name}`;
-  document.title = `Watch ${row.user}@${row.container_name} · Entry`;
+  document.getElementById('title').textContent = `${row.user}@${containerOf(row)}`;
+  document.title = `Watch ${row.user}@${containerOf(row)} · Entry`;
   if (row.status !== 'live') {
     setStatus('not-live', `not live (${row.status})`);
     showError(`This session is not live (it is ${row.status}): there is nothing to watch. `, replayLink('Replay it'), '.');

@@ -7,7 +7,8 @@ use crate::client::{self, EnterOptions};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Container id, name, or Compose address `project.service.N`.
+    /// Container id, name, Compose address `project.service.N` or Swarm slot `service.N`;
+    /// `engine/…` to look on one engine only (`entry ls` lists them).
     container: String,
     /// Command to run instead of the default shell.
     #[arg(last = true)]

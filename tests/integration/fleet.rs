@@ -222,6 +222,9 @@ async fn containers_page_names_the_engine_that_is_down_and_opens_a_qualified_ter
     let input = browser.client.find(Locator::Css(".xterm-helper-textarea")).await.unwrap();
     input.send_keys(&format!("hostname{}", char::from(Key::Enter))).await.unwrap();
     browser.wait_for_terminal("twin-on-e2", WAIT).await;
+    // The session list names the container with its engine.
+    browser.goto(&format!("{}/sessions", app.url())).await;
+    browser.wait_for_text("#sessions tbody", &format!("e2/{twin}"), WAIT).await;
     browser.close().await;
 }
 

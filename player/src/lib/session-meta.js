@@ -50,6 +50,12 @@ function fill(dd, value) {
 const size = (cols, rows) => (cols && rows ? `${cols}×${rows}` : null);
 const bytes = (count) => (count === null || count === undefined ? null : el('span', { title: `${count} bytes` }, formatBytes(count)));
 
+/** The session's container as people name it: `engine/name` unless its engine is the one
+ * engine of a gateway that has only one (`local`). */
+export function containerOf(row) {
+  return row.engine && row.engine !== 'local' ? `${row.engine}/${row.container_name}` : row.container_name;
+}
+
 /** Fills `list` (a `dl`) with the session's metadata; absent values show as "—". */
 export function renderMeta(row, list) {
   const items = [
@@ -58,6 +64,7 @@ export function renderMeta(row, list) {
     ['Role', row.role],
     ['Token', row.token_id ? el('code', {}, row.token_id) : null],
     ['Container', row.container_name],
+    ['Engine', row.engine],
     ['Container id', el('code', { title: row.container_id }, row.container_id.slice(0, 12))],
     ['Image', row.container_image],
     ['Command', row.command?.length ? el('code', {}, shellWords(row.command)) : '(default shell)'],
