@@ -176,3 +176,44 @@ fn fleet_of(config: &Config) -> Result<Fleet, RuntimeError> {
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Fleet::new(engines, swarm, answer_within))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(toml: &str) -> Config {
+        Config::from_toml_str(toml).unwrap()
+    }
+
+    #[test]
+    fn the_engines_of_the_configuration_each_with_its_own_tls() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["ca.pem", "cert.pem", "key.pem"] {
+            std::fs::write(dir.path().join(name), "x").unwrap();
+        }
+        let certs = dir.path().display();
+        let fleet = fleet_of(&config(&format!(
+            "[[runtime.engines]]\nname = \"a\"\nendpoint = \"unix:///run/a.sock\"\n\
+             [[runtime.engines]]\nname = \"b\"\nendpoint = \"tcp://10.0.0.2:2376\"\ntls = true\ncert_path = \"{certs}\"\n\
+             swarm_node = \"node-b\"\nlabels = {{ zone = \"eu-1\" }}\n"
+        )))
+        .unwrap();
+        let engines: Vec<(&str, bool, Option<&str>)> =
+            fleet.engines().iter().map(|e| (e.name.as_str(), e.local, e.swarm_node.as_deref())).collect();
+        assert_eq!(engines, [("a", true, None), ("b", false, Some("node-b"))]);
+        assert_eq!(fleet.engines()[1].labels.get("zone").map(String::as_str), Some("eu-1"));
+        // A TLS file that cannot be read stops the start, naming the engine and the file.
+        std::fs::remove_file(dir.path().join("key.pem")).unwrap();
+        let error = fleet_of(&config(&format!(
+            "[[runtime.engines]]\nname = \"b\"\nendpoint = \"tcp://10.0.0.2:2376\"\ntls = true\ncert_path = \"{certs}\"\n"
+        )))
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(error.contains("engine b") && error.contains("key.pem"), "{error}");
+        // None configured: one engine, local, as [docker] says.
+        let single = fleet_of(&config("[docker]\nhost = \"tcp://10.0.0.9:2375\"\ntls = false\n")).unwrap();
+        let engines: Vec<(&str, bool)> = single.engines().iter().map(|e| (e.name.as_str(), e.local)).collect();
+        assert_eq!(engines, [("local", false)]);
+    }
+}
