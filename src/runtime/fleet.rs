@@ -14,7 +14,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::StreamExt;
 use futures::future::join_all;
+use futures::stream::FuturesUnordered;
 
 use super::{ContainerAddress, ContainerInfo, ContainerRuntime, DockerRuntime, DockerTls, RuntimeError, Target};
 
@@ -257,19 +259,28 @@ impl Fleet {
         Some((engine, container))
     }
 
-    /// The first answer of a manager among the engines (non-managers and engines that are
-    /// down are skipped; a manager's "none" is the swarm's answer).
+    /// The first answer of a manager among the engines, all asked at once (non-managers and
+    /// engines that are down or slow are passed over; a manager's "none" is the swarm's
+    /// answer).
     async fn ask_managers<'a, T, F, Fut>(&'a self, ask: F) -> Option<T>
     where
         F: Fn(&'a dyn ContainerRuntime) -> Fut,
         Fut: std::future::Future<Output = Result<Option<T>, RuntimeError>>,
     {
-        for engine in &self.engines {
-            match tokio::time::timeout(self.answer_within, ask(engine.runtime.as_ref())).await {
+        let mut asked: FuturesUnordered<_> = self
+            .engines
+            .iter()
+            .map(|engine| {
+                let answer = tokio::time::timeout(self.answer_within, ask(engine.runtime.as_ref()));
+                async move { (engine.name.as_str(), answer.await) }
+            })
+            .collect();
+        while let Some((engine, answer)) = asked.next().await {
+            match answer {
                 Ok(Ok(answer)) => return answer,
                 Ok(Err(RuntimeError::NotSwarmManager(_))) => {}
-                Ok(Err(error)) => tracing::debug!(engine = %engine.name, %error, "swarm: a manager did not answer"),
-                Err(_) => tracing::debug!(engine = %engine.name, "swarm: a manager did not answer in time"),
+                Ok(Err(error)) => tracing::debug!(engine, %error, "swarm: an engine did not answer"),
+                Err(_) => tracing::debug!(engine, "swarm: an engine did not answer in time"),
             }
         }
         None

@@ -5,13 +5,14 @@
 //! Shown here: containers entered on each engine by their bare names, with the start time per
 //! engine; a name on two engines refused with both candidates, and entered once qualified; a
 //! token whose patterns name one engine entering there without ambiguity and never learning of
-//! the other; the container list across engines; engine 3 stopped: its containers refused with a
-//! message naming it, the others entered, `/readyz`, the list and the containers page (in
-//! Chromium) naming it, a terminal opened there on `engine/container`; a client dropped on
-//! engine 2 reaped through engine 2 by the sweeper of a gateway that did not run it; each
-//! Swarm slot entered on its node (the task's hostname is its node's), found again after the
-//! swarm moved it, a node reached through its `entry.endpoint` label, and LAIN's headers
-//! resolving a stack's service.
+//! the other; the container list across engines; engine 2 hung (frozen): a session elsewhere
+//! waits for it at most 5 s by bare name and not at all when qualified; engine 3 stopped: its
+//! containers refused with a message naming it, the others entered, `/readyz`, the list and the
+//! containers page (in Chromium) naming it, a terminal opened there on `engine/container`; a
+//! client dropped on engine 2 reaped through engine 2 by the sweeper of a gateway that did not
+//! run it; each Swarm slot entered on its node (the task's hostname is its node's), found again
+//! after the swarm moved it, a node reached through its `entry.endpoint` label, and LAIN's
+//! headers resolving a stack's service.
 
 mod daemons;
 mod swarm;
@@ -162,6 +163,27 @@ async fn one_gateway_enters_three_engines_and_an_engine_that_is_down_blocks_no_o
     assert_eq!(states, [("e1", "up"), ("e2", "up"), ("e3", "up")]);
     let on_e3 = listed["containers"].as_array().unwrap().iter().find(|c| c["name"] == names[2].as_str()).unwrap();
     assert_eq!((on_e3["engine"].as_str(), on_e3["image"].as_str()), (Some("e3"), Some("entry-test-bash")));
+    assert_eq!(readyz(&app).await, (200, "ready\n".to_owned()));
+
+    // Engine 2 hangs (its socket takes connections, nothing answers): a bare name waits for it
+    // no longer than 5 s, a name qualified with another engine does not wait for it at all,
+    // and both `/readyz` and the list name it.
+    fleet.daemon(2).freeze();
+    let begun = Instant::now();
+    let (output, reason, line) = hostname_in(&app, &admin, &names[0]).await;
+    assert_eq!((output.as_str(), reason), ("inside-e1", CloseReason::Exited), "{line}");
+    let bare = begun.elapsed();
+    let begun = Instant::now();
+    let (output, _, _) = hostname_in(&app, &admin, &format!("e1/{}", names[0])).await;
+    assert_eq!(output, "inside-e1");
+    let qualified = begun.elapsed();
+    println!("with engine e2 hung, a session on e1: by bare name {bare:?}, as e1/… {qualified:?}");
+    assert!(qualified < Duration::from_secs(5), "a session on e1 waited for the hung e2: {qualified:?}");
+    assert_eq!(readyz(&app).await, (200, "ready, degraded\nengine e2 did not answer within 2s\n".to_owned()));
+    let listed = containers(&app, &admin).await;
+    let e2 = listed["engines"].as_array().unwrap().iter().find(|e| e["name"] == "e2").unwrap().clone();
+    assert_eq!(e2, serde_json::json!({"name": "e2", "state": "down", "detail": "engine e2 did not answer within 5s"}));
+    fleet.daemon(2).thaw();
     assert_eq!(readyz(&app).await, (200, "ready\n".to_owned()));
 
     // Engine 3 stops: its containers are refused naming it; the others are entered as before.

@@ -109,6 +109,21 @@ impl FleetDaemon {
         self.child.is_some()
     }
 
+    /// Freezes the daemon (SIGSTOP), as a hung host: its socket still takes connections, and
+    /// nothing answers on them until [`thaw`](Self::thaw).
+    pub fn freeze(&self) {
+        if let Some(child) = &self.child {
+            signal(child.id(), libc::SIGSTOP);
+        }
+    }
+
+    /// Lets a frozen daemon run again (SIGCONT).
+    pub fn thaw(&self) {
+        if let Some(child) = &self.child {
+            signal(child.id(), libc::SIGCONT);
+        }
+    }
+
     /// The last 30 lines of the daemon's log.
     pub fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(format!("{}/dockerd.log", self.run_dir())).unwrap_or_default();
