@@ -27,7 +27,7 @@ pub use exec::*;
 pub use index::{IndexConfig, ReplayConfig};
 pub use retention::{ContainerKeep, KeepSource, RetentionConfig, RoleKeeps};
 pub use rules::{NotifyConfig, RuleConfig, RuleOptions, SmtpConfig};
-pub use runtime::{DEFAULT_ENGINE, EngineConfig, RuntimeConfig, SwarmConfig, valid_engine_name};
+pub use runtime::{DEFAULT_ENGINE, EngineConfig, RuntimeConfig, SwarmConfig};
 pub use sections::*;
 pub use signing::SigningConfig;
 pub use size::*;

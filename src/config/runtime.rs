@@ -11,8 +11,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-/// The name of the one engine of a gateway that configures none.
-pub const DEFAULT_ENGINE: &str = "local";
+pub use crate::wire::api::DEFAULT_ENGINE;
 /// The longest engine name accepted.
 const MAX_NAME: usize = 63;
 
@@ -69,7 +68,7 @@ impl Default for SwarmConfig {
 }
 
 /// Whether `name` may name an engine.
-pub fn valid_engine_name(name: &str) -> bool {
+fn valid_engine_name(name: &str) -> bool {
     let mut bytes = name.bytes();
     !name.is_empty()
         && name.len() <= MAX_NAME
@@ -78,7 +77,7 @@ pub fn valid_engine_name(name: &str) -> bool {
 }
 
 /// Whether `endpoint` is an address Entry can reach an engine at.
-pub fn valid_endpoint(endpoint: &str) -> bool {
+fn valid_endpoint(endpoint: &str) -> bool {
     let Some((scheme, rest)) = endpoint.split_once("://") else {
         return endpoint.starts_with('/');
     };

@@ -86,8 +86,8 @@ pub struct EngineState {
 #[derive(Default)]
 pub struct Found {
     pub candidates: Vec<(Arc<FleetEngine>, ContainerInfo)>,
-    /// Engines that could not answer.
-    pub down: Vec<EngineState>,
+    /// Why each engine that could not answer did not (`engine e3 is unreachable`).
+    pub down: Vec<String>,
 }
 
 /// Every container of the engines that answered.
@@ -101,8 +101,6 @@ pub struct FleetListing {
 pub enum FleetError {
     #[error("no engine named {0}")]
     UnknownEngine(String),
-    #[error("engine {engine} is unreachable: {detail}")]
-    EngineDown { engine: String, detail: String },
 }
 
 /// The engines of one gateway.
@@ -133,11 +131,6 @@ impl Fleet {
     /// The configured engines, in order.
     pub fn engines(&self) -> &[Arc<FleetEngine>] {
         &self.engines
-    }
-
-    /// Whether more than one engine is configured (addresses then show their engine).
-    pub fn is_multi(&self) -> bool {
-        self.engines.len() > 1
     }
 
     /// The engine named `name`: configured, or a Swarm node's found through its label.
@@ -172,7 +165,7 @@ impl Fleet {
             match answer {
                 Ok(Some(container)) => found.candidates.push((engine, container)),
                 Ok(None) => {}
-                Err(detail) => found.down.push(EngineState { name: engine.name.clone(), down: Some(detail) }),
+                Err(detail) => found.down.push(detail),
             }
         }
         if found.candidates.is_empty() && self.swarm.enabled {
@@ -307,7 +300,9 @@ impl Fleet {
             tracing::warn!(node = %name, "swarm node's host name cannot name an engine; not reached through its label");
             return None;
         }
-        if let Some(engine) = self.cached(name).filter(|_| self.cached_endpoint(name) == Some(endpoint.to_owned())) {
+        let same_endpoint =
+            |engine: &Arc<FleetEngine>| engine.labels.get(super::ENDPOINT_LABEL).map(String::as_str) == Some(endpoint);
+        if let Some(engine) = self.cached(name).filter(same_endpoint) {
             return Some(engine);
         }
         let spec = EngineSpec {
@@ -335,10 +330,6 @@ impl Fleet {
 
     fn cached(&self, name: &str) -> Option<Arc<FleetEngine>> {
         self.discovered.lock().ok()?.get(name).cloned()
-    }
-
-    fn cached_endpoint(&self, name: &str) -> Option<String> {
-        self.cached(name)?.labels.get(super::ENDPOINT_LABEL).cloned()
     }
 
     fn discovered_engines(&self) -> Vec<Arc<FleetEngine>> {

@@ -74,7 +74,6 @@ impl From<FleetError> for Refusal {
     fn from(error: FleetError) -> Self {
         let reason = match &error {
             FleetError::UnknownEngine(_) => CloseReason::ContainerNotFound,
-            FleetError::EngineDown { .. } => CloseReason::RuntimeUnavailable,
         };
         Self::new(reason, error.to_string())
     }
@@ -136,16 +135,16 @@ impl Engine {
         let found = self.fleet.find(&request.address).await?;
         let (engine, container) = self.choose(request, &principal, found)?;
         tracing::debug!(?authenticated_in, found_in = ?begun.elapsed(), engine = %engine.name, "session authorised");
-        principal.may_enter(&container, self.own_container.as_deref()).map_err(Refusal::from)?;
         if !container.running {
             return Err(RuntimeError::ContainerNotRunning(container.name.clone()).into());
         }
         Ok(Admission { principal, engine, container, slot })
     }
 
-    /// The one container among those found that the caller's patterns allow. A container
-    /// outside them is answered exactly as one that does not exist, and is never listed as a
-    /// candidate: the refusal is no oracle of other teams' container names.
+    /// The one container among those found that the caller's patterns allow, if the caller
+    /// may enter it. A container outside the patterns is answered exactly as one that does not
+    /// exist, and is never listed as a candidate: the refusal is no oracle of other teams'
+    /// container names.
     fn choose(
         &self,
         request: &EnterRequest,
@@ -156,26 +155,32 @@ impl Engine {
         let mut allowed: Vec<_> = found
             .candidates
             .into_iter()
-            .filter(|(engine, container)| match principal.may_enter(container, own) {
+            .filter_map(|(engine, container)| match principal.may_enter(&container, own) {
                 Err(AuthError::NotAllowed { user, container: name }) => {
                     tracing::info!(%user, container = %name, engine = %engine.name, "not within the token's patterns; answered as not found");
-                    false
+                    None
                 }
-                _ => true,
+                verdict => Some((engine, container, verdict)),
             })
             .collect();
         let target = request.address.to_string();
         match allowed.len() {
-            1 => Ok(allowed.remove(0)),
+            1 => {
+                let (engine, container, verdict) = allowed.remove(0);
+                verdict?;
+                Ok((engine, container))
+            }
             0 if found.down.is_empty() => Err(RuntimeError::ContainerNotFound(target).into()),
             0 => {
-                let down: Vec<&str> = found.down.iter().filter_map(|engine| engine.down.as_deref()).collect();
-                let line = format!("container {target} not found on the engines that answered; {}", down.join("; "));
+                let line =
+                    format!("container {target} not found on the engines that answered; {}", found.down.join("; "));
                 Err(Refusal::new(CloseReason::RuntimeUnavailable, line))
             }
             count => {
-                let names: Vec<String> =
-                    allowed.iter().map(|(engine, container)| format!("{}/{}", engine.name, container.name)).collect();
+                let names: Vec<String> = allowed
+                    .iter()
+                    .map(|(engine, container, _)| format!("{}/{}", engine.name, container.name))
+                    .collect();
                 let line = format!(
                     "container {target} is on {count} engines: {}; name one as engine/container",
                     names.join(", ")

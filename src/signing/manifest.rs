@@ -46,10 +46,6 @@ pub struct ChainLink {
     pub sha256: String,
 }
 
-fn local_engine() -> String {
-    "local".to_owned()
-}
-
 /// The session row's fields that say who did what, where and how it ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionFacts {
@@ -61,7 +57,7 @@ pub struct SessionFacts {
     pub client_kind: String,
     /// The Docker engine that held the exec; manifests made before engines were recorded
     /// read as `local`, the one engine such gateways had.
-    #[serde(default = "local_engine")]
+    #[serde(default = "crate::wire::api::default_engine")]
     pub engine: String,
     pub container_id: String,
     pub container_name: String,

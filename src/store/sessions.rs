@@ -14,10 +14,6 @@ use super::catchup::RowWrite;
 use super::{Store, StoreError, now_millis};
 pub use crate::wire::api::SessionStatus;
 
-fn default_engine() -> String {
-    "local".to_owned()
-}
-
 /// A session row.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SessionRow {
@@ -28,7 +24,7 @@ pub struct SessionRow {
     pub source_addr: String,
     pub client_kind: String,
     /// The Docker engine that holds the exec (`local` on a gateway of one engine).
-    #[serde(default = "default_engine")]
+    #[serde(default = "crate::wire::api::default_engine")]
     pub engine: String,
     pub container_id: String,
     pub container_name: String,

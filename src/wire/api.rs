@@ -63,8 +63,13 @@ impl SessionQuery {
 }
 
 /// A session as the API shows it (named `SessionRow` in the OpenAPI document, as it always was).
-fn local_engine() -> String {
-    "local".to_owned()
+/// The name of the one engine of a gateway that configures none, and of the engine of every
+/// session recorded before gateways had several.
+pub const DEFAULT_ENGINE: &str = "local";
+
+/// [`DEFAULT_ENGINE`], for fields that older rows and manifests lack.
+pub fn default_engine() -> String {
+    DEFAULT_ENGINE.to_owned()
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -77,7 +82,7 @@ pub struct SessionView {
     pub source_addr: String,
     pub client_kind: String,
     /// The Docker engine that held the exec (`local` on a gateway of one engine).
-    #[serde(default = "local_engine")]
+    #[serde(default = "default_engine")]
     pub engine: String,
     pub container_id: String,
     pub container_name: String,
